@@ -1,0 +1,45 @@
+# The study kit's entry points. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PARAMS ?= params/default.yaml
+JOBS   ?= 1
+
+.DEFAULT_GOAL := help
+.PHONY: help report test lint lab ablation synth bench clean-venv
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+report: $(STAMP) ## Run the whole study on the built-in synthetic cohort -> reports/<run>/report.html
+	$(PY) -m parotidlib run --params $(PARAMS)
+
+test: $(STAMP) ## Run the test suite
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## Check the code with ruff
+	$(PY) -m ruff check parotidlib tests bench
+
+lab: $(STAMP) ## Open JupyterLab on the notebooks with the project's environment
+	$(PY) -m ipykernel install --sys-prefix --name parotid --display-name "parotid study kit" >/dev/null
+	$(VENV)/bin/jupyter lab notebooks/
+
+ablation: $(STAMP) ## Run the channel ablation (the paper's Table 3) -> reports/<run>/ablation.html
+	$(PY) -m parotidlib ablation --params $(PARAMS) --jobs $(JOBS)
+
+synth: $(STAMP) ## Generate the built-in synthetic cohort into data/synthetic
+	$(PY) -m parotidlib synth --out data/synthetic --patients 233 --seed 0
+
+bench: $(STAMP) ## Run the benchmarks under bench/ (prints figures, asserts nothing)
+	$(PY) bench/bench_curate.py
+	$(PY) bench/bench_train.py
+
+clean-venv: ## Remove the virtual environment
+	rm -rf $(VENV)

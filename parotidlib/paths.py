@@ -1,0 +1,14 @@
+"""Paths from one place (cookiecutter-data-science practice)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Repository root (the folder holding pyproject.toml) for an editable install.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+REPORTS_DIR = PROJECT_ROOT / "reports"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+PARAMS_DIR = PROJECT_ROOT / "params"
+#: The built-in synthetic cohort that every run uses unless `cohort_manifest` is set.
+DEFAULT_COHORT_DIR = DATA_DIR / "synthetic"

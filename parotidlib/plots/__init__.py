@@ -1,0 +1,1 @@
+"""Figures drawn by the library, so notebooks and the HTML report show the same thing."""
