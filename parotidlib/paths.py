@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 #: Repository root (the folder holding pyproject.toml) for an editable install.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_ROOT / "data"
+#: Generated data; PAROTIDLIB_DATA_DIR moves it (tests use a temporary folder).
+DATA_DIR = Path(os.environ.get("PAROTIDLIB_DATA_DIR", PROJECT_ROOT / "data"))
 REPORTS_DIR = PROJECT_ROOT / "reports"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = PROJECT_ROOT / "params"

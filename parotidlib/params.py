@@ -1,0 +1,199 @@
+"""Params profiles: flat YAML keys, validated against the library's config dataclasses.
+
+Every tunable setting of the kit is a field of one frozen dataclass (``RunConfig`` here,
+``dataset.CurationConfig``, ``train.TrainConfig``, ``evaluate.EvaluationConfig``,
+``ablation.AblationConfig``). A params file is a flat mapping of those field names; this module
+merges a file over the defaults, rejects unknown keys with the list of valid ones, converts
+YAML lists to tuples and builds each section's dataclass (whose ``__post_init__`` validates
+values). See DESIGN.md, "Params".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """A params file or value is invalid; the message names the key and value."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Which cohort a run reads."""
+
+    # Path to a cohort's manifest.csv (DESIGN.md cohort format). Empty: the built-in synthetic
+    # cohort under data/synthetic, generated on first use. Relative paths are resolved from
+    # the project root.
+    cohort_manifest: str = ""
+    # Size and seed of the built-in synthetic cohort (used only when cohort_manifest is empty).
+    synth_patients: int = 233
+    synth_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.synth_patients < 3:
+            raise ParamsError(f"synth_patients must be >= 3, got {self.synth_patients!r}")
+
+
+def _sections() -> dict[str, type]:
+    """The config dataclasses whose fields make up the params keys (imported lazily)."""
+    from parotidlib.ablation import AblationConfig
+    from parotidlib.dataset import CurationConfig
+    from parotidlib.evaluate import EvaluationConfig
+    from parotidlib.train import TrainConfig
+
+    return {
+        "run": RunConfig,
+        "curate": CurationConfig,
+        "train": TrainConfig,
+        "evaluate": EvaluationConfig,
+        "ablation": AblationConfig,
+    }
+
+
+def defaults() -> dict[str, Any]:
+    """All valid keys with their default values (a key shared by sections appears once)."""
+    out: dict[str, Any] = {}
+    for cls in _sections().values():
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                value = f.default
+            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                value = f.default_factory()  # type: ignore[misc]
+            else:
+                value = None
+            out.setdefault(f.name, value)
+    return out
+
+
+def valid_keys() -> list[str]:
+    """Sorted list of every key a params file may hold."""
+    return sorted(defaults())
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a YAML value to a field's annotated type (lists to tuples, ints to floats)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], key) if len(args) == 1 else value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ParamsError(f"{key} must be a list, got {value!r}")
+        args = typing.get_args(annotation)
+        inner = args[0] if args else Any
+        return tuple(_convert(v, inner, key) for v in value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-6" as a string
+            return float(value)
+        except ValueError:
+            raise ParamsError(f"{key} must be a number, got {value!r}") from None
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if annotation in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ParamsError(f"{key} must be a number, got {value!r}")
+    if annotation is bool and not isinstance(value, bool):
+        raise ParamsError(f"{key} must be true or false, got {value!r}")
+    if annotation is str and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _check_keys(params: Mapping[str, Any], source: str) -> None:
+    valid = set(valid_keys())
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ParamsError(
+            f"unknown params key(s) in {source}: {', '.join(hints)}. "
+            f"Valid keys: {', '.join(sorted(valid))}"
+        )
+
+
+def resolve(params: Mapping[str, Any] | None = None, source: str = "params") -> dict[str, Any]:
+    """Merge ``params`` over the defaults, convert types and validate every section.
+
+    Raises
+    ------
+    ParamsError
+        For an unknown key (listing the valid keys) or an invalid value (naming key and value).
+    """
+    params = dict(params or {})
+    _check_keys(params, source)
+    resolved = defaults()
+    for cls in _sections().values():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in params:
+                resolved[f.name] = _convert(params[f.name], hints[f.name], f.name)
+    for cls in _sections().values():
+        section(resolved, cls)  # runs __post_init__ validation
+    return resolved
+
+
+def section(params: Mapping[str, Any], cls: type[T]) -> T:
+    """Build one config dataclass from a resolved flat params mapping."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    try:
+        return cls(**{k: v for k, v in params.items() if k in names})
+    except ParamsError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ParamsError(str(exc)) from exc
+
+
+def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a flat YAML params file, apply ``overrides`` and return the resolved params."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params file {path} must hold a mapping of keys, got {type(raw).__name__}")
+    raw.update(overrides or {})
+    return resolve(raw, source=str(path))
+
+
+def to_yaml(params: Mapping[str, Any]) -> str:
+    """Serialise resolved params as flat YAML (tuples as lists), keys sorted."""
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    return yaml.safe_dump(plain, sort_keys=True, default_flow_style=None)
+
+
+def fingerprint(params: Mapping[str, Any]) -> str:
+    """Stable SHA-256 of resolved params (for stage caching)."""
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+
+
+def from_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolved params from a notebook's namespace (its ``parameters`` cell plus injections).
+
+    Keys absent from the namespace take their defaults, so a notebook opened in JupyterLab
+    runs as it is, and one executed by papermill gets exactly the run's params.
+    """
+    return resolve({k: namespace[k] for k in valid_keys() if k in namespace}, source="notebook")

@@ -1,0 +1,144 @@
+"""The HTML study report: the paper's headline numbers, side-by-side tables, HTML export.
+
+The report itself is the executed ``notebooks/50-report.ipynb``, exported by nbconvert with
+code hidden and figures embedded (one self-contained file). This module holds what that
+notebook needs beyond the other modules: the paper's published values (Xia et al. 2021,
+Front. Oncol. 11:632104) and the "paper vs this run" comparison.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from parotidlib.io import write_text_atomic
+
+#: Published values (Xia et al. 2021: Abstract, Results, Tables 3-5, Methods).
+PAPER: dict[str, Any] = {
+    "slice_accuracy": {"train": (0.9294, (0.91, 0.93)), "test": (0.8218, (0.77, 0.86))},
+    "micro_auc": {"train": 0.98, "test": 0.93},
+    # Methods: slices per class in the training and test sets.
+    "slices": {
+        "train": {"free": 902, "pleomorphic_adenoma": 714, "warthin": 558, "malignant": 861},
+        "test": {"free": 89, "pleomorphic_adenoma": 57, "warthin": 36, "malignant": 93},
+    },
+    # Test patients (Methods, Table 5); train = Table 1 minus test. The Methods text prints
+    # 83/58/73 training patients, which sums to 214, not the stated 212.
+    "patients": {
+        "train": {"pleomorphic_adenoma": 82, "warthin": 58, "malignant": 72},
+        "test": {"pleomorphic_adenoma": 8, "warthin": 5, "malignant": 8},
+    },
+    "table4": {
+        "benign_vs_malignant": {"accuracy": (0.882, (0.827, 0.921)),
+                                "sensitivity": (0.946, (0.873, 0.980)),
+                                "specificity": (0.817, (0.721, 0.887))},
+        "pleomorphic_vs_warthin": {"accuracy": (0.634, (0.533, 0.725)),
+                                   "sensitivity": (0.695, (0.560, 0.805)),
+                                   "specificity": (0.529, (0.354, 0.698))},
+        "lesion_vs_none": {"accuracy": (1.0, (0.986, 1.0)),
+                           "sensitivity": (1.0, (0.948, 1.0)),
+                           "specificity": (1.0, (0.975, 1.0))},
+    },
+    "table5": {"pleomorphic_adenoma": (8, 6), "warthin": (5, 3), "benign": (13, 12),
+               "malignant": (8, 8)},
+    # Table 3: test accuracy per input composition.
+    "table3": {"t1": 0.706, "ce_t1": 0.739, "t2": 0.707, "t1+ce_t1": 0.702, "t1+t2": 0.798,
+               "ce_t1+t2": 0.776, "t1+ce_t1+t2+gland": 0.822},
+    "training_time": "about 2 hours, 1200 epochs on one GTX 1080 Ti",
+}
+
+SYNTHETIC_NOTE = (
+    "**Synthetic data.** Every number and figure in this report comes from the kit's "
+    "physics-based synthetic cohort, not from patients. It checks that the pipeline works "
+    "and shows what it measures; it says nothing about clinical performance."
+)
+
+
+def _fmt(value: float | None, ci: tuple[float, float] | list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.3f}"
+    if ci is not None:
+        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return text
+
+
+def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Headline numbers of the paper beside this run's, one row per quantity.
+
+    Parameters
+    ----------
+    metrics : mapping
+        A run's metrics.json (DESIGN.md schema).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``quantity``, ``paper``, ``this run``.
+    """
+    rows = []
+    for split in ("train", "test"):
+        acc = metrics["slice"][split]["accuracy"]
+        paper_acc, paper_ci = PAPER["slice_accuracy"][split]
+        rows.append((f"Slice accuracy, {split} [95% CI]", _fmt(paper_acc, paper_ci),
+                     _fmt(acc["value"], acc["ci95"])))
+        auc = metrics["slice"][split]["micro_auc"]
+        rows.append((f"Micro-AUC, {split}" + (" [95% CI]" if auc.get("ci95") else ""),
+                     _fmt(PAPER["micro_auc"][split]), _fmt(auc["value"], auc.get("ci95"))))
+    for row in metrics.get("table4", []):
+        paper_row = PAPER["table4"].get(row["task"], {})
+        for measure in ("accuracy", "sensitivity", "specificity"):
+            if measure not in row:
+                continue
+            pv = paper_row.get(measure)
+            rows.append((f"Table 4 {row['task'].replace('_', ' ')}: {measure}",
+                         _fmt(*pv) if pv else "n/a",
+                         _fmt(row[measure]["value"], row[measure]["ci95"])))
+    for row in metrics.get("patient", {}).get("table5", []):
+        paper = PAPER["table5"].get(row["type"])
+        rows.append((f"Table 5 {row['type'].replace('_', ' ')}: correct / patients",
+                     f"{paper[1]} / {paper[0]}" if paper else "n/a",
+                     f"{row['correct']} / {row['patients']}"))
+    return pd.DataFrame(rows, columns=["quantity", "paper", "this run"])
+
+
+def slice_counts_vs_paper(slices: pd.DataFrame) -> pd.DataFrame:
+    """Slices per class and split in this run beside the paper's (Methods)."""
+    from parotidlib.constants import CLASSES
+
+    counts = slices.groupby(["split", "label"]).size()
+    rows = []
+    for split in ("train", "test"):
+        for cls in CLASSES:
+            rows.append({"split": split, "class": cls,
+                         "paper": PAPER["slices"][split][cls],
+                         "this run": int(counts.get((split, cls), 0))})
+        rows.append({"split": split, "class": "total",
+                     "paper": sum(PAPER["slices"][split].values()),
+                     "this run": int(counts.loc[split].sum()) if split in counts.index else 0})
+    return pd.DataFrame(rows)
+
+
+def load_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """Read a run's metrics.json."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def export_html(notebook: str | Path, html: str | Path) -> Path:
+    """Export an executed notebook to one self-contained HTML file with code hidden.
+
+    nbconvert's HTMLExporter embeds the notebook's image outputs as base64, so the file has
+    no external references to the run folder.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    return write_text_atomic(html, body)

@@ -1,0 +1,57 @@
+"""Params profiles: defaults, conversion, unknown keys, every shipped profile resolves."""
+
+from pathlib import Path
+
+import pytest
+
+from parotidlib import params as P
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("profile", sorted((ROOT / "params").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_profile_resolves(profile):
+    resolved = P.load_params(profile)
+    assert set(resolved) == set(P.valid_keys())
+
+
+def test_unknown_key_is_refused_with_the_valid_keys(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(P.ParamsError) as err:
+        P.load_params(path)
+    message = str(err.value)
+    assert "learning_rate" in message and "did you mean 'lr'" in message
+    assert "Valid keys:" in message and "batch_size" in message
+
+
+def test_values_are_converted_and_validated(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("lr: 1e-6\nchannels: [t1, t2]\nepochs: 5\n")
+    resolved = P.load_params(path)
+    assert resolved["lr"] == pytest.approx(1e-6)
+    assert resolved["channels"] == ("t1", "t2")
+    with pytest.raises(P.ParamsError, match="epochs"):
+        P.resolve({"epochs": -1})
+    with pytest.raises(P.ParamsError, match="batch_size"):
+        P.resolve({"batch_size": "many"})
+
+
+def test_overrides_and_fingerprint_are_stable(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("epochs: 5\n")
+    a = P.load_params(path)
+    b = P.load_params(path, {"epochs": 6})
+    assert b["epochs"] == 6
+    assert P.fingerprint(a) == P.fingerprint(P.load_params(path))
+    assert P.fingerprint(a) != P.fingerprint(b)
+    assert P.resolve(__import__("yaml").safe_load(P.to_yaml(a))) == a
+
+
+def test_not_a_mapping_and_missing_file(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(P.ParamsError, match="mapping"):
+        P.load_params(path)
+    with pytest.raises(P.ParamsError, match="not found"):
+        P.load_params(tmp_path / "missing.yaml")
