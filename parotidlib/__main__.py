@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, helptext in (
         ("run", _run, "run the study notebooks and build reports/<run>/report.html"),
-        ("ablation", _ablation, "run the channel ablation (Table 3) -> reports/<run>/ablation.html"),
+        ("ablation", _ablation,
+         "run the channel ablation (Table 3) -> reports/<run>/ablation.html"),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--params", type=Path, default=Path("params/default.yaml"))
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (non-zero with a one-line error on failure)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     from parotidlib.params import ParamsError
     from parotidlib.pipeline import StageError
 

@@ -108,7 +108,8 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
             raise ParamsError(f"{key} must be a number, got {value!r}") from None
     if annotation is int and isinstance(value, float) and value.is_integer():
         return int(value)
-    if annotation in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+    not_number = isinstance(value, bool) or not isinstance(value, int | float)
+    if annotation in (int, float) and not_number:
         raise ParamsError(f"{key} must be a number, got {value!r}")
     if annotation is bool and not isinstance(value, bool):
         raise ParamsError(f"{key} must be true or false, got {value!r}")
@@ -173,7 +174,8 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     except yaml.YAMLError as exc:
         raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ParamsError(f"params file {path} must hold a mapping of keys, got {type(raw).__name__}")
+        raise ParamsError(
+            f"params file {path} must hold a mapping of keys, got {type(raw).__name__}")
     raw.update(overrides or {})
     return resolve(raw, source=str(path))
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from parotidlib.tables import scanner_table, slice_counts, table1
+from parotidlib.cohort_tables import scanner_table, slice_counts, table1
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ def _notebook(path, body):
     params = nbformat.v4.new_code_cell("run_dir = '.'\nepochs = 1")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
     nbformat.write(nb, str(path))
 
 
