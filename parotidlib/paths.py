@@ -14,3 +14,8 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = PROJECT_ROOT / "params"
 #: The built-in synthetic cohort that every run uses unless `cohort_manifest` is set.
 DEFAULT_COHORT_DIR = DATA_DIR / "synthetic"
+
+
+def data_dir() -> Path:
+    """The generated-data folder, read at call time (PAROTIDLIB_DATA_DIR overrides it)."""
+    return Path(os.environ.get("PAROTIDLIB_DATA_DIR", PROJECT_ROOT / "data"))

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from parotidlib.constants import IMAGE_COLUMNS, LABEL_COLUMNS
-from parotidlib.paths import DEFAULT_COHORT_DIR, PROJECT_ROOT
+from parotidlib.paths import PROJECT_ROOT, data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 def builtin_cohort_dir(n_patients: int, seed: int) -> Path:
     """Folder of the built-in synthetic cohort for a size and seed (233/0 is data/synthetic)."""
     if (n_patients, seed) == (233, 0):
-        return DEFAULT_COHORT_DIR
-    return DEFAULT_COHORT_DIR.with_name(f"synthetic_n{n_patients}_s{seed}")
+        return data_dir() / "synthetic"
+    return data_dir() / f"synthetic_n{n_patients}_s{seed}"
 
 
 def manifest_path(params: Mapping[str, Any]) -> Path:

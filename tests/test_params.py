@@ -17,11 +17,11 @@ def test_every_shipped_profile_resolves(profile):
 
 def test_unknown_key_is_refused_with_the_valid_keys(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("epochs: 3\nlearning_rate: 0.1\n")
+    path.write_text("epochs: 3\nbatchsize: 16\n")
     with pytest.raises(P.ParamsError) as err:
         P.load_params(path)
     message = str(err.value)
-    assert "learning_rate" in message and "did you mean 'lr'" in message
+    assert "batchsize" in message and "did you mean 'batch_size'" in message
     assert "Valid keys:" in message and "batch_size" in message
 
 
