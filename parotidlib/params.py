@@ -186,9 +186,14 @@ def to_yaml(params: Mapping[str, Any]) -> str:
     return yaml.safe_dump(plain, sort_keys=True, default_flow_style=None)
 
 
+#: Keys that change how fast a run goes, or only the ablation batch, not a run's results.
+RESULT_NEUTRAL_KEYS = frozenset({"num_threads", "curate_jobs", "seeds", "compositions"})
+
+
 def fingerprint(params: Mapping[str, Any]) -> str:
-    """Stable SHA-256 of resolved params (for stage caching)."""
-    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())}
+    """Stable SHA-256 of resolved params, leaving out RESULT_NEUTRAL_KEYS (stage caching)."""
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())
+             if k not in RESULT_NEUTRAL_KEYS}
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
 
 

@@ -9,6 +9,7 @@ Library code is not part of the key: after changing parotidlib, rerun with ``--f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -22,26 +23,41 @@ from pathlib import Path
 from typing import Any
 
 from parotidlib.io import write_text_atomic
-from parotidlib.params import load_params, to_yaml
+from parotidlib.params import _sections, fingerprint, load_params, to_yaml
 from parotidlib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR
 
 logger = logging.getLogger(__name__)
 
 
+class _QuietUnknownParameters(logging.Filter):
+    """Every notebook gets the whole params set (one file for all stages); papermill warns
+    about each key a notebook's parameters cell does not declare. Those keys still reach the
+    notebook (``params.from_namespace``), so the warnings are noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+logging.getLogger("papermill").addFilter(_QuietUnknownParameters())
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One notebook of the chain and the file whose presence marks it complete."""
+    """One notebook of the chain, the file whose presence marks it complete, and the params
+    sections (``params._sections`` names) plus single keys its results depend on."""
 
     name: str
     notebook: str
     output: str
+    sections: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("curate", "10-curate.ipynb", "data/dataset.json"),
-    Stage("train", "20-train.ipynb", "model/history.csv"),
-    Stage("evaluate", "30-evaluate.ipynb", "predictions.csv"),
-    Stage("statistics", "40-statistics.ipynb", "metrics.json"),
+    Stage("curate", "10-curate.ipynb", "data/dataset.json", ("run", "curate")),
+    Stage("train", "20-train.ipynb", "model/history.csv", ("train",), ("channels",)),
+    Stage("evaluate", "30-evaluate.ipynb", "predictions.csv", ("evaluate",), ("device",)),
+    Stage("statistics", "40-statistics.ipynb", "metrics.json", ("evaluate",)),
     Stage("report", "50-report.ipynb", "report.html"),
 )
 
@@ -62,6 +78,8 @@ class RunResult:
     report: Path
     timing_s: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    #: Cache key of every stage (what a later partial chain passes as ``upstream``).
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 def git_commit(short: bool = True) -> str:
@@ -89,10 +107,25 @@ def _sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def stage_key(stage: Stage, params_fp: str, upstream: str, extra: str = "",
+def stage_params(stage: Stage, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params a stage's results depend on (its sections' keys and its extra keys).
+
+    A stage without sections depends on all params. Keys that change speed but not results
+    (``params.RESULT_NEUTRAL_KEYS``) are left out, so e.g. ``--jobs`` does not invalidate.
+    """
+    if not stage.sections and not stage.keys:
+        return dict(params)
+    names = set(stage.keys)
+    for section_name in stage.sections:
+        names |= {f.name for f in dataclasses.fields(_sections()[section_name])}
+    return {k: v for k, v in params.items() if k in names}
+
+
+def stage_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str = "",
               notebooks_dir: Path = NOTEBOOKS_DIR) -> str:
-    """Cache key of a stage: its notebook, the params, the upstream key and ``extra``."""
-    parts = [stage.name, _sha256_file(notebooks_dir / stage.notebook), params_fp, upstream, extra]
+    """Cache key of a stage: its notebook, its params, the upstream stage's key and ``extra``."""
+    parts = [stage.name, _sha256_file(notebooks_dir / stage.notebook),
+             fingerprint(stage_params(stage, params)), upstream, extra]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -126,7 +159,8 @@ def execute_stage(stage: Stage, run_dir: Path, parameters: Mapping[str, Any],
 
 def run_study(params_path: str | Path, name: str | None = None, force: bool = False,
               reports_dir: str | Path = REPORTS_DIR, overrides: Mapping[str, Any] | None = None,
-              stages: Sequence[Stage] = STAGES, notebooks_dir: Path = NOTEBOOKS_DIR) -> RunResult:
+              stages: Sequence[Stage] = STAGES, notebooks_dir: Path = NOTEBOOKS_DIR,
+              upstream: str = "") -> RunResult:
     """Run the study notebooks into ``reports_dir/<name>`` and build its report.html.
 
     Parameters
@@ -139,6 +173,11 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
         Rerun every stage even when its cache key is unchanged.
     overrides : mapping, optional
         Params overriding the file (e.g. ``channels`` for an ablation member).
+    stages : sequence of Stage
+        The stages to run (default: the whole chain).
+    upstream : str
+        Cache key of the stage before ``stages[0]`` when the chain starts later (an ablation
+        member starts at training on a dataset curated once).
 
     Returns
     -------
@@ -161,20 +200,16 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     write_text_atomic(run_dir / "params.yaml", to_yaml(params))
     write_text_atomic(run_dir / "cohort.json", json.dumps(
         {"manifest": str(manifest), "fingerprint": cohort_fingerprint(manifest)}, indent=2))
-    from parotidlib.params import fingerprint
-
-    params_fp = fingerprint(params)
     cohort_fp = json.loads((run_dir / "cohort.json").read_text())["fingerprint"]
     parameters = {**params, "run_dir": str(run_dir), "cohort_manifest": str(manifest)}
     parameters = {k: list(v) if isinstance(v, tuple) else v for k, v in parameters.items()}
 
-    result = RunResult(run_dir=run_dir, report=run_dir / "report.html")
+    result = RunResult(run_dir=run_dir, report=run_dir / "report.html", keys={})
     timing_path = run_dir / "timing.json"
-    upstream = ""
     for stage in stages:
-        key = stage_key(stage, params_fp, upstream,
+        key = stage_key(stage, params, upstream,
                         cohort_fp if stage.name == "curate" else "", notebooks_dir)
-        upstream = key
+        upstream = result.keys[stage.name] = key
         stamp = _read_stamp(run_dir, stage)
         if (not force and stamp and stamp.get("key") == key
                 and (run_dir / stage.output).exists()):

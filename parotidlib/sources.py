@@ -53,10 +53,10 @@ def manifest_path(params: Mapping[str, Any]) -> Path:
 
 
 def is_synthetic(manifest: Path) -> bool:
-    """True when ``manifest`` is a cohort written by the built-in generator."""
-    return (Path(manifest).parent / ".synth_stamp.json").exists() or Path(manifest).parent.name.startswith(
-        "synthetic"
-    )
+    """True when ``manifest`` is a cohort written by the built-in generator (its stamp file)."""
+    from parotidlib.synth import STAMP_NAME
+
+    return (Path(manifest).parent / STAMP_NAME).is_file()
 
 
 def cohort_fingerprint(manifest: str | Path) -> str:

@@ -95,3 +95,19 @@ def test_default_run_name(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline, "git_commit", lambda short=True: "abc1234")
     name = pipeline.default_run_name(tmp_path / "default.yaml")
     assert name.endswith("_default_abc1234") and name[:4].isdigit()
+
+
+def test_stage_keys_depend_only_on_the_params_of_that_stage():
+    from parotidlib import params as P
+    from parotidlib.pipeline import STAGES, stage_key
+
+    train, stats = STAGES[1], STAGES[3]
+    base = P.resolve({})
+    threshold = P.resolve({"malignant_threshold": 3})
+    threads = P.resolve({"num_threads": 2})
+    channels = P.resolve({"channels": ["t1", "t2"]})
+    assert stage_key(train, base, "up") == stage_key(train, threshold, "up")
+    assert stage_key(stats, base, "up") != stage_key(stats, threshold, "up")
+    assert stage_key(train, base, "up") == stage_key(train, threads, "up")
+    assert stage_key(train, base, "up") != stage_key(train, channels, "up")
+    assert stage_key(train, base, "up") != stage_key(train, base, "other upstream")
