@@ -28,7 +28,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import (
     GLAND_LABEL,

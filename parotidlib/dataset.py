@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.align import AlignmentError
 from parotidlib.cohort import (

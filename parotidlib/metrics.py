@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, confusion_matrix, roc_auc_score, roc_curve
 from sklearn.preprocessing import label_binarize
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import CLASSES
 from parotidlib.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions

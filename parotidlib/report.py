@@ -199,6 +199,6 @@ def show_figures(run_dir: str | Path, names: list[str], width: int = 720) -> Non
     for name in names:
         path = Path(run_dir) / "figures" / f"{name}.png"
         if path.exists():
-            display(Image(filename=str(path), width=width))
+            display(Image(filename=str(path), width=width, alt=name.replace("_", " ")))
         else:
             display(Markdown(f"*Figure `{name}` was not produced in this run.*"))

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.augment import BatchAugment
 from parotidlib.checkpoint import (

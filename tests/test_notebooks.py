@@ -14,7 +14,8 @@ BOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_every_stage_has_its_notebook_and_no_notebook_is_orphaned():
-    assert sorted(s.notebook for s in STAGES) == [p.name for p in BOOKS]
+    expected = sorted([s.notebook for s in STAGES] + ["60-ablation.ipynb"])
+    assert expected == [p.name for p in BOOKS]
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.name)
