@@ -66,7 +66,8 @@ def test_failing_stage_stops_the_run_and_keeps_its_notebook(smoke_run, tmp_path)
         run_study(bad, name="broken", reports_dir=smoke_run.run_dir.parent)
     assert err.value.stage == "curate" and "10-curate.ipynb" in str(err.value)
     kept = nbformat.read(str(err.value.notebook), as_version=4)
-    errors = [o for c in kept.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [o for c in kept.cells for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
     assert errors and "P1" in errors[0]["evalue"]
     assert not (smoke_run.run_dir.parent / "broken" / "20-train.ipynb").exists()
     assert sorted(p.name for p in cohort.iterdir()) == ["manifest.csv"]  # input untouched
