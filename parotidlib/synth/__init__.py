@@ -1,0 +1,49 @@
+"""The built-in physics-based synthetic parotid MRI cohort (DESIGN.md, "The synthetic cohort").
+
+Xia et al. 2021's images are private, so the kit ships a generator: per patient a neck
+phantom at the parotid level (tissues with proton density, T1, T2, fat fraction and contrast
+uptake; a tumour of the patient's histology in one or both glands), imaged with the signal
+equations of the paper's three series on one of the three scanners of its Table 2, with
+partial volume, a bias field, Rician noise and each scanner's intensity scale.
+
+Modules: :mod:`~parotidlib.synth.composition` (who is in the cohort, Table 1),
+:mod:`~parotidlib.synth.tissues`, :mod:`~parotidlib.synth.anatomy`,
+:mod:`~parotidlib.synth.tumours`, :mod:`~parotidlib.synth.phantom` (the digital phantom),
+:mod:`~parotidlib.synth.scanners` (Table 2), :mod:`~parotidlib.synth.signal` and
+:mod:`~parotidlib.synth.render` (the acquisition), :mod:`~parotidlib.synth.patient` and
+:mod:`~parotidlib.synth.generate` (the writer).
+"""
+
+from parotidlib.synth.composition import (
+    PAPER_COUNTS,
+    PatientSpec,
+    apportion,
+    cohort_composition,
+    draw_patients,
+)
+from parotidlib.synth.generate import (
+    GENERATOR_VERSION,
+    OPTIONAL_COLUMNS,
+    STAMP_NAME,
+    CohortExistsError,
+    generate_cohort,
+)
+from parotidlib.synth.patient import SimulatedPatient, simulate_patient
+from parotidlib.synth.scanners import SCANNERS, ScannerProfile
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "OPTIONAL_COLUMNS",
+    "PAPER_COUNTS",
+    "SCANNERS",
+    "STAMP_NAME",
+    "CohortExistsError",
+    "PatientSpec",
+    "ScannerProfile",
+    "SimulatedPatient",
+    "apportion",
+    "cohort_composition",
+    "draw_patients",
+    "generate_cohort",
+    "simulate_patient",
+]

@@ -1,0 +1,297 @@
+"""Parotid tumours: size, position in the gland, shape and internal structure per histology.
+
+Class-typical MR appearance (Ikeda et al. 2004, AJNR 25:1256; Yabuuchi et al. 2003, Radiology
+226:345; Christe et al. 2011, AJNR 32:1202), each drawn from distributions that overlap
+between classes:
+
+* pleomorphic adenoma: lobulated ("bosselated") margin, thin fibrous capsule (dark rim on
+  T2), myxoid stroma with very long T2 and islands of cellular tissue (the cellular variant
+  has little stroma and a lower T2), progressive (delayed) enhancement;
+* Warthin tumour: smooth oval, lower pole (tail) of the gland, intermediate T2 solid part,
+  small cysts (serous: long T1/T2; proteinaceous: short T1), mild enhancement (early
+  wash-out, so little at the delayed CE-T1), often bilateral;
+* malignant (adenocarcinoma): irregular, infiltrative margin (smooth in low-grade tumours),
+  intermediate-short T2, central necrosis (long T2, no enhancement) in high-grade and large
+  tumours, heterogeneous enhancement; no capsule; may cross the gland's border.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import ndtri
+
+from parotidlib.synth.anatomy import SIDE_SIGN, GlandShape
+from parotidlib.synth.tissues import Tissue
+
+__all__ = ["Tumour", "draw_tumour", "paint_tumour"]
+
+#: Median diameter (mm) per histology; log-normal spread, clipped to 12-40 mm.
+_DIAMETER_MM = {"pleomorphic_adenoma": 25.0, "warthin": 27.0, "malignant": 28.0}
+#: Tissues a tumour does not replace (it pushes or erodes bone only in late stages).
+_BONE = (Tissue.AIR, Tissue.CORTEX, Tissue.MARROW)
+
+
+@dataclass(frozen=True)
+class Tumour:
+    """One tumour (mm, patient coordinates).
+
+    Attributes
+    ----------
+    histology, side : str
+    centre : ndarray (3,)
+    radii : ndarray (3,)
+        Semi-axes before rotation (x, y in-plane; z).
+    angle_deg : float
+        In-plane rotation.
+    lobes : ndarray (K, 5)
+        Lobulation bumps: unit direction (3), amplitude (fraction of the radius), cosine of
+        the half-width.
+    margin_irregularity : float
+        Amplitude of the random-field perturbation of the margin (infiltrative look).
+    capsule_mm : float
+        Fibrous capsule thickness (0: none).
+    cellular_fraction : float
+        Pleomorphic adenoma: share of cellular islands in the stroma.
+    cysts : ndarray (K, 5)
+        Centre (3, mm), radius (mm), 1 for proteinaceous content (short T1) else 0.
+    necrosis_fraction : float
+        Necrotic core radius as a fraction of the tumour radius (0: none).
+    gland_margin_mm : float
+        Gland tissue kept around the tumour (the gland is grown to hold it); negative for
+        malignant tumours, whose outer part may lie outside the gland.
+    tissue_values : dict
+        Per-tumour parameters that replace the patient's table: {Tissue: (pd, t1, t2, conc)}.
+    heterogeneity : dict
+        Texture modulation amplitudes per tumour tissue: {Tissue: (t2_amp, conc_amp)}.
+    """
+
+    histology: str
+    side: str
+    centre: np.ndarray
+    radii: np.ndarray
+    angle_deg: float
+    lobes: np.ndarray
+    margin_irregularity: float
+    capsule_mm: float
+    cellular_fraction: float
+    cysts: np.ndarray
+    necrosis_fraction: float
+    gland_margin_mm: float
+    tissue_values: dict = field(default_factory=dict)
+    heterogeneity: dict = field(default_factory=dict)
+
+    @property
+    def inplane_radius_mm(self) -> float:
+        """Typical largest in-plane radius (mm), with lobulation and irregularity."""
+        lobe = float(self.lobes[:, 3].max()) if len(self.lobes) else 0.0
+        return float(self.radii[:2].max() * (1.0 + lobe + self.margin_irregularity))
+
+    @property
+    def diameter_mm(self) -> float:
+        """Largest diameter (mm), ignoring lobulation."""
+        return float(2.0 * self.radii.max())
+
+    @property
+    def lobe_bound(self) -> float:
+        """Largest lobulation added to the normalised radius (the two largest lobes)."""
+        return float(np.sort(self.lobes[:, 3])[::-1][:2].sum()) if len(self.lobes) else 0.0
+
+    def bounds(self, margin_mm: float = 0.0) -> np.ndarray:
+        """[[xmin, xmax], [ymin, ymax], [zmin, zmax]] (mm) that contain the tumour."""
+        grow = 1.0 + self.lobe_bound + 2.0 * self.margin_irregularity
+        r = np.array([self.radii[:2].max(), self.radii[:2].max(), self.radii[2]]) * grow
+        r = r + max(self.gland_margin_mm, 0.0) + margin_mm
+        return np.stack([self.centre - r, self.centre + r], axis=1)
+
+
+def _unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _lobes(rng: np.random.Generator, n: int, amp: tuple[float, float]) -> np.ndarray:
+    if n == 0:
+        return np.zeros((0, 5))
+    return np.column_stack([_unit_vectors(rng, n), rng.uniform(*amp, size=n),
+                            np.cos(np.deg2rad(rng.uniform(35.0, 65.0, size=n)))])
+
+
+def _cysts(rng: np.random.Generator, n: int, radii: np.ndarray, r_mm: tuple[float, float],
+           p_protein: float, max_rel: float = 0.75) -> np.ndarray:
+    if n == 0:
+        return np.zeros((0, 5))
+    pos = _unit_vectors(rng, n) * (rng.uniform(0.0, 1.0, size=(n, 1)) ** (1 / 3) * max_rel)
+    return np.column_stack([pos * radii, rng.uniform(*r_mm, size=n),
+                            (rng.random(n) < p_protein).astype(float)])
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> Tumour:
+    """Draw one tumour of ``histology`` inside ``gland``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    histology : {"pleomorphic_adenoma", "warthin", "malignant"}
+    gland : GlandShape
+        The gland it grows in (Warthin tumours favour its lower pole).
+
+    Returns
+    -------
+    Tumour
+        Cyst centres are stored relative to the tumour centre (mm).
+    """
+    if histology not in _DIAMETER_MM:
+        raise ValueError(f"histology must be one of {sorted(_DIAMETER_MM)}, got {histology!r}")
+    d = float(np.clip(_DIAMETER_MM[histology] * np.exp(rng.normal(0.0, 0.28)), 12.0, 40.0))
+    radii = np.array([d / 2 * _u(rng, 0.85, 1.15), d / 2 * _u(rng, 0.85, 1.15),
+                      min(d / 2 * _u(rng, 0.75, 1.1), 16.0)])
+    sgn = SIDE_SIGN[gland.side]
+    xc, yc, zc = gland.centre
+    if histology == "warthin":  # lower pole / tail
+        dz = -_u(rng, 0.35, 0.75) * gland.h_down
+    else:
+        dz = _u(rng, -0.45, 0.45) * (gland.h_up if rng.random() < 0.5 else gland.h_down)
+    below = min(dz, 0.0)
+    centre = np.array([
+        xc - sgn * gland.tail_slope[0] * below + sgn * _u(rng, -0.15, 0.35) * gland.rx,
+        yc + gland.tail_slope[1] * below + _u(rng, -0.35, 0.3) * gland.ry,
+        zc + dz,
+    ])
+    values: dict[Tissue, tuple[float, float, float, float]] = {}
+    het: dict[Tissue, tuple[float, float]] = {}
+    lobes = _lobes(rng, 0, (0, 0))
+    cysts = np.zeros((0, 5))
+    irregular, capsule, cellular, necrosis, gland_margin = 0.0, 0.0, 0.0, 0.0, 0.0
+
+    if histology == "pleomorphic_adenoma":
+        classic = rng.random() < 0.6  # else the cellular variant: less stroma, lower T2
+        cellular = _u(rng, 0.05, 0.35) if classic else _u(rng, 0.4, 0.8)
+        values[Tissue.PA_STROMA] = (_u(rng, 0.9, 1.0), _u(rng, 1100, 1500),
+                                    _u(rng, 120, 250) if classic else _u(rng, 95, 160),
+                                    _u(rng, 0.12, 0.35))
+        values[Tissue.PA_CELLULAR] = (_u(rng, 0.8, 0.9), _u(rng, 900, 1200), _u(rng, 75, 115),
+                                      _u(rng, 0.15, 0.3))
+        het = {Tissue.PA_STROMA: (0.12, 0.3), Tissue.PA_CELLULAR: (0.08, 0.3)}
+        lobes = (_lobes(rng, int(rng.integers(3, 8)), (0.08, 0.25)) if rng.random() < 0.7
+                 else _lobes(rng, 2, (0.0, 0.08)))
+        capsule = _u(rng, 0.6, 1.3) if rng.random() < 0.85 else 0.0
+        if rng.random() < 0.15:
+            cysts = _cysts(rng, int(rng.integers(1, 3)), radii, (1.0, 2.5), 0.0)
+        gland_margin = _u(rng, 2.0, 4.0)
+    elif histology == "warthin":
+        values[Tissue.WARTHIN_SOLID] = (_u(rng, 0.8, 0.9), _u(rng, 800, 1200), _u(rng, 70, 125),
+                                        _u(rng, 0.05, 0.18))
+        het = {Tissue.WARTHIN_SOLID: (0.1, 0.3)}
+        lobes = _lobes(rng, 2, (0.0, 0.1))
+        capsule = _u(rng, 0.5, 1.0) if rng.random() < 0.7 else 0.0
+        kind = rng.random()
+        if kind < 0.2:  # solid Warthin: no cysts, no foci
+            pass
+        else:
+            p_protein = _u(rng, 0.2, 0.6)
+            cysts = _cysts(rng, int(rng.poisson(3.0)) + 1, radii, (1.0, 3.5), p_protein)
+            foci = _cysts(rng, int(rng.poisson(1.5)), radii, (0.8, 2.0), 1.0)
+            cysts = np.vstack([cysts, foci])
+            if kind > 0.8:  # predominantly cystic
+                big = _cysts(rng, 1, radii, (1.0, 1.0), p_protein * 0.5, max_rel=0.3)
+                big[0, 3] = radii.mean() * _u(rng, 0.35, 0.55)
+                cysts = np.vstack([cysts, big])
+        gland_margin = _u(rng, 1.5, 3.5)
+    else:
+        # low-grade carcinomas (e.g. mucoepidermoid) are often well circumscribed, partly
+        # cystic and brighter on T2: they resemble benign tumours
+        high_grade = rng.random() < 0.55
+        irregular = _u(rng, 0.12, 0.3) if high_grade else _u(rng, 0.0, 0.08)
+        lobes = _lobes(rng, int(rng.integers(0, 4)), (0.05, 0.15))
+        p_necrosis = (0.3 + 0.4 * (d - 12.0) / 28.0) if high_grade else 0.1
+        if rng.random() < p_necrosis:
+            necrosis = _u(rng, 0.25, 0.55)
+        if not high_grade and rng.random() < 0.25:
+            cysts = _cysts(rng, int(rng.poisson(2.0)) + 1, radii, (1.0, 3.0), 0.3)
+        values[Tissue.MALIGNANT] = (
+            _u(rng, 0.8, 0.9), _u(rng, 900, 1300),
+            _u(rng, 60, 100) if high_grade else _u(rng, 60, 130),
+            _u(rng, 0.15, 0.45) if high_grade else _u(rng, 0.12, 0.35))
+        het = {Tissue.MALIGNANT: (0.12, _u(rng, 0.3, 0.55) if high_grade
+                                  else _u(rng, 0.15, 0.35))}
+        gland_margin = -_u(rng, 0.0, 4.0)
+    return Tumour(histology=histology, side=gland.side, centre=centre, radii=radii,
+                  angle_deg=_u(rng, -40.0, 40.0), lobes=lobes, margin_irregularity=irregular,
+                  capsule_mm=capsule, cellular_fraction=cellular, cysts=cysts,
+                  necrosis_fraction=necrosis, gland_margin_mm=gland_margin,
+                  tissue_values=values, heterogeneity=het)
+
+
+def tumour_radius(t: Tumour, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                  field_mid: np.ndarray, field_coarse: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised radius ``rho`` and the margin ``R`` on a grid; the tumour is ``rho < R``.
+
+    ``x`` (n,1,1), ``y`` (1,m,1), ``z`` (1,1,k) in mm; the fields are (n, m, k).
+    """
+    a = np.deg2rad(t.angle_deg)
+    dx, dy, dz = x - t.centre[0], y - t.centre[1], z - t.centre[2]
+    u = (dx * np.cos(a) + dy * np.sin(a)) / t.radii[0]
+    v = (-dx * np.sin(a) + dy * np.cos(a)) / t.radii[1]
+    w = dz / t.radii[2]
+    rho = np.sqrt(u * u + v * v + w * w) + 1e-6
+    margin = np.zeros(np.broadcast_shapes(u.shape, v.shape, w.shape), dtype=np.float32)
+    for dxn, dyn, dzn, amp, cos_w in t.lobes:
+        cos_ang = (u * dxn + v * dyn + w * dzn) / rho
+        margin += amp * np.clip((cos_ang - cos_w) / (1.0 - cos_w), 0.0, 1.0) ** 2
+    np.minimum(margin, t.lobe_bound, out=margin)  # keeps the tumour inside bounds()
+    margin += 1.0
+    if t.margin_irregularity > 0:
+        # coarse bosses plus finer spicules: an irregular, infiltrative margin
+        margin += t.margin_irregularity * np.clip(field_coarse + 0.4 * field_mid, -2.0, 2.0)
+    return rho, margin
+
+
+def paint_tumour(t: Tumour, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                 fields: dict[str, np.ndarray], tissue: np.ndarray) -> np.ndarray:
+    """Paint ``t``'s tissues into ``tissue`` (in place) and return its mask.
+
+    Parameters
+    ----------
+    t : Tumour
+    x, y, z : ndarray
+        Grid axes (mm) broadcast as (n,1,1), (1,m,1), (1,1,k).
+    fields : dict
+        Unit-variance random fields ``"mid"``, ``"coarse"`` of shape (n, m, k).
+    tissue : ndarray of uint8, shape (n, m, k)
+        Tissue map, modified where the tumour lies (bone and air are kept).
+
+    Returns
+    -------
+    ndarray of bool, shape (n, m, k)
+    """
+    rho, margin = tumour_radius(t, x, y, z, fields["mid"], fields["coarse"])
+    inside = rho < margin
+    rel = rho / margin
+    sub = np.full(inside.shape, Tissue.MALIGNANT, dtype=np.uint8)
+    if t.histology == "pleomorphic_adenoma":
+        # islands where the field exceeds its (1 - fraction) quantile of a unit normal
+        threshold = float(ndtri(1.0 - np.clip(t.cellular_fraction, 1e-6, 1 - 1e-6)))
+        sub[:] = Tissue.PA_STROMA
+        sub[fields["mid"] > threshold] = Tissue.PA_CELLULAR
+    elif t.histology == "warthin":
+        sub[:] = Tissue.WARTHIN_SOLID
+    for cx, cy, cz, r, protein in t.cysts:
+        d2 = ((x - t.centre[0] - cx) ** 2 + (y - t.centre[1] - cy) ** 2
+              + (z - t.centre[2] - cz) ** 2)
+        sub[np.broadcast_to(d2 < r * r, sub.shape)] = Tissue.PROTEIN if protein else Tissue.CYST
+    if t.necrosis_fraction > 0:
+        core = rel < t.necrosis_fraction * (1.0 + 0.35 * np.clip(fields["coarse"], -2.5, 2.5))
+        sub[core] = Tissue.NECROSIS
+    if t.capsule_mm > 0:
+        sub[rel > 1.0 - t.capsule_mm / float(np.mean(t.radii))] = Tissue.CAPSULE
+    keep = np.isin(tissue, _BONE)
+    mask = inside & ~keep
+    tissue[mask] = sub[mask]
+    return mask
