@@ -13,14 +13,7 @@ from torchvision.transforms.v2 import functional as TF
 from parotidlib.augment import BatchAugment, affine_theta, augment_batch
 from parotidlib.train import TrainConfig
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast and does not stall on a loaded shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FULL = {"flip": True, "rotate_deg": 10.0, "translate": 0.05, "scale": 0.1, "contrast": 0.2,

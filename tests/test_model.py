@@ -12,14 +12,7 @@ from torchvision.models.resnet import BasicBlock
 
 from parotidlib.model import ReducedResNet, build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast and does not stall on a loaded shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("in_channels", [1, 2, 3, 4])
