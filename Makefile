@@ -38,6 +38,7 @@ synth: $(STAMP) ## Generate the built-in synthetic cohort into data/synthetic
 	$(PY) -m parotidlib synth --out data/synthetic --patients 233 --seed 0
 
 bench: $(STAMP) ## Run the benchmarks under bench/ (prints figures, asserts nothing)
+	$(PY) bench/bench_synth.py
 	$(PY) bench/bench_curate.py
 	$(PY) bench/bench_train.py
 

@@ -27,7 +27,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import MANIFEST_COLUMNS, SERIES
 from parotidlib.synth.composition import PatientSpec, draw_patients
