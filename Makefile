@@ -27,8 +27,7 @@ test: $(STAMP) ## Run the test suite
 lint: $(STAMP) ## Check the code with ruff
 	$(PY) -m ruff check parotidlib tests bench
 
-lab: $(STAMP) ## Open JupyterLab on the notebooks with the project's environment
-	$(PY) -m ipykernel install --sys-prefix --name parotid --display-name "parotid study kit" >/dev/null
+lab: $(STAMP) ## Open JupyterLab on the notebooks (their python3 kernel is this venv's Python)
 	$(VENV)/bin/jupyter lab notebooks/
 
 ablation: $(STAMP) ## Run the channel ablation (the paper's Table 3) -> reports/<run>/ablation.html

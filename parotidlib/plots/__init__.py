@@ -14,8 +14,24 @@ from parotidlib.io import atomic_path
 PUBLICATION_DPI = 300
 
 
-def save_figure(fig, run_dir: str | Path, name: str, dpi: int = PUBLICATION_DPI) -> list[Path]:
+#: Footer stamped on every figure made from the built-in synthetic cohort.
+SYNTHETIC_FOOTER = "Synthetic cohort (parotid study kit), not patient data"
+
+
+def mark_synthetic(fig):
+    """Stamp ``fig`` with SYNTHETIC_FOOTER in its lower right corner (once) and return it."""
+    if not any(t.get_text() == SYNTHETIC_FOOTER for t in fig.texts):
+        fig.text(0.995, 0.003, SYNTHETIC_FOOTER, ha="right", va="bottom", fontsize=7,
+                 color="0.35")
+    return fig
+
+
+def save_figure(fig, run_dir: str | Path, name: str, dpi: int = PUBLICATION_DPI,
+                synthetic: bool = False) -> list[Path]:
     """Save ``fig`` as ``run_dir/figures/<name>.png`` (``dpi``) and ``.pdf``, atomically.
+
+    With ``synthetic=True`` the figure is first stamped as synthetic (``mark_synthetic``),
+    so a figure taken into a paper or slide keeps its label.
 
     Parameters
     ----------
@@ -32,6 +48,8 @@ def save_figure(fig, run_dir: str | Path, name: str, dpi: int = PUBLICATION_DPI)
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"name must be a plain file stem, got {name!r}")
+    if synthetic:
+        mark_synthetic(fig)
     written = []
     for ext in ("png", "pdf"):
         path = Path(run_dir) / "figures" / f"{name}.{ext}"
