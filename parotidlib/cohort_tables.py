@@ -22,8 +22,8 @@ def table1(manifest: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``characteristic``, ``group``, ``value`` (count with percentage, or
-        mean (range) for age).
+        Indexed by (``characteristic``, ``group``); column ``value`` (count with
+        percentage, or mean (range) for age).
     """
     n = len(manifest)
     if n == 0:
@@ -38,7 +38,8 @@ def table1(manifest: pd.DataFrame) -> pd.DataFrame:
         for g in groups:
             k = int(counts.get(g, 0))
             rows.append((title, _PRETTY.get(g, g), f"{k} ({100 * k / n:.1f}%)"))
-    return pd.DataFrame(rows, columns=["characteristic", "group", "value"])
+    return pd.DataFrame(rows, columns=["characteristic", "group", "value"]).set_index(
+        ["characteristic", "group"])
 
 
 def _range(values: pd.Series, unit: str, digits: int = 1) -> str:

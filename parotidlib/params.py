@@ -47,7 +47,7 @@ class RunConfig:
             raise ParamsError(f"synth_patients must be >= 3, got {self.synth_patients!r}")
 
 
-def _sections() -> dict[str, type]:
+def config_classes() -> dict[str, type]:
     """The config dataclasses whose fields make up the params keys (imported lazily)."""
     from parotidlib.ablation import AblationConfig
     from parotidlib.dataset import CurationConfig
@@ -66,7 +66,7 @@ def _sections() -> dict[str, type]:
 def defaults() -> dict[str, Any]:
     """All valid keys with their default values (a key shared by sections appears once)."""
     out: dict[str, Any] = {}
-    for cls in _sections().values():
+    for cls in config_classes().values():
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
                 value = f.default
@@ -143,12 +143,12 @@ def resolve(params: Mapping[str, Any] | None = None, source: str = "params") -> 
     params = dict(params or {})
     _check_keys(params, source)
     resolved = defaults()
-    for cls in _sections().values():
+    for cls in config_classes().values():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if f.name in params:
                 resolved[f.name] = _convert(params[f.name], hints[f.name], f.name)
-    for cls in _sections().values():
+    for cls in config_classes().values():
         section(resolved, cls)  # runs __post_init__ validation
     return resolved
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from parotidlib.io import write_text_atomic
-from parotidlib.params import _sections, fingerprint, load_params, to_yaml
+from parotidlib.params import config_classes, fingerprint, load_params, to_yaml
 from parotidlib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ logging.getLogger("papermill").addFilter(_QuietUnknownParameters())
 @dataclass(frozen=True)
 class Stage:
     """One notebook of the chain, the file whose presence marks it complete, and the params
-    sections (``params._sections`` names) plus single keys its results depend on."""
+    sections (``params.config_classes`` names) plus single keys its results depend on."""
 
     name: str
     notebook: str
@@ -117,7 +117,7 @@ def stage_params(stage: Stage, params: Mapping[str, Any]) -> dict[str, Any]:
         return dict(params)
     names = set(stage.keys)
     for section_name in stage.sections:
-        names |= {f.name for f in dataclasses.fields(_sections()[section_name])}
+        names |= {f.name for f in dataclasses.fields(config_classes()[section_name])}
     return {k: v for k, v in params.items() if k in names}
 
 

@@ -112,7 +112,7 @@ def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
         rows.append((f"Table 5 {row['type'].replace('_', ' ')}: correct / patients",
                      f"{paper[1]} / {paper[0]}" if paper else "n/a",
                      f"{row['correct']} / {row['patients']}"))
-    return pd.DataFrame(rows, columns=["quantity", "paper", "this run"])
+    return pd.DataFrame(rows, columns=["quantity", "paper", "this run"]).set_index("quantity")
 
 
 def slice_counts_vs_paper(slices: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +129,7 @@ def slice_counts_vs_paper(slices: pd.DataFrame) -> pd.DataFrame:
         rows.append({"split": split, "class": "total",
                      "paper": sum(PAPER["slices"][split].values()),
                      "this run": int(counts.loc[split].sum()) if split in counts.index else 0})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index(["split", "class"])
 
 
 def load_metrics(run_dir: str | Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def manifest():
 
 
 def test_table1_counts_and_percentages(manifest):
-    t = table1(manifest).set_index(["characteristic", "group"])["value"]
+    t = table1(manifest)["value"]
     assert t[("Age", "years")] == "60.0 (30~90)"
     assert t[("Sex", "Male")] == "3 (75.0%)"
     assert t[("Pathology type", "Warthin tumour")] == "2 (50.0%)"

@@ -62,7 +62,7 @@ def test_display_tables_and_paper_comparison(predictions):
     assert results.patient_confusion_frame(m).to_numpy().sum() == 6
     assert list(results.threshold_sweep_frame(m)["malignant_threshold"]) == list(range(11))
     side = report.paper_vs_run(m)
-    assert side.loc[0, "paper"] == "0.929 [0.910, 0.930]"
-    assert any("as printed (= PPV)" in q for q in side["quantity"])
+    assert side.iloc[0]["paper"] == "0.929 [0.910, 0.930]"
+    assert any("as printed (= PPV)" in q for q in side.index)
     text = report.results_paragraph(m)
     assert text.startswith("On the synthetic cohort") and "paper 82.18%" in text

@@ -21,7 +21,9 @@ SYNTHETIC_FOOTER = "Synthetic cohort (parotid study kit), not patient data"
 def mark_synthetic(fig):
     """Stamp ``fig`` with SYNTHETIC_FOOTER in its lower right corner (once) and return it."""
     if not any(t.get_text() == SYNTHETIC_FOOTER for t in fig.texts):
-        fig.text(0.995, 0.003, SYNTHETIC_FOOTER, ha="right", va="bottom", fontsize=7,
+        # Just below the figure's area: saving with bbox_inches="tight" takes it in without
+        # covering axis labels.
+        fig.text(0.995, -0.005, SYNTHETIC_FOOTER, ha="right", va="top", fontsize=7,
                  color="0.35")
     return fig
 
