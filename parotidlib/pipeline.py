@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -51,11 +52,14 @@ class Stage:
     output: str
     sections: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
+    #: Run-folder paths removed before the stage reruns with changed inputs (or --force);
+    #: kept after a crash, so that an interrupted training resumes from its checkpoint.
+    stale: tuple[str, ...] = ()
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("curate", "10-curate.ipynb", "data/dataset.json", ("run", "curate")),
-    Stage("train", "20-train.ipynb", "model/history.csv", ("train",), ("channels",)),
+    Stage("train", "20-train.ipynb", "model/history.csv", ("train",), ("channels",), ("model",)),
     Stage("evaluate", "30-evaluate.ipynb", "predictions.csv", ("evaluate",), ("device",)),
     Stage("statistics", "40-statistics.ipynb", "metrics.json", ("evaluate",)),
     Stage("report", "50-report.ipynb", "report.html"),
@@ -218,6 +222,9 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
             result.timing_s[stage.name] = float(stamp.get("seconds", 0.0))
             result.skipped.append(stage.name)
             continue
+        if force or stamp:  # inputs changed (or forced): earlier outputs are stale
+            for rel in stage.stale:
+                shutil.rmtree(run_dir / rel, ignore_errors=True)
         _stamp_path(run_dir, stage).unlink(missing_ok=True)
         logger.info("stage %-10s running %s", stage.name, stage.notebook)
         start = time.perf_counter()

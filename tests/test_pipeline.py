@@ -111,3 +111,25 @@ def test_stage_keys_depend_only_on_the_params_of_that_stage():
     assert stage_key(train, base, "up") == stage_key(train, threads, "up")
     assert stage_key(train, base, "up") != stage_key(train, channels, "up")
     assert stage_key(train, base, "up") != stage_key(train, base, "other upstream")
+
+
+def test_stale_outputs_are_removed_on_changed_inputs_but_kept_after_a_crash(chain):
+    nb = chain["nbdir"] / "a.ipynb"
+    _notebook(nb, "from pathlib import Path\n"
+                  "out = Path(run_dir, 'model'); out.mkdir(exist_ok=True)\n"
+                  "with open(out / 'log.txt', 'a') as fh: fh.write('x')\n"
+                  "Path(run_dir, 'a.txt').write_text(str(epochs))\n")
+    stages = (Stage("a", "a.ipynb", "a.txt", stale=("model",)),)
+    run = dict(name="run1", reports_dir=chain["reports"], stages=stages,
+               notebooks_dir=chain["nbdir"])
+    result = run_study(chain["params"], **run)
+    log = result.run_dir / "model" / "log.txt"
+    assert log.read_text() == "x"
+    # changed params: the earlier model is stale and removed before the rerun
+    chain["params"].write_text(chain["params"].read_text().replace("epochs: 2", "epochs: 3"))
+    run_study(chain["params"], **run)
+    assert log.read_text() == "x"
+    # a crash (no stamp left) keeps what the interrupted stage wrote, for it to resume
+    (result.run_dir / ".stages" / "a.json").unlink()
+    run_study(chain["params"], **run)
+    assert log.read_text() == "xx"
