@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ParamsError, StageError, FileNotFoundError, ValueError) as exc:
+    except (ParamsError, StageError, OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ParamsError) else 1
 

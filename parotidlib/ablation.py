@@ -45,6 +45,11 @@ class AblationConfig:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed, got ()")
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be non-negative integers, got {list(self.seeds)!r}")
+        for key, values in (("seeds", self.seeds), ("compositions", self.compositions)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} must not repeat a value, got {list(values)!r}")
         if not self.compositions:
             raise ValueError("compositions must hold at least one composition, got ()")
         for comp in self.compositions:
@@ -99,14 +104,17 @@ def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1
         The ablation.html file.
     """
     from parotidlib.params import load_params
-    from parotidlib.pipeline import STAGES, Stage, default_run_name, execute_stage, run_study
+    from parotidlib.pipeline import STAGES, Stage, execute_stage, run_study
     from parotidlib.report import export_html
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     params_path = Path(params_path)
     params = load_params(params_path)
-    run_name = name or default_run_name(params_path) + "_ablation"
+    # No date or commit in the default name: an interrupted batch resumes in the same folder
+    # (the stage keys, which hold the library's code, decide what reruns).
+    run_name = name or f"{params_path.stem}_ablation"
+    logger.info("ablation batch in %s", Path(reports_dir) / run_name)
     reports_dir = Path(reports_dir).resolve()
     # Curate once, with every channel, into the batch's own run folder.
     curated = run_study(params_path, name=run_name, force=force, reports_dir=reports_dir,

@@ -333,8 +333,9 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
     """Check the voxels of one patient.
 
     Images: every voxel finite. Label maps: integer values in {0, 1, 2, 3}, at least one
-    tumour voxel (3) and both gland labels (1 right, 2 left) present; for ``tumor_side`` "both"
-    the glands may be largely replaced by tumour but both labels are still required.
+    tumour voxel (3) and the gland label of the tumour's side (1 right, 2 left; both for
+    ``tumor_side`` "both") present. A missing contralateral gland is not an error: it warns,
+    and the patient then gives no free slices (curation lists it in dataset.json).
 
     Returns
     -------
@@ -372,10 +373,17 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
         counts = np.bincount(values.astype(np.uint8, copy=False).ravel(), minlength=4)
         if counts[LABEL_TUMOR] == 0:
             problems.append(Problem(pid, col, path, "no tumour voxel (label 3)"))
+        tumour_sides = {"left", "right"} if volumes.tumor_side == "both" else {volumes.tumor_side}
         for side, value in GLAND_LABEL.items():
-            if counts[value] == 0:
+            if counts[value]:
+                continue
+            if side in tumour_sides:  # the gland channel and the tumour's side need it
                 problems.append(Problem(pid, col, path,
                                         f"no {side} parotid gland voxel (label {value})"))
+            else:  # contralateral gland absent (e.g. resected): usable, without free slices
+                warnings.warn(f"patient {pid}, {col} ({path}): no {side} (contralateral) parotid "
+                              f"gland voxel (label {value}); this patient gives no free slices",
+                              stacklevel=2)
     return problems
 
 

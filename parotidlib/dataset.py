@@ -227,7 +227,9 @@ def _curate_one(index: int, row: dict, config: CurationConfig, parts_dir: str) -
 
 
 def _n_jobs(config: CurationConfig, n_patients: int) -> int:
-    jobs = config.curate_jobs or len(os.sched_getaffinity(0))
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")  # Linux only
+             else os.cpu_count() or 1)
+    jobs = config.curate_jobs or cores
     return max(1, min(jobs, n_patients))
 
 

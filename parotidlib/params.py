@@ -106,8 +106,12 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
             return float(value)
         except ValueError:
             raise ParamsError(f"{key} must be a number, got {value!r}") from None
-    if annotation is int and isinstance(value, float) and value.is_integer():
+    if annotation is int and isinstance(value, float):
+        if not value.is_integer():
+            raise ParamsError(f"{key} must be an integer, got {value!r}")
         return int(value)
+    if annotation is str and value is None:  # "key:" with nothing after it in YAML
+        return ""
     not_number = isinstance(value, bool) or not isinstance(value, int | float)
     if annotation in (int, float) and not_number:
         raise ParamsError(f"{key} must be a number, got {value!r}")

@@ -1,10 +1,11 @@
 """The study run: papermill executes the notebooks in order into one run folder.
 
 Each stage is a notebook (DESIGN.md data flow). A stage's cache key is the SHA-256 of its
-notebook, the resolved params, the cohort fingerprint (for curation) and the key of the stage
-before it; a stage whose key matches the stamp left by its last successful run is skipped, so
-a report-only change or a rerun after a crash does not retrain. ``force=True`` reruns all.
-Library code is not part of the key: after changing parotidlib, rerun with ``--force``.
+notebook, the params its results depend on, the library's source, the cohort fingerprint (for
+curation) and the key of the stage before it; a stage whose key matches the stamp left by its
+last successful run is skipped, so a change to the report notebook or a rerun after a crash
+does not retrain. A change to parotidlib's code reruns the chain (conservative: no stale
+result is ever reused). ``force=True`` reruns all.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ class StageError(RuntimeError):
 
     def __init__(self, stage: str, notebook: Path, cause: str) -> None:
         super().__init__(f"stage {stage!r} failed; see the executed notebook {notebook}: {cause}")
-        self.stage, self.notebook = stage, notebook
+        self.stage, self.notebook, self.cause = stage, notebook, cause
+
+    def __reduce__(self):  # picklable across the ablation's worker processes
+        return (StageError, (self.stage, self.notebook, self.cause))
 
 
 @dataclass
@@ -125,11 +129,21 @@ def stage_params(stage: Stage, params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
 
 
+def library_fingerprint() -> str:
+    """SHA-256 over the source of every parotidlib module (part of every stage's key)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def stage_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str = "",
               notebooks_dir: Path = NOTEBOOKS_DIR) -> str:
-    """Cache key of a stage: its notebook, its params, the upstream stage's key and ``extra``."""
+    """Cache key of a stage: its notebook, its params, the library's code, the upstream
+    stage's key and ``extra``."""
     parts = [stage.name, _sha256_file(notebooks_dir / stage.notebook),
-             fingerprint(stage_params(stage, params)), upstream, extra]
+             fingerprint(stage_params(stage, params)), library_fingerprint(), upstream, extra]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -215,17 +229,19 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
                         cohort_fp if stage.name == "curate" else "", notebooks_dir)
         upstream = result.keys[stage.name] = key
         stamp = _read_stamp(run_dir, stage)
-        if (not force and stamp and stamp.get("key") == key
+        if (not force and stamp and stamp.get("complete", True) and stamp.get("key") == key
                 and (run_dir / stage.output).exists()):
             logger.info("stage %-10s unchanged, skipped (%.1f s when it ran)",
                         stage.name, stamp.get("seconds", 0.0))
             result.timing_s[stage.name] = float(stamp.get("seconds", 0.0))
             result.skipped.append(stage.name)
             continue
-        if force or stamp:  # inputs changed (or forced): earlier outputs are stale
+        # Same key but not complete: that run was interrupted, and its outputs (a training
+        # checkpoint) are resumed. Any other key (or --force): earlier outputs are stale.
+        if force or (stamp and stamp.get("key") != key):
             for rel in stage.stale:
                 shutil.rmtree(run_dir / rel, ignore_errors=True)
-        _stamp_path(run_dir, stage).unlink(missing_ok=True)
+        write_text_atomic(_stamp_path(run_dir, stage), json.dumps({"key": key, "complete": False}))
         logger.info("stage %-10s running %s", stage.name, stage.notebook)
         start = time.perf_counter()
         execute_stage(stage, run_dir, parameters, notebooks_dir)
@@ -236,8 +252,8 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
         seconds = time.perf_counter() - start
         result.timing_s[stage.name] = round(seconds, 2)
         logger.info("stage %-10s done in %.1f s", stage.name, seconds)
-        write_text_atomic(_stamp_path(run_dir, stage),
-                          json.dumps({"key": key, "seconds": round(seconds, 2)}))
+        write_text_atomic(_stamp_path(run_dir, stage), json.dumps(
+            {"key": key, "complete": True, "seconds": round(seconds, 2)}))
         write_text_atomic(timing_path, json.dumps(result.timing_s, indent=2))
     write_text_atomic(timing_path, json.dumps(result.timing_s, indent=2))
     _merge_timing(run_dir, result.timing_s)

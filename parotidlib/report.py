@@ -202,3 +202,37 @@ def show_figures(run_dir: str | Path, names: list[str], width: int = 720) -> Non
             display(Image(filename=str(path), width=width, alt=name.replace("_", " ")))
         else:
             display(Markdown(f"*Figure `{name}` was not produced in this run.*"))
+
+
+def curated_manifest(run_dir: str | Path) -> pd.DataFrame:
+    """The run's cohort manifest without the patients curation skipped (as in 10-curate).
+
+    Reads ``cohort.json`` (written by the pipeline) and ``data/dataset.json``; patient ids
+    stay text.
+    """
+    run_dir = Path(run_dir)
+    manifest = Path(json.loads((run_dir / "cohort.json").read_text())["manifest"])
+    frame = pd.read_csv(manifest, dtype={"patient_id": str})
+    meta = json.loads((run_dir / "data" / "dataset.json").read_text())
+    skipped = {str(p["patient_id"]) for p in meta.get("skipped_patients", [])}
+    return frame[~frame["patient_id"].isin(skipped)].reset_index(drop=True)
+
+
+def training_device(run_dir: str | Path) -> dict[str, str]:
+    """Device and mixed-precision dtype the run's model was trained with (from last.pt)."""
+    from parotidlib.checkpoint import read_checkpoint
+
+    path = Path(run_dir) / "model" / "checkpoints" / "last.pt"
+    if not path.is_file():
+        return {"training device": "n/a (no checkpoint)"}
+    ckpt = read_checkpoint(path)
+    info = {"training device": str(ckpt.get("device", "unknown")),
+            "mixed precision": str(ckpt.get("amp_dtype") or "off (float32)")}
+    if info["mixed precision"] in ("None", ""):
+        info["mixed precision"] = "off (float32)"
+    if info["training device"].startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            info["GPU"] = torch.cuda.get_device_name()
+    return info

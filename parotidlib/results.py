@@ -89,6 +89,12 @@ def compute_metrics(predictions: pd.DataFrame, params: Mapping[str, Any],
     return metrics
 
 
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Read predictions.csv keeping patient ids as text ("007" stays "007", not 7)."""
+    return pd.read_csv(path, dtype={"patient_id": str, "split": str, "true_label": str,
+                                    "predicted_label": str})
+
+
 def write_metrics(metrics: Mapping[str, Any], path: str | Path) -> Path:
     """Validate and write metrics.json atomically, keeping the pipeline's timings if present."""
     path = Path(path)

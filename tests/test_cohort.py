@@ -193,8 +193,8 @@ def test_every_problem_listed_together(tmp_path):
         d[d == 3] = 1
         return d, a
 
-    def no_left_gland(d, a):
-        d[d == 2] = 0
+    def no_right_gland(d, a):  # the tumour's side (B7 has a right-sided tumour)
+        d[d == 1] = 0
         return d, a
 
     def nan(d, a):
@@ -208,7 +208,7 @@ def test_every_problem_listed_together(tmp_path):
         return d, a
 
     _break(tmp_path, "B6", "t1", "labels", no_tumour)
-    _break(tmp_path, "B7", "ce_t1", "labels", no_left_gland)
+    _break(tmp_path, "B7", "ce_t1", "labels", no_right_gland)
     _break(tmp_path, "B8", "t2", "image", nan)
     _break(tmp_path, "B9", "t1", "labels", bad_label)
     _break(tmp_path, "B11", "t2", "labels", lambda d, a: (np.where(d == 1, 5, d), a))  # uint8
@@ -225,7 +225,7 @@ def test_every_problem_listed_together(tmp_path):
     assert expected <= found
     message = str(info.value)
     for needle in ("lymphoma", "middle", "'X'", "does_not_exist.nii.gz", "unreadable NIfTI",
-                   "grid", "no tumour voxel", "no left parotid gland", "NaN/inf",
+                   "grid", "no tumour voxel", "no right parotid gland", "NaN/inf",
                    "not in {0, 1, 2, 3}", "[5]", "duplicate patient_id", "B4_ce_t1.nii.gz"):
         assert needle in message, needle
     assert "Traceback" not in message

@@ -55,3 +55,14 @@ def test_not_a_mapping_and_missing_file(tmp_path):
         P.load_params(path)
     with pytest.raises(P.ParamsError, match="not found"):
         P.load_params(tmp_path / "missing.yaml")
+
+
+def test_integers_are_not_silently_truncated_and_empty_strings_stay_empty():
+    with pytest.raises(P.ParamsError, match="malignant_threshold must be an integer"):
+        P.resolve({"malignant_threshold": 2.5})
+    with pytest.raises(P.ParamsError, match="seeds"):
+        P.resolve({"seeds": [0, 1.5]})
+    with pytest.raises(P.ParamsError, match="seeds must not repeat"):
+        P.resolve({"seeds": [0, 0]})
+    assert P.resolve({"epochs": 3.0})["epochs"] == 3
+    assert P.resolve({"cohort_manifest": None})["cohort_manifest"] == ""

@@ -129,7 +129,22 @@ def test_stale_outputs_are_removed_on_changed_inputs_but_kept_after_a_crash(chai
     chain["params"].write_text(chain["params"].read_text().replace("epochs: 2", "epochs: 3"))
     run_study(chain["params"], **run)
     assert log.read_text() == "x"
-    # a crash (no stamp left) keeps what the interrupted stage wrote, for it to resume
-    (result.run_dir / ".stages" / "a.json").unlink()
+    # a crash leaves a pending stamp with the same key: what the interrupted stage wrote is
+    # kept for it to resume
+    stamp_path = result.run_dir / ".stages" / "a.json"
+    stamp = json.loads(stamp_path.read_text())
+    stamp_path.write_text(json.dumps({"key": stamp["key"], "complete": False}))
     run_study(chain["params"], **run)
     assert log.read_text() == "xx"
+    # a crash, then changed params: the interrupted stage's outputs are stale
+    stamp_path.write_text(json.dumps({"key": stamp["key"], "complete": False}))
+    chain["params"].write_text(chain["params"].read_text().replace("epochs: 3", "epochs: 4"))
+    run_study(chain["params"], **run)
+    assert log.read_text() == "x"
+
+
+def test_stage_error_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(StageError("train", "/r/20-train.ipynb", "boom")))
+    assert err.stage == "train" and "20-train.ipynb" in str(err) and "boom" in str(err)

@@ -66,3 +66,9 @@ def test_display_tables_and_paper_comparison(predictions):
     assert any("as printed (= PPV)" in q for q in side.index)
     text = report.results_paragraph(m)
     assert text.startswith("On the synthetic cohort") and "paper 82.18%" in text
+
+
+def test_patient_ids_stay_text_when_read_back(predictions, tmp_path):
+    frame = predictions.assign(patient_id="007")
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    assert set(results.read_predictions(tmp_path / "p.csv")["patient_id"]) == {"007"}
