@@ -141,6 +141,9 @@ def _run_member(task: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate and analyse one (composition, seed) member on the shared dataset."""
     from parotidlib.pipeline import STAGES, run_study
 
+    if not logging.getLogger().handlers:  # a spawned worker: log like the parent CLI
+        logging.basicConfig(level=logging.INFO, datefmt="%H:%M:%S",
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_dir, composition, seed = Path(task["run_dir"]), task["composition"], task["seed"]
     member_dir = run_dir / "ablation" / member_name(composition, seed)
     _link_data(member_dir, run_dir / "data")
