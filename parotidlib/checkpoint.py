@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +289,9 @@ def predict_proba(
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(dev)
-    logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)), batch_size,
-                            dev)
+    with warnings.catch_warnings():
+        # A read-only memmap (load_dataset) is only read here: no copy of the whole dataset.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        x = torch.from_numpy(np.ascontiguousarray(images))
+    logits = predict_logits(model, x, batch_size, dev)
     return torch.softmax(logits, dim=1).cpu().numpy()

@@ -94,7 +94,11 @@ def predict_run(run_dir: str | Path, channels=None, checkpoint: str = "best",
         raise FileNotFoundError(f"checkpoint {checkpoint!r} not found: {ckpt}")
     dev = resolve_device(device)
     model, meta = load_model(ckpt, device=dev)
-    channels = tuple(channels or meta.get("channels") or ())
+    trained_on = tuple(meta.get("channels") or ())
+    channels = tuple(channels or trained_on)
+    if trained_on and channels != trained_on:
+        raise ValueError(f"channels {list(channels)} differ from the channels the model in "
+                         f"{ckpt} was trained on: {list(trained_on)}")
     dataset = load_dataset(run_dir / "data", channels=channels or None)
     logger.info("predicting %d slices with %s on %s", len(dataset.slices), ckpt.name, dev)
     probs = predict_proba(model, np.asarray(dataset.images), batch_size=batch_size, device=dev)
