@@ -216,9 +216,12 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = manifest_path(params)
     write_text_atomic(run_dir / "params.yaml", to_yaml(params))
+    # Hashing the cohort reads every volume: only a chain that curates needs it (an ablation
+    # member starts at training on the batch's shared, already fingerprinted dataset).
+    cohort_fp = (cohort_fingerprint(manifest) if any(s.name == "curate" for s in stages)
+                 else None)
     write_text_atomic(run_dir / "cohort.json", json.dumps(
-        {"manifest": str(manifest), "fingerprint": cohort_fingerprint(manifest)}, indent=2))
-    cohort_fp = json.loads((run_dir / "cohort.json").read_text())["fingerprint"]
+        {"manifest": str(manifest), "fingerprint": cohort_fp}, indent=2))
     parameters = {**params, "run_dir": str(run_dir), "cohort_manifest": str(manifest)}
     parameters = {k: list(v) if isinstance(v, tuple) else v for k, v in parameters.items()}
 
@@ -226,7 +229,7 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     timing_path = run_dir / "timing.json"
     for stage in stages:
         key = stage_key(stage, params, upstream,
-                        cohort_fp if stage.name == "curate" else "", notebooks_dir)
+                        (cohort_fp or "") if stage.name == "curate" else "", notebooks_dir)
         upstream = result.keys[stage.name] = key
         stamp = _read_stamp(run_dir, stage)
         if (not force and stamp and stamp.get("complete", True) and stamp.get("key") == key
