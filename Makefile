@@ -24,8 +24,8 @@ report: $(STAMP) ## Run the whole study on the built-in synthetic cohort -> repo
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest -q
 
-lint: $(STAMP) ## Check the code with ruff
-	$(PY) -m ruff check parotidlib tests bench
+lint: $(STAMP) ## Check the code and the notebooks with ruff
+	$(PY) -m ruff check parotidlib tests bench notebooks
 
 lab: $(STAMP) ## Open JupyterLab on the notebooks (their python3 kernel is this venv's Python)
 	$(VENV)/bin/jupyter lab notebooks/

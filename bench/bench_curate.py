@@ -16,7 +16,8 @@ import time
 import warnings
 from pathlib import Path
 
-from parotidlib.dataset import CurationConfig, curate_cohort
+from parotidlib.config import CurationConfig
+from parotidlib.data.curate import curate_cohort
 from parotidlib.paths import DEFAULT_COHORT_DIR
 
 

@@ -1,8 +1,8 @@
 """Training throughput: the project's training step against a plain PyTorch baseline.
 
-Project path (``parotidlib.train.train_step``): the slices held in memory on the device as
+Project path (``parotidlib.learn.train.train_step``): the slices held in memory on the device as
 one uint8 tensor, batches indexed there, batched per-sample augmentation on the device
-(``parotidlib.augment``), channels_last, autocast as the run's ``mixed_precision`` says.
+(``parotidlib.learn.augment``), channels_last, autocast as the run's ``mixed_precision`` says.
 
 Baseline, measured in the same run on the same random data and the same network: NCHW
 float32, a ``torch.utils.data.Dataset`` returning float tensors (uint8 -> float per slice),
@@ -41,16 +41,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from parotidlib.augment import BatchAugment
-from parotidlib.model import build_model
-from parotidlib.schedule import build_optimizer
-from parotidlib.train import (
-    TrainConfig,
-    resolve_amp_dtype,
-    resolve_device,
-    train_model,
-    train_step,
-)
+from parotidlib.config import TrainConfig
+from parotidlib.learn.augment import BatchAugment
+from parotidlib.learn.device import resolve_amp_dtype, resolve_device
+from parotidlib.learn.model import build_model
+from parotidlib.learn.schedule import build_optimizer
+from parotidlib.learn.train import train_model, train_step
 
 
 def sync(device: torch.device) -> None:

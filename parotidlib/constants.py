@@ -1,4 +1,4 @@
-"""Names shared by every part of the kit (see DESIGN.md, "Names that everything shares").
+"""Names shared by every part of the kit (see docs/design.md, "Shared names").
 
 Class order follows the paper's Figure 7 (Xia et al. 2021): index 0 is the tumour-free
 contralateral gland, then the two benign types, then malignant.

@@ -1,12 +1,16 @@
-"""Atomic file writing: a reader never sees a half-written output."""
+"""File helpers shared by every stage: atomic writing (a reader never sees a half-written
+output) and SHA-256 hashing (one helper for files, text and JSON-able values)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -40,3 +44,20 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks (volumes of hundreds of MB)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def sha256_text(parts: str | Iterable[str]) -> str:
+    """Hex SHA-256 of a string, or of strings joined by newlines."""
+    text = parts if isinstance(parts, str) else "\n".join(parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """Hex SHA-256 of a JSON-able value, keys sorted (stable across runs and machines)."""
+    return sha256_text(json.dumps(value, sort_keys=True))

@@ -1,80 +1,41 @@
 """Params profiles: flat YAML keys, validated against the library's config dataclasses.
 
-Every tunable setting of the kit is a field of one frozen dataclass (``RunConfig`` here,
-``dataset.CurationConfig``, ``train.TrainConfig``, ``evaluate.EvaluationConfig``,
-``ablation.AblationConfig``). A params file is a flat mapping of those field names; this module
+Every tunable setting of the kit is a field of one frozen dataclass in
+:mod:`parotidlib.config`. A params file is a flat mapping of those field names; this module
 merges a file over the defaults, rejects unknown keys with the list of valid ones, converts
 YAML lists to tuples and builds each section's dataclass (whose ``__post_init__`` validates
-values). See DESIGN.md, "Params".
+values), and writes resolved params back as YAML. Torch-free. See docs/design.md, "Params".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
-T = TypeVar("T")
+from parotidlib.config import SECTIONS, ParamsError, field_defaults, section
 
-
-class ParamsError(ValueError):
-    """A params file or value is invalid; the message names the key and value."""
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Which cohort a run reads."""
-
-    # Path to a cohort's manifest.csv (DESIGN.md cohort format). Empty: the built-in synthetic
-    # cohort under data/synthetic, generated on first use. Relative paths are resolved from
-    # the project root.
-    cohort_manifest: str = ""
-    # Size and seed of the built-in synthetic cohort (used only when cohort_manifest is empty).
-    synth_patients: int = 233
-    synth_seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.synth_patients < 3:
-            raise ParamsError(f"synth_patients must be >= 3, got {self.synth_patients!r}")
+__all__ = ["ParamsError", "section", "resolve", "load_params", "defaults", "valid_keys",
+           "to_yaml", "from_namespace", "config_classes"]
 
 
 def config_classes() -> dict[str, type]:
-    """The config dataclasses whose fields make up the params keys (imported lazily)."""
-    from parotidlib.ablation import AblationConfig
-    from parotidlib.dataset import CurationConfig
-    from parotidlib.evaluate import EvaluationConfig
-    from parotidlib.train import TrainConfig
-
-    return {
-        "run": RunConfig,
-        "curate": CurationConfig,
-        "train": TrainConfig,
-        "evaluate": EvaluationConfig,
-        "ablation": AblationConfig,
-    }
+    """Section name -> config dataclass (:data:`parotidlib.config.SECTIONS`)."""
+    return dict(SECTIONS)
 
 
 def defaults() -> dict[str, Any]:
     """All valid keys with their default values (a key shared by sections appears once)."""
     out: dict[str, Any] = {}
-    for cls in config_classes().values():
-        for f in dataclasses.fields(cls):
-            if f.default is not dataclasses.MISSING:
-                value = f.default
-            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                value = f.default_factory()  # type: ignore[misc]
-            else:
-                value = None
-            out.setdefault(f.name, value)
+    for cls in SECTIONS.values():
+        for key, value in field_defaults(cls).items():
+            out.setdefault(key, value)
     return out
 
 
@@ -147,25 +108,14 @@ def resolve(params: Mapping[str, Any] | None = None, source: str = "params") -> 
     params = dict(params or {})
     _check_keys(params, source)
     resolved = defaults()
-    for cls in config_classes().values():
+    for cls in SECTIONS.values():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if f.name in params:
                 resolved[f.name] = _convert(params[f.name], hints[f.name], f.name)
-    for cls in config_classes().values():
+    for cls in SECTIONS.values():
         section(resolved, cls)  # runs __post_init__ validation
     return resolved
-
-
-def section(params: Mapping[str, Any], cls: type[T]) -> T:
-    """Build one config dataclass from a resolved flat params mapping."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    try:
-        return cls(**{k: v for k, v in params.items() if k in names})
-    except ParamsError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ParamsError(str(exc)) from exc
 
 
 def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -188,17 +138,6 @@ def to_yaml(params: Mapping[str, Any]) -> str:
     """Serialise resolved params as flat YAML (tuples as lists), keys sorted."""
     plain = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
     return yaml.safe_dump(plain, sort_keys=True, default_flow_style=None)
-
-
-#: Keys that change how fast a run goes, or only the ablation batch, not a run's results.
-RESULT_NEUTRAL_KEYS = frozenset({"num_threads", "curate_jobs", "seeds", "compositions"})
-
-
-def fingerprint(params: Mapping[str, Any]) -> str:
-    """Stable SHA-256 of resolved params, leaving out RESULT_NEUTRAL_KEYS (stage caching)."""
-    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())
-             if k not in RESULT_NEUTRAL_KEYS}
-    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
 
 
 def from_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:

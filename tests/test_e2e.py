@@ -1,6 +1,8 @@
 """The whole study chain end to end with params/smoke.yaml (a real papermill run)."""
 
 import json
+import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +10,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from parotidlib.metrics_schema import validate_metrics
-from parotidlib.pipeline import StageError, run_study
+from parotidlib.evaluation.schema import validate_metrics
+from parotidlib.params import load_params
+from parotidlib.run.imports import PACKAGE_DIR
+from parotidlib.run.pipeline import StageError, run_study
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"
@@ -20,10 +24,20 @@ def smoke_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     mp = pytest.MonkeyPatch()
     mp.setenv("PAROTIDLIB_DATA_DIR", str(base / "data"))  # the cohort goes here, not data/
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    papermill_logger = logging.getLogger("papermill")
+    level = papermill_logger.level
+    papermill_logger.setLevel(logging.INFO)
+    papermill_logger.addHandler(handler)
     try:
         result = run_study(SMOKE, name="smoke", reports_dir=base / "reports")
+        result.papermill_log = [r.getMessage() for r in records]
         yield result
     finally:
+        papermill_logger.removeHandler(handler)
+        papermill_logger.setLevel(level)
         mp.undo()
 
 
@@ -46,6 +60,11 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
         assert (run_dir / f"{stage}.ipynb").exists()
 
 
+def test_papermill_has_no_unknown_parameter_to_warn_about(smoke_run):
+    assert smoke_run.papermill_log, "papermill's log was not captured"
+    assert not [m for m in smoke_run.papermill_log if "unknown parameter" in m.lower()]
+
+
 def test_second_run_skips_every_finished_stage(smoke_run, monkeypatch):
     monkeypatch.setenv("PAROTIDLIB_DATA_DIR", str(smoke_run.run_dir.parent.parent / "data"))
     again = run_study(SMOKE, name="smoke", reports_dir=smoke_run.run_dir.parent)
@@ -53,9 +72,11 @@ def test_second_run_skips_every_finished_stage(smoke_run, monkeypatch):
 
 
 def test_failing_stage_stops_the_run_and_keeps_its_notebook(smoke_run, tmp_path):
-    # A cohort whose files are missing passes params validation and fails inside curation.
+    # A cohort whose files are not NIfTI passes params validation and fails inside curation.
     cohort = tmp_path / "cohort"
     cohort.mkdir()
+    for name in ("t1", "ce", "t2", "l1", "lc", "l2"):
+        (cohort / f"{name}.nii.gz").write_bytes(b"not a NIfTI file")
     (cohort / "manifest.csv").write_text(
         "patient_id,histology,tumor_side,age,sex,scanner,t1,ce_t1,t2,"
         "t1_labels,ce_t1_labels,t2_labels\n"
@@ -70,7 +91,9 @@ def test_failing_stage_stops_the_run_and_keeps_its_notebook(smoke_run, tmp_path)
               if o.get("output_type") == "error"]
     assert errors and "P1" in errors[0]["evalue"]
     assert not (smoke_run.run_dir.parent / "broken" / "20-train.ipynb").exists()
-    assert sorted(p.name for p in cohort.iterdir()) == ["manifest.csv"]  # input untouched
+    assert sorted(p.name for p in cohort.iterdir()) == sorted(  # input untouched
+        ["manifest.csv", "t1.nii.gz", "ce.nii.gz", "t2.nii.gz", "l1.nii.gz", "lc.nii.gz",
+         "l2.nii.gz"])
 
 
 def test_cli_refuses_an_unknown_key(tmp_path):
@@ -80,3 +103,37 @@ def test_cli_refuses_an_unknown_key(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert "unknown params key" in proc.stderr and "epochs" in proc.stderr
+
+
+def test_editing_a_figure_reruns_the_report_stage_only(smoke_run, monkeypatch, tmp_path):
+    """The stage keys follow the library modules each notebook runs: an edit of the
+    training-curves figure (in a copy of the library's source) changes the report's key only."""
+    monkeypatch.setenv("PAROTIDLIB_DATA_DIR", str(smoke_run.run_dir.parent.parent / "data"))
+    package = tmp_path / "parotidlib"
+    shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    figure = package / "report" / "figures" / "training.py"
+    source = figure.read_text()
+    assert '"""Three panels:' in source
+    figure.write_text(source.replace('"""Three panels:', '"""Three panels (edited):'))
+    again = run_study(SMOKE, name="smoke", reports_dir=smoke_run.run_dir.parent,
+                      package_dir=package)
+    assert again.skipped == ["curate", "train", "evaluate", "statistics"]
+    assert again.keys["train"] == smoke_run.keys["train"]
+    assert again.keys["report"] != smoke_run.keys["report"]
+
+
+def test_more_epochs_in_a_new_run_folder_reuses_curation_and_resumes_training(
+        smoke_run, monkeypatch):
+    monkeypatch.setenv("PAROTIDLIB_DATA_DIR", str(smoke_run.run_dir.parent.parent / "data"))
+    epochs = load_params(SMOKE)["epochs"]
+    more = run_study(SMOKE, name="smoke-more", reports_dir=smoke_run.run_dir.parent,
+                     overrides={"epochs": epochs + 1})
+    assert more.reused == {"curate": str(smoke_run.run_dir)}
+    assert more.resumed == ["train"]
+    history = (more.run_dir / "model" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + epochs + 1
+    trained = nbformat.read(str(more.run_dir / "20-train.ipynb"), as_version=4)
+    assert f"resumed after epoch {epochs}" in json.dumps(trained.cells[-3].outputs)
+    # the run it started from keeps its own model
+    first = (smoke_run.run_dir / "model" / "history.csv").read_text().splitlines()
+    assert len(first) == 1 + epochs

@@ -1,20 +1,23 @@
 """The study notebooks: thin, stripped, parameterised, in the order the pipeline runs them."""
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from parotidlib import params as P
-from parotidlib.pipeline import STAGES
+from parotidlib.run.stages import ABLATION_REPORT, STAGES
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_every_stage_has_its_notebook_and_no_notebook_is_orphaned():
-    expected = sorted([s.notebook for s in STAGES] + ["60-ablation.ipynb"])
+    expected = sorted([s.notebook for s in STAGES] + [ABLATION_REPORT.notebook])
     assert expected == [p.name for p in BOOKS]
 
 
@@ -55,3 +58,23 @@ def test_notebook_defines_no_functions_or_classes(path):
             assert not isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Lambda), (
                 f"{path.name} defines {getattr(node, 'name', 'a lambda')}: move it to parotidlib"
             )
+
+
+@pytest.mark.parametrize("stage", [*STAGES, ABLATION_REPORT], ids=lambda s: s.notebook)
+def test_parameters_cell_declares_exactly_the_keys_its_stage_is_passed(stage):
+    """The parameters cell is the notebook's whole interface: the pipeline passes a stage
+    ``run_dir`` and its own keys, so papermill has nothing to warn about."""
+    nb = nbformat.read(str(NOTEBOOKS / stage.notebook), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    declared = [node.targets[0].id for node in ast.parse(cell.source).body]
+    assert sorted(declared) == sorted({"run_dir", *stage.keys}), stage.notebook
+    assert len(declared) == len(set(declared)), f"{stage.notebook}: a key declared twice"
+
+
+def test_notebooks_pass_ruff():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    proc = subprocess.run([ruff, "check", "--no-cache", str(NOTEBOOKS)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,4 +1,4 @@
-"""The built-in physics-based synthetic parotid MRI cohort (DESIGN.md, "The synthetic cohort").
+"""The built-in physics-based synthetic parotid MRI cohort (docs/synthetic-cohort.md).
 
 Xia et al. 2021's images are private, so the kit ships a generator: per patient a neck
 phantom at the parotid level (tissues with proton density, T1, T2, fat fraction and contrast

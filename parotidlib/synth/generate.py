@@ -1,4 +1,4 @@
-"""Write the synthetic cohort: NIfTI volumes, label maps and manifest.csv (DESIGN.md format).
+"""Write the synthetic cohort: NIfTI volumes, label maps and manifest.csv (docs/cohort-format.md).
 
 The cohort is written into a temporary folder beside ``out_dir`` and moved into place only
 when complete, so an interrupted run never leaves a manifest pointing at missing or partial
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import gzip
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -30,6 +29,8 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import MANIFEST_COLUMNS, SERIES
+from parotidlib.data.manifest import manifest_files
+from parotidlib.io import sha256_file
 from parotidlib.synth.composition import PatientSpec, draw_patients
 from parotidlib.synth.patient import simulate_patient
 
@@ -125,14 +126,14 @@ def _is_complete(folder: Path, stamp: dict) -> bool:
         return False
     if {k: found.get(k) for k in stamp} != stamp:
         return False
-    if found.get("manifest_sha256") != hashlib.sha256(manifest.read_bytes()).hexdigest():
+    if found.get("manifest_sha256") != sha256_file(manifest):
         return False
     try:
-        frame = pd.read_csv(manifest, dtype=str)
-        return all((folder / rel).is_file()
-                   for col in (*SERIES, *(f"{s}_labels" for s in SERIES)) for rel in frame[col])
-    except (OSError, KeyError, ValueError):
+        files = manifest_files(manifest)
+    except ValueError:
         return False
+    # the manifest is the one the stamp hashed: every file it names must be there
+    return bool(files) and all(path.is_file() for _, _, path in files)
 
 
 def _is_ours(folder: Path) -> bool:
@@ -249,8 +250,7 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
         rows = _simulate_all(specs, int(seed), float(pixel_scale), staging, workers)
         frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OPTIONAL_COLUMNS])
         frame.to_csv(staging / MANIFEST_NAME, index=False, lineterminator="\n")
-        stamp["manifest_sha256"] = hashlib.sha256((staging / MANIFEST_NAME).read_bytes()
-                                                  ).hexdigest()
+        stamp["manifest_sha256"] = sha256_file(staging / MANIFEST_NAME)
         (staging / STAMP_NAME).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
         _swap_into_place(staging, out_dir, stamp)
         logger.info("synthetic cohort written to %s in %.1f s", out_dir,

@@ -1,10 +1,13 @@
 """Tissue classes and their MR parameters (proton density, T1, T2, fat fraction, contrast uptake).
 
-Values are literature ranges at 1.5 T (DESIGN.md table; Bottomley et al. 1984, Med Phys 11:425;
-de Bazelaire et al. 2004, Radiology 230:652 for 3 T; Stark & Bradley, *Magnetic Resonance
-Imaging*; for the parotid tumours Ikeda et al. 2004, AJNR 25:1256 and Yabuuchi et al. 2003,
-Radiology 226:345). Each patient draws its own value inside every range (per-patient spread);
-tumour tissues are drawn per tumour in :mod:`parotidlib.synth.tumours`.
+Values are literature ranges at 1.5 T (docs/synthetic-cohort.md, "Tissues"; Bottomley et al.
+1984, Med Phys 11:425; de Bazelaire et al. 2004, Radiology 230:652 for 3 T; Stark & Bradley,
+*Magnetic Resonance Imaging*; for the parotid tumours Ikeda et al. 2004, AJNR 25:1256 and
+Yabuuchi et al. 2003, Radiology 226:345). Each patient draws its own value inside every range
+(per-patient spread). The rows of the four histology tissues (PA_STROMA, PA_CELLULAR,
+WARTHIN_SOLID, MALIGNANT) are the one source of their ranges: :mod:`parotidlib.synth.tumours`
+draws each tumour's own values from them (a phenotype may replace one range, e.g. the cellular
+pleomorphic adenoma's stroma T2), and those replace the patient's draw for that tumour.
 
 Two-compartment tissues (parotid parenchyma, bone marrow) mix a water compartment with fat:
 the voxel signal is ``(1 - ff) * S_water + ff * S_fat``, so a fatty gland lies between fat
@@ -69,8 +72,11 @@ class TissueRange:
     conc_mM: tuple[float, float] = (0.0, 0.0)
 
 
-#: Literature-based ranges (1.5 T); the tumour rows are the defaults that tumour phenotypes
-#: narrow or shift (see tumours.py).
+#: Literature-based ranges (1.5 T). tumours.py draws every tumour's PA_STROMA, PA_CELLULAR,
+#: WARTHIN_SOLID and MALIGNANT values from these rows (classic pleomorphic adenoma, high-grade
+#: carcinoma; a variant phenotype replaces single ranges there). The patient's own draw of
+#: these four rows is overwritten by its tumour's; it is still made so that the random stream,
+#: and with it every cohort, stays as it was.
 TISSUE_RANGES: dict[Tissue, TissueRange] = {
     Tissue.AIR: TissueRange((0.0, 0.0), (1000, 1000), (1, 1)),
     # fat: the water-compartment values are unused (fat_fraction 1); its own T1/T2 are FAT_*.
@@ -85,11 +91,11 @@ TISSUE_RANGES: dict[Tissue, TissueRange] = {
     Tissue.MUCOSA: TissueRange((0.80, 0.90), (900, 1100), (80, 110), (0.0, 0.0), (0.2, 0.3)),
     Tissue.CAPSULE: TissueRange((0.55, 0.65), (900, 1100), (40, 55), (0.0, 0.0), (0.04, 0.1)),
     Tissue.PA_STROMA: TissueRange((0.9, 1.0), (1100, 1500), (120, 250), (0.0, 0.0),
-                                  (0.15, 0.35)),
+                                  (0.12, 0.35)),
     Tissue.PA_CELLULAR: TissueRange((0.8, 0.9), (900, 1200), (75, 115), (0.0, 0.0),
                                     (0.15, 0.30)),
-    Tissue.WARTHIN_SOLID: TissueRange((0.8, 0.9), (800, 1200), (70, 120), (0.0, 0.0),
-                                      (0.05, 0.15)),
+    Tissue.WARTHIN_SOLID: TissueRange((0.8, 0.9), (800, 1200), (70, 125), (0.0, 0.0),
+                                      (0.05, 0.18)),
     Tissue.CYST: TissueRange((0.95, 1.0), (2500, 4000), (500, 2000)),
     Tissue.PROTEIN: TissueRange((0.8, 0.9), (300, 600), (60, 150)),
     Tissue.MALIGNANT: TissueRange((0.8, 0.9), (900, 1300), (60, 100), (0.0, 0.0),

@@ -17,13 +17,13 @@ between classes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.special import ndtri
 
 from parotidlib.synth.anatomy import SIDE_SIGN, GlandShape
-from parotidlib.synth.tissues import Tissue
+from parotidlib.synth.tissues import TISSUE_RANGES, Tissue, TissueRange
 
 __all__ = ["Tumour", "draw_tumour", "paint_tumour"]
 
@@ -31,6 +31,13 @@ __all__ = ["Tumour", "draw_tumour", "paint_tumour"]
 _DIAMETER_MM = {"pleomorphic_adenoma": 25.0, "warthin": 27.0, "malignant": 28.0}
 #: Tissues a tumour does not replace (it pushes or erodes bone only in late stages).
 _BONE = (Tissue.AIR, Tissue.CORTEX, Tissue.MARROW)
+# Phenotype variants: the ranges of tissues.TISSUE_RANGES (classic pleomorphic adenoma,
+# high-grade carcinoma) with single ranges replaced, so that every range has one source.
+#: Cellular pleomorphic adenoma: less myxoid stroma, so a lower stroma T2.
+_PA_STROMA_CELLULAR_VARIANT = replace(TISSUE_RANGES[Tissue.PA_STROMA], t2_ms=(95, 160))
+#: Low-grade carcinoma (e.g. mucoepidermoid): brighter on T2, less enhancement.
+_MALIGNANT_LOW_GRADE = replace(TISSUE_RANGES[Tissue.MALIGNANT], t2_ms=(60, 130),
+                               conc_mM=(0.12, 0.35))
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,8 @@ class Tumour:
         Gland tissue kept around the tumour (the gland is grown to hold it); negative for
         malignant tumours, whose outer part may lie outside the gland.
     tissue_values : dict
-        Per-tumour parameters that replace the patient's table: {Tissue: (pd, t1, t2, conc)}.
+        Per-tumour parameters that replace the patient's table: {Tissue: (pd, t1, t2, conc)},
+        drawn from :data:`parotidlib.synth.tissues.TISSUE_RANGES` (or a phenotype variant).
     heterogeneity : dict
         Texture modulation amplitudes per tumour tissue: {Tissue: (t2_amp, conc_amp)}.
     """
@@ -131,6 +139,15 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
+def _draw_values(rng: np.random.Generator, r: TissueRange) -> tuple[float, float, float, float]:
+    """One tumour's (pd, T1 ms, T2 ms, contrast mM) of a tissue, uniform in the ranges of ``r``.
+
+    Drawn in this order, one uniform each (the order fixes the random stream, and so the
+    cohort); the fat fraction of tumour tissues is 0 and is not drawn.
+    """
+    return (_u(rng, *r.pd), _u(rng, *r.t1_ms), _u(rng, *r.t2_ms), _u(rng, *r.conc_mM))
+
+
 def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> Tumour:
     """Draw one tumour of ``histology`` inside ``gland``.
 
@@ -172,11 +189,9 @@ def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> 
     if histology == "pleomorphic_adenoma":
         classic = rng.random() < 0.6  # else the cellular variant: less stroma, lower T2
         cellular = _u(rng, 0.05, 0.35) if classic else _u(rng, 0.4, 0.8)
-        values[Tissue.PA_STROMA] = (_u(rng, 0.9, 1.0), _u(rng, 1100, 1500),
-                                    _u(rng, 120, 250) if classic else _u(rng, 95, 160),
-                                    _u(rng, 0.12, 0.35))
-        values[Tissue.PA_CELLULAR] = (_u(rng, 0.8, 0.9), _u(rng, 900, 1200), _u(rng, 75, 115),
-                                      _u(rng, 0.15, 0.3))
+        values[Tissue.PA_STROMA] = _draw_values(
+            rng, TISSUE_RANGES[Tissue.PA_STROMA] if classic else _PA_STROMA_CELLULAR_VARIANT)
+        values[Tissue.PA_CELLULAR] = _draw_values(rng, TISSUE_RANGES[Tissue.PA_CELLULAR])
         het = {Tissue.PA_STROMA: (0.12, 0.3), Tissue.PA_CELLULAR: (0.08, 0.3)}
         lobes = (_lobes(rng, int(rng.integers(3, 8)), (0.08, 0.25)) if rng.random() < 0.7
                  else _lobes(rng, 2, (0.0, 0.08)))
@@ -185,8 +200,7 @@ def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> 
             cysts = _cysts(rng, int(rng.integers(1, 3)), radii, (1.0, 2.5), 0.0)
         gland_margin = _u(rng, 2.0, 4.0)
     elif histology == "warthin":
-        values[Tissue.WARTHIN_SOLID] = (_u(rng, 0.8, 0.9), _u(rng, 800, 1200), _u(rng, 70, 125),
-                                        _u(rng, 0.05, 0.18))
+        values[Tissue.WARTHIN_SOLID] = _draw_values(rng, TISSUE_RANGES[Tissue.WARTHIN_SOLID])
         het = {Tissue.WARTHIN_SOLID: (0.1, 0.3)}
         lobes = _lobes(rng, 2, (0.0, 0.1))
         capsule = _u(rng, 0.5, 1.0) if rng.random() < 0.7 else 0.0
@@ -214,10 +228,8 @@ def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> 
             necrosis = _u(rng, 0.25, 0.55)
         if not high_grade and rng.random() < 0.25:
             cysts = _cysts(rng, int(rng.poisson(2.0)) + 1, radii, (1.0, 3.0), 0.3)
-        values[Tissue.MALIGNANT] = (
-            _u(rng, 0.8, 0.9), _u(rng, 900, 1300),
-            _u(rng, 60, 100) if high_grade else _u(rng, 60, 130),
-            _u(rng, 0.15, 0.45) if high_grade else _u(rng, 0.12, 0.35))
+        values[Tissue.MALIGNANT] = _draw_values(
+            rng, TISSUE_RANGES[Tissue.MALIGNANT] if high_grade else _MALIGNANT_LOW_GRADE)
         het = {Tissue.MALIGNANT: (0.12, _u(rng, 0.3, 0.55) if high_grade
                                   else _u(rng, 0.15, 0.35))}
         gland_margin = -_u(rng, 0.0, 4.0)

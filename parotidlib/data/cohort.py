@@ -1,0 +1,257 @@
+"""Reading and validating a cohort (docs/cohort-format.md).
+
+A cohort is a folder with ``manifest.csv`` (one row per patient, paths relative to the
+manifest's folder) and, per patient, three MR series (T1, CE-T1, T2) with one label map per
+series on that series' grid (0 background, 1 right parotid gland, 2 left parotid gland,
+3 tumour).
+
+Validation runs in two stages so that a large cohort is checked cheaply first:
+
+* :func:`read_manifest` checks the table (columns, unique ids, allowed values) and every
+  NIfTI *header* (file exists and is readable, 3-D, finite affine, label map on its series'
+  grid); with ``check_data=True`` (the default) it also runs :func:`validate_cohort`.
+* :func:`validate_cohort` / :func:`check_patient_data` read the voxels: NaN/inf in images,
+  label values outside {0, 1, 2, 3}, no tumour, a missing gland label.
+
+Every problem names the patient, the column (series) and the file; all problems are collected
+and raised together in one :class:`CohortError`. Nothing in the cohort folder is written.
+Problems are defined in :mod:`.problems`, one patient's volumes and their checks in
+:mod:`.volumes`; this module holds the cohort as a whole.
+"""
+
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
+
+from parotidlib.constants import (
+    HISTOLOGIES,
+    IMAGE_COLUMNS,
+    LABEL_COLUMNS,
+    MANIFEST_COLUMNS,
+    SIDES,
+)
+from parotidlib.data.manifest import ManifestReadError, read_manifest_table
+from parotidlib.data.problems import CohortError, Problem
+from parotidlib.data.volumes import (
+    PatientVolumes,
+    check_patient_data,
+    check_patient_headers,
+    load_patient,
+)
+
+__all__ = ["Cohort", "CohortError", "PatientVolumes", "Problem", "check_patient_data",
+           "check_patient_headers", "load_patient", "read_manifest", "scan_manifest",
+           "skip_patients", "validate_cohort"]
+
+logger = logging.getLogger(__name__)
+
+#: Allowed values of the manifest's ``sex`` column.
+SEXES: tuple[str, ...] = ("M", "F")
+
+
+@dataclass
+class Cohort:
+    """A validated manifest.
+
+    Attributes
+    ----------
+    manifest : pandas.DataFrame
+        One row per usable patient, sorted as in the file; the image and label columns hold
+        absolute resolved paths (str). Optional columns are carried through.
+    root : Path
+        The manifest's folder (what relative paths were resolved against).
+    manifest_path : Path
+        The manifest file (absolute).
+    skipped : list of Problem
+        Problems of patients left out with ``skip_invalid=True`` (one entry per problem).
+    """
+
+    manifest: pd.DataFrame
+    root: Path
+    manifest_path: Path
+    skipped: list[Problem] = field(default_factory=list)
+
+    @property
+    def patient_ids(self) -> list[str]:
+        """Patient ids in manifest order."""
+        return list(self.manifest["patient_id"])
+
+    @property
+    def skipped_ids(self) -> list[str]:
+        """Ids of skipped patients, sorted, each once."""
+        return sorted({p.patient_id for p in self.skipped if p.patient_id is not None})
+
+    def row(self, patient_id: str) -> pd.Series:
+        """The manifest row of ``patient_id`` (KeyError naming it if absent)."""
+        match = self.manifest.index[self.manifest["patient_id"] == patient_id]
+        if len(match) != 1:
+            raise KeyError(f"patient_id {patient_id!r} is not in the cohort {self.manifest_path}")
+        return self.manifest.loc[match[0]]
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+
+# --------------------------------------------------------------------------- manifest table
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        return read_manifest_table(path)
+    except ManifestReadError as exc:
+        raise CohortError([Problem(None, None, str(path), str(exc))], path) from None
+
+
+def _check_table(table: pd.DataFrame, manifest: Path) -> tuple[list[Problem], list[Problem]]:
+    """Return (fatal problems of the whole table, per-patient problems)."""
+    fatal: list[Problem] = []
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if missing:
+        fatal.append(Problem(None, None, str(manifest),
+                             f"missing column(s) {missing}; required: {list(MANIFEST_COLUMNS)}"))
+        return fatal, []
+    if len(table) == 0:
+        fatal.append(Problem(None, None, str(manifest), "the manifest has no patient rows"))
+        return fatal, []
+    problems: list[Problem] = []
+    for pid in table["patient_id"]:
+        if pid == "":
+            fatal.append(Problem(None, "patient_id", str(manifest), "empty patient_id"))
+    counts = table["patient_id"].value_counts()
+    for pid, n in counts[counts > 1].items():
+        if pid != "":
+            problems.append(Problem(pid, "patient_id", str(manifest),
+                                    f"duplicate patient_id ({n} rows)"))
+    allowed = {"histology": HISTOLOGIES, "tumor_side": SIDES, "sex": SEXES}
+    for _, row in table.iterrows():
+        pid = row["patient_id"]
+        for col, values in allowed.items():
+            if row[col] not in values:
+                problems.append(Problem(pid, col, str(manifest),
+                                        f"unknown {col} {row[col]!r}; allowed: {list(values)}"))
+        age = pd.to_numeric(pd.Series([row["age"]]), errors="coerce").iloc[0]
+        if not (np.isfinite(age) and age >= 0):
+            problems.append(Problem(pid, "age", str(manifest),
+                                    f"age must be a number of years >= 0, got {row['age']!r}"))
+    return fatal, problems
+
+
+def _resolve_paths(table: pd.DataFrame, root: Path) -> pd.DataFrame:
+    table = table.copy()
+    for col in (*IMAGE_COLUMNS, *LABEL_COLUMNS):
+        table[col] = [str((root / p).resolve()) if p != "" else "" for p in table[col]]
+    return table
+
+
+def validate_cohort(cohort: Cohort, progress: bool = True) -> list[Problem]:
+    """Read every patient's voxels and return all data problems (see check_patient_data)."""
+    problems: list[Problem] = []
+    for _, row in tqdm(cohort.manifest.iterrows(), total=len(cohort), desc="validate",
+                       disable=None if progress else True):
+        try:
+            volumes = load_patient(row)
+        except CohortError as exc:
+            problems += exc.problems
+            continue
+        problems += check_patient_data(volumes)
+    return problems
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def scan_manifest(path: str | Path, check_data: bool = True) -> tuple[Cohort, list[Problem]]:
+    """Read a manifest and collect its problems without raising for patients' problems.
+
+    Returns
+    -------
+    cohort : Cohort
+        The patients without problems (``skipped`` is empty).
+    problems : list of Problem
+        Every problem of the other patients.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    CohortError
+        Problems of the table itself (unreadable, missing columns, no rows, empty ids).
+    """
+    manifest = Path(path).resolve()
+    if not manifest.is_file():
+        raise FileNotFoundError(f"manifest not found: {manifest}")
+    root = manifest.parent
+    table = _read_table(manifest)
+    fatal, problems = _check_table(table, manifest)
+    if fatal:
+        raise CohortError(fatal, manifest)
+    table = _resolve_paths(table, root)
+    for _, row in table.iterrows():
+        problems += check_patient_headers(row)
+    if check_data:
+        bad_header = {p.patient_id for p in problems}
+        unchecked = table[~table["patient_id"].isin(bad_header)]
+        problems += validate_cohort(Cohort(unchecked, root, manifest))
+    bad = {p.patient_id for p in problems}
+    good = table[~table["patient_id"].isin(bad)].reset_index(drop=True)
+    return Cohort(good, root, manifest), problems
+
+
+def skip_patients(cohort: Cohort, problems: list[Problem]) -> Cohort:
+    """Warn about each patient with problems and record them in ``cohort.skipped``."""
+    for pid in sorted({p.patient_id for p in problems}, key=str):
+        reasons = "; ".join(p.message for p in problems if p.patient_id == pid)
+        msg = f"skipping patient {pid}: {reasons}"
+        logger.warning(msg)
+        warnings.warn(msg, stacklevel=3)
+    keep = ~cohort.manifest["patient_id"].isin({p.patient_id for p in problems})
+    return Cohort(cohort.manifest[keep].reset_index(drop=True), cohort.root,
+                  cohort.manifest_path, [*cohort.skipped, *problems])
+
+
+def read_manifest(path: str | Path, skip_invalid: bool = False,
+                  check_data: bool = True) -> Cohort:
+    """Read and validate a cohort's ``manifest.csv``.
+
+    Parameters
+    ----------
+    path : path
+        The manifest file; relative paths inside resolve against its folder.
+    skip_invalid : bool
+        False: any problem raises. True: patients with problems are left out (listed in
+        ``Cohort.skipped`` and logged with a warning); problems of the table itself (missing
+        columns, no rows, empty ids) still raise.
+    check_data : bool
+        Also read the voxels (:func:`validate_cohort`); False checks headers only (fast;
+        curation checks the data of each patient as it loads them).
+
+    Returns
+    -------
+    Cohort
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    CohortError
+        With every problem found (patient, column, file, message).
+
+    Examples
+    --------
+    >>> cohort = read_manifest("data/synthetic/manifest.csv")  # doctest: +SKIP
+    >>> volumes = load_patient(cohort, cohort.patient_ids[0])  # doctest: +SKIP
+    """
+    cohort, problems = scan_manifest(path, check_data=check_data)
+    if problems and not skip_invalid:
+        raise CohortError(problems, cohort.manifest_path)
+    if problems:
+        cohort = skip_patients(cohort, problems)
+    return cohort

@@ -1,0 +1,295 @@
+"""Curating a cohort into a run folder's ``data/`` (the dataset format: :mod:`.dataset`).
+
+:func:`curate_cohort` turns every patient's volumes into the paper's four-channel slices
+(:func:`parotidlib.data.preprocess.preprocess_patient`), in parallel over patients, assigns the
+patient-level split (:func:`parotidlib.data.split.split_patients`) and writes the dataset.
+Everything is written into a hidden temporary sibling folder that is renamed into place at the
+end, so an interrupted curation never leaves a half-written dataset. The same cohort and config
+give byte-identical files (no timestamps; patients in patient_id order, whatever the
+parallelism).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
+
+from parotidlib.config import CurationConfig
+from parotidlib.constants import (
+    CLASSES,
+    HISTOLOGIES,
+    IMAGE_COLUMNS,
+    LABEL_COLUMNS,
+    MANIFEST_COLUMNS,
+)
+from parotidlib.data.align import AlignmentError
+from parotidlib.data.cohort import (
+    CohortError,
+    Problem,
+    check_patient_data,
+    load_patient,
+    scan_manifest,
+    skip_patients,
+)
+from parotidlib.data.dataset import DATASET_FORMAT, CuratedDataset, load_dataset
+from parotidlib.data.preprocess import preprocess_patient
+from parotidlib.data.split import SPLITS, check_no_leakage, split_patients
+from parotidlib.io import sha256_file, sha256_text
+
+logger = logging.getLogger(__name__)
+
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _curate_one(index: int, row: dict, config: CurationConfig, parts_dir: str) -> dict:
+    """Worker: one patient -> parts_dir/<index>.npy and its slice rows, warnings, problems."""
+    pid = row["patient_id"]
+    result = {"index": index, "patient_id": pid, "slices": None, "no_free": False,
+              "warnings": [], "problems": [], "files_sha256": {}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            volumes = load_patient(row)
+            problems = check_patient_data(volumes)
+            if not problems:
+                patient = preprocess_patient(volumes, config)
+        except CohortError as exc:
+            problems = exc.problems
+        except AlignmentError as exc:
+            col = exc.series or "t1"
+            problems = [Problem(pid, col, row.get(col), str(exc))]
+        except Exception as exc:  # a bug or an unforeseen input: say which patient
+            raise RuntimeError(f"curation failed for patient {pid}: {type(exc).__name__}: "
+                               f"{exc}") from exc
+    result["warnings"] = [str(w.message) for w in caught]
+    result["problems"] = problems
+    if problems:
+        return result
+    np.save(Path(parts_dir) / f"{index:06d}.npy", patient.images)
+    result["slices"] = patient.slices
+    result["no_free"] = patient.no_free_slices
+    result["files_sha256"] = {c: sha256_file(row[c]) for c in (*IMAGE_COLUMNS, *LABEL_COLUMNS)}
+    return result
+
+
+def _n_jobs(config: CurationConfig, n_patients: int) -> int:
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")  # Linux only
+             else os.cpu_count() or 1)
+    jobs = config.curate_jobs or cores
+    return max(1, min(jobs, n_patients))
+
+
+def _run_patients(rows: list[dict], config: CurationConfig, parts_dir: Path,
+                  progress: bool) -> list[dict]:
+    jobs = _n_jobs(config, len(rows))
+    bar = tqdm(total=len(rows), desc="curate", unit="patient", disable=None if progress else True)
+    results: dict[int, dict] = {}
+    try:
+        if jobs == 1:
+            for i, row in enumerate(rows):
+                results[i] = _curate_one(i, row, config, str(parts_dir))
+                bar.update()
+        else:
+            # fork (where available): workers start at once and user scripts need no
+            # `if __name__ == "__main__"` guard (spawn/forkserver re-import __main__). The
+            # workers use only numpy/scipy/nibabel, not torch's thread pools.
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures = [pool.submit(_curate_one, i, row, config, str(parts_dir))
+                           for i, row in enumerate(rows)]
+                try:
+                    for future in as_completed(futures):
+                        result = future.result()
+                        results[result["index"]] = result
+                        bar.update()
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    finally:
+        bar.close()
+    return [results[i] for i in range(len(rows))]
+
+
+# --------------------------------------------------------------------------- assembling
+
+
+def _slices_table(results: list[dict], manifest: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
+    frames = [r["slices"] for r in results if r["slices"] is not None and len(r["slices"])]
+    slices = pd.concat(frames, ignore_index=True)
+    clinical = manifest.set_index("patient_id")
+    extras = [c for c in clinical.columns if c not in MANIFEST_COLUMNS]
+    for col in ("histology", "tumor_side", "scanner", "age", "sex", *extras):
+        slices[col] = slices["patient_id"].map(clinical[col])
+    slices["split"] = slices["patient_id"].map(split)
+    order = ["patient_id", "slice_index", "z_mm", "label", "label_index", "side", "histology",
+             "tumor_side", "scanner", "age", "sex", "tumor_area_mm2", "split", *extras]
+    return slices[order]
+
+
+def _counts(slices: pd.DataFrame, patients: pd.DataFrame, split: pd.Series) -> dict:
+    counts = {}
+    for name in (*SPLITS, "total"):
+        part = slices if name == "total" else slices[slices["split"] == name]
+        counts[name] = {c: int((part["label"] == c).sum()) for c in CLASSES}
+    per_patient = {}
+    for name in (*SPLITS, "total"):
+        ids = split.index if name == "total" else split.index[split == name]
+        hist = patients.set_index("patient_id").loc[list(ids), "histology"]
+        per_patient[name] = {h: int((hist == h).sum()) for h in HISTOLOGIES}
+        per_patient[name]["all"] = len(ids)
+    return {"slices": counts, "patients": per_patient}
+
+
+def _write(tmp: Path, results: list[dict], config: CurationConfig, slices: pd.DataFrame,
+           meta: dict) -> None:
+    shape = (len(slices), len(config.channels), config.image_size, config.image_size)
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
+                                       shape=shape)
+    start = 0
+    for result in results:
+        part_path = tmp / "parts" / f"{result['index']:06d}.npy"
+        if result["slices"] is None:
+            continue
+        part = np.load(part_path)
+        images[start:start + len(part)] = part
+        start += len(part)
+    images.flush()
+    del images
+    shutil.rmtree(tmp / "parts")
+    slices.to_csv(tmp / "slices.csv", index=False, lineterminator="\n")
+    meta["images"] = {"file": "images.npy", "shape": list(shape), "dtype": "uint8",
+                      "sha256": sha256_file(tmp / "images.npy")}
+    meta["slices_file"] = {"file": "slices.csv", "sha256": sha256_file(tmp / "slices.csv")}
+    # dataset.json last: its presence marks a complete dataset
+    (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        os.replace(out_dir, trash / out_dir.name)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(trash)
+    else:
+        os.replace(tmp, out_dir)
+
+
+def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
+                  config: CurationConfig | None = None, progress: bool = True
+                  ) -> CuratedDataset:
+    """Curate a cohort into ``out_dir`` (images.npy, slices.csv, dataset.json).
+
+    Parameters
+    ----------
+    manifest_path : path
+        The cohort's manifest.csv (docs/cohort-format.md).
+    out_dir : path
+        The dataset folder (e.g. ``reports/<run>/data``). It must be absent, empty or a
+        previous dataset (then it is replaced, atomically).
+    config : CurationConfig, optional
+        Defaults reproduce the paper's inputs (224 px, four channels).
+    progress : bool
+        Show a tqdm bar over patients.
+
+    Returns
+    -------
+    CuratedDataset
+        As :func:`load_dataset` returns it.
+
+    Raises
+    ------
+    CohortError
+        Every invalid patient (header, data or alignment problems) at once, unless
+        ``config.skip_invalid_patients``; then they are skipped, warned about and listed in
+        dataset.json.
+    ValueError
+        ``out_dir`` is a non-empty folder that is not a dataset; no slice at all.
+
+    Examples
+    --------
+    >>> ds = curate_cohort("data/synthetic/manifest.csv", "reports/run1/data",
+    ...                    CurationConfig(image_size=64))  # doctest: +SKIP
+    >>> ds.images.shape, ds.slices.groupby(["split", "label"]).size()  # doctest: +SKIP
+    """
+    config = config or CurationConfig()
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
+        raise ValueError(f"out_dir {out_dir} is a non-empty folder without dataset.json; "
+                         f"refusing to replace it (choose an empty or new folder)")
+    cohort, problems = scan_manifest(manifest_path, check_data=False)
+    manifest = cohort.manifest.sort_values("patient_id", kind="stable").reset_index(drop=True)
+    rows = [row.to_dict() for _, row in manifest.iterrows()]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        (tmp / "parts").mkdir()
+        results = _run_patients(rows, config, tmp / "parts", progress) if rows else []
+        problems += [p for r in results for p in r["problems"]]
+        if problems and not config.skip_invalid_patients:
+            raise CohortError(problems, cohort.manifest_path)
+        for message in (m for r in results for m in r["warnings"]):
+            # re-raised in the parent (workers' warnings do not reach the caller's filters)
+            logger.debug(message)
+            warnings.warn(message, stacklevel=2)
+        if problems:
+            cohort = skip_patients(cohort, problems)
+        good = [r for r in results if not r["problems"]]
+        patients = manifest[manifest["patient_id"].isin([r["patient_id"] for r in good])]
+        if not any(r["slices"] is not None and len(r["slices"]) for r in good):
+            raise ValueError(f"no slice with an ROI of >= {config.min_tumor_area_mm2} mm^2 in "
+                             f"the cohort {cohort.manifest_path}; nothing to curate")
+        split = split_patients(patients, config.test_fraction, config.split_seed,
+                               config.cv_folds, config.fold)
+        slices = _slices_table(good, manifest, split)
+        check_no_leakage(slices)
+        cohort_hash = sha256_text("".join(
+            f"{r['patient_id']}\t{col}\t{digest}\n"
+            for r in good for col, digest in sorted(r["files_sha256"].items())))
+        meta = {
+            "format": DATASET_FORMAT,
+            "channels": list(config.channels),
+            "image_size": config.image_size,
+            "classes": list(CLASSES),
+            "n_slices": len(slices),
+            # curate_jobs changes nothing in the output, so it is left out of the record
+            "config": {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in asdict(config).items() if k != "curate_jobs"},
+            "manifest": str(cohort.manifest_path),
+            "manifest_sha256": sha256_file(cohort.manifest_path),
+            "cohort_sha256": cohort_hash,
+            "counts": _counts(slices, patients, split),
+            "patients_without_free_slices": [r["patient_id"] for r in good if r["no_free"]],
+            "patients_without_lesion_slices": sorted(
+                set(patients["patient_id"]) - set(slices.loc[slices.label != "free",
+                                                             "patient_id"])),
+            "skipped_patients": [
+                {"patient_id": pid, "problems": [str(p) for p in problems
+                                                 if p.patient_id == pid]}
+                for pid in sorted({p.patient_id for p in problems}, key=str)],
+            "warnings": [m for r in results for m in r["warnings"]],
+        }
+        _write(tmp, results, config, slices, meta)
+        _move_into_place(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("curated %d slices of %d patients into %s", len(slices), len(patients), out_dir)
+    return load_dataset(out_dir)
+
+

@@ -1,0 +1,70 @@
+"""The one reader of a cohort's manifest.csv table (docs/cohort-format.md).
+
+Every part of the kit that reads a manifest (validation in :mod:`.cohort`, the cohort
+fingerprint in :mod:`.sources`, the report's cohort tables, Figure 2) reads it here, so that
+they all see the same values: text columns stay text ("007" is an id, not 7) with surrounding
+spaces stripped, empty cells are "", and optional numeric columns (age, TR/TE...) are numbers
+where every cell parses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from parotidlib.constants import IMAGE_COLUMNS, LABEL_COLUMNS
+
+#: Columns read as text.
+TEXT_COLUMNS: tuple[str, ...] = ("patient_id", "histology", "tumor_side", "sex", "scanner",
+                                 *IMAGE_COLUMNS, *LABEL_COLUMNS)
+#: Columns holding file paths, relative to the manifest's folder.
+FILE_COLUMNS: tuple[str, ...] = (*IMAGE_COLUMNS, *LABEL_COLUMNS)
+
+
+class ManifestReadError(ValueError):
+    """The manifest file cannot be read as a CSV table; names the file."""
+
+
+def read_manifest_table(path: str | Path) -> pd.DataFrame:
+    """Read manifest.csv as a table: text columns stripped, numeric optional columns parsed.
+
+    Nothing is validated here beyond being a readable CSV (that is
+    :func:`parotidlib.data.cohort.scan_manifest`'s job).
+
+    Raises
+    ------
+    ManifestReadError
+        The file is missing or not a CSV table.
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ManifestReadError(f"cannot read manifest {path}: {exc}") from None
+    for col in table.columns:
+        if col in TEXT_COLUMNS:
+            table[col] = table[col].astype(object).str.strip()
+            continue
+        numeric = pd.to_numeric(table[col].replace("", np.nan), errors="coerce")
+        if numeric.notna().sum() == (table[col] != "").sum():
+            table[col] = numeric
+    return table
+
+
+def manifest_files(path: str | Path, table: pd.DataFrame | None = None
+                   ) -> list[tuple[str, str, Path]]:
+    """``(patient_id, column, absolute path)`` of every file the manifest names, in table order.
+
+    Empty cells are left out (validation reports them); paths are resolved from the
+    manifest's folder.
+    """
+    path = Path(path)
+    table = read_manifest_table(path) if table is None else table
+    out = []
+    for _, row in table.iterrows():
+        for col in FILE_COLUMNS:
+            if col in table.columns and row[col] != "":
+                out.append((str(row["patient_id"]), col, (path.parent / row[col]).resolve()))
+    return out

@@ -1,0 +1,283 @@
+"""The paper's Table 4 (binary slice tasks) and Table 5 (patient diagnosis), plus a sweep
+of the decision rule's malignant-slice threshold.
+
+Table 4 (Xia et al. 2021) derives three binary tasks from the 4-class slice predictions.
+Which class is "positive" was worked out from the paper's own counts (test set: 89 free,
+57 pleomorphic adenoma, 36 Warthin, 93 malignant slices; confusion matrix of Figure 7):
+in each row the positive class is the FIRST named one, and every printed bound is
+reproduced with accuracy by the Wilson interval and sensitivity/specificity by the Wilson
+interval with continuity correction (Newcombe method 4):
+
+===========================  ===========  ==========================================
+row                          positive     accuracy / sensitivity / specificity counts
+===========================  ===========  ==========================================
+Benign vs malignant          benign       164/186, 88/93, 76/93
+Pleomorphic vs Warthin       PA           59/93, *41/59*, *18/34*
+Without vs with lesion       free         275/275, 89/89, 186/186
+===========================  ===========  ==========================================
+
+*Italics*: the paper's "sensitivity" and "specificity" of the pleomorphic-vs-Warthin row are
+41/(41+18) and 18/(18+16), i.e. TP/(TP+FP) and TN/(TN+FN) -- the positive and negative
+predictive values of our 2x2 table (the paper transposed that table). Here ``sensitivity``
+and ``specificity`` keep their usual meaning (41/57 and 18/36 for the paper's matrix) and
+every row also carries ``ppv`` and ``npv``, so the paper's numbers can be compared with
+``ppv``/``npv`` of that row.
+
+Slices predicted outside both groups of a task (a lesion slice predicted ``free``, or a
+benign slice predicted malignant in the pleomorphic-vs-Warthin task) count as errors: a
+false negative for a positive-class slice and a false positive for a negative-class slice,
+so tp + fn + fp + tn is the number of slices of the task and accuracy is correct/all.
+``n_other`` in each row counts these slices.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix
+
+from parotidlib.constants import BENIGN, CLASSES, HISTOLOGIES
+from parotidlib.evaluation.decision import as_class_names, diagnose_patients
+from parotidlib.evaluation.metrics import select_split
+from parotidlib.evaluation.stats import proportion_summary
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TABLE4_TASKS",
+    "BinaryTask",
+    "binary_counts",
+    "patient_confusion",
+    "patient_table5",
+    "table4",
+    "table4_row",
+    "threshold_sweep",
+]
+
+
+@dataclass(frozen=True)
+class BinaryTask:
+    """A binary task carved out of the four slice classes."""
+
+    # Task name as in metrics.json ("benign_vs_malignant", ...).
+    name: str
+    # Name of the positive group ("benign", a class name, ...).
+    positive: str
+    # Name of the negative group.
+    negative: str
+    # Classes making up the positive group.
+    positive_classes: tuple[str, ...]
+    # Classes making up the negative group.
+    negative_classes: tuple[str, ...]
+
+
+#: The three rows of the paper's Table 4, in its order; positive = the first-named class.
+TABLE4_TASKS: tuple[BinaryTask, ...] = (
+    BinaryTask("benign_vs_malignant", "benign", "malignant", BENIGN, ("malignant",)),
+    BinaryTask("pleomorphic_vs_warthin", "pleomorphic_adenoma", "warthin",
+               ("pleomorphic_adenoma",), ("warthin",)),
+    BinaryTask("lesion_vs_none", "free", "lesion", ("free",),
+               tuple(c for c in CLASSES if c != "free")),
+)
+
+
+def binary_counts(y_true: Any, y_pred: Any, task: BinaryTask) -> dict[str, int]:
+    """2 x 2 counts of a binary task over the slices whose true class belongs to it.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like, shape (N,)
+        Four-class true and predicted labels (names or indices).
+    task : BinaryTask
+
+    Returns
+    -------
+    dict
+        ``tp`` (positive predicted positive), ``fn`` (positive predicted anything else),
+        ``tn`` (negative predicted negative), ``fp`` (negative predicted anything else),
+        ``n`` and ``n_other`` (slices of the task predicted in neither group).
+    """
+    t = as_class_names(y_true, "y_true")
+    p = as_class_names(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred must have the same length, got {t.size}, {p.size}")
+    pos_t, neg_t = np.isin(t, task.positive_classes), np.isin(t, task.negative_classes)
+    pos_p, neg_p = np.isin(p, task.positive_classes), np.isin(p, task.negative_classes)
+    tp, tn = int(np.sum(pos_t & pos_p)), int(np.sum(neg_t & neg_p))
+    fn, fp = int(np.sum(pos_t)) - tp, int(np.sum(neg_t)) - tn
+    other = int(np.sum((pos_t | neg_t) & ~pos_p & ~neg_p))
+    return {"tp": tp, "fn": fn, "fp": fp, "tn": tn, "n": tp + fn + fp + tn, "n_other": other}
+
+
+def _summary_or_none(k: int, n: int, cc: bool, confidence: float) -> dict[str, Any] | None:
+    # An empty denominator (e.g. no negative slices) has no proportion; metrics.json gets null.
+    return proportion_summary(k, n, confidence, continuity_correction=cc) if n > 0 else None
+
+
+def table4_row(y_true: Any, y_pred: Any, task: BinaryTask,
+               confidence: float = 0.95) -> dict[str, Any]:
+    """One Table 4 row: counts plus accuracy (Wilson) and sensitivity, specificity, PPV and
+    NPV (Wilson with continuity correction, Newcombe method 4), as in the paper.
+
+    Returns
+    -------
+    dict
+        ``task``, ``positive``, ``negative``, ``tp``, ``fn``, ``fp``, ``tn``, ``n``,
+        ``n_other`` and the proportion blocks ``accuracy``, ``sensitivity`` (tp/(tp+fn)),
+        ``specificity`` (tn/(tn+fp)), ``ppv`` (tp/(tp+fp)), ``npv`` (tn/(tn+fn)); a block
+        is None when its denominator is 0.
+
+    Raises
+    ------
+    ValueError
+        If no slice belongs to the task.
+    """
+    c = binary_counts(y_true, y_pred, task)
+    if c["n"] == 0:
+        raise ValueError(f"task {task.name}: no slice of classes "
+                         f"{task.positive_classes + task.negative_classes} in y_true")
+    tp, fn, fp, tn = c["tp"], c["fn"], c["fp"], c["tn"]
+    return {
+        "task": task.name, "positive": task.positive, "negative": task.negative, **c,
+        "accuracy": _summary_or_none(tp + tn, c["n"], False, confidence),
+        "sensitivity": _summary_or_none(tp, tp + fn, True, confidence),
+        "specificity": _summary_or_none(tn, tn + fp, True, confidence),
+        "ppv": _summary_or_none(tp, tp + fp, True, confidence),
+        "npv": _summary_or_none(tn, tn + fn, True, confidence),
+    }
+
+
+def table4(predictions: pd.DataFrame, split: str | None = None,
+           confidence: float = 0.95) -> list[dict[str, Any]]:
+    """The paper's Table 4 from 4-class slice predictions (see the module docstring).
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Predictions table (``true_label``, ``predicted_label``; ``split`` if ``split``).
+    split : str, optional
+        Restrict to this split (the paper reports the test set).
+
+    Returns
+    -------
+    list of dict
+        One :func:`table4_row` per task of :data:`TABLE4_TASKS` that has slices.
+    """
+    frame = select_split(predictions, split)
+    rows = []
+    for task in TABLE4_TASKS:
+        c = binary_counts(frame["true_label"], frame["predicted_label"], task)
+        if c["n"] == 0:
+            logger.warning("table4: no slice for task %s; row left out", task.name)
+            continue
+        rows.append(table4_row(frame["true_label"], frame["predicted_label"], task, confidence))
+    return rows
+
+
+def _check_patient_df(patient_df: pd.DataFrame) -> None:
+    cols = ("true_histology", "predicted_histology")
+    if not isinstance(patient_df, pd.DataFrame) or any(c not in patient_df for c in cols):
+        raise ValueError(f"patient_df must be a DataFrame with columns {list(cols)} "
+                         "(see decision.diagnose_patients)")
+    for col in cols:
+        bad = sorted(set(patient_df[col]) - set(HISTOLOGIES))
+        if bad:
+            raise ValueError(f"patient_df.{col} must hold {list(HISTOLOGIES)}, got {bad}")
+
+
+def patient_confusion(patient_df: pd.DataFrame) -> np.ndarray:
+    """3 x 3 patient confusion matrix, rows true and columns predicted, in HISTOLOGIES order.
+
+    Parameters
+    ----------
+    patient_df : pandas.DataFrame
+        Output of :func:`parotidlib.evaluation.decision.diagnose_patients`
+        (``true_histology``, ``predicted_histology``).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (3, 3)
+        Element (i, j) counts patients of histology ``HISTOLOGIES[i]`` (pleomorphic adenoma,
+        Warthin, malignant) diagnosed as ``HISTOLOGIES[j]``, as in the paper's Table 5;
+        ``sklearn.metrics.confusion_matrix`` with ``labels=HISTOLOGIES``.
+    """
+    _check_patient_df(patient_df)
+    if patient_df.empty:  # sklearn refuses empty input; no patient is a matrix of zeros
+        return np.zeros((len(HISTOLOGIES), len(HISTOLOGIES)), dtype=np.int64)
+    return confusion_matrix(patient_df["true_histology"], patient_df["predicted_histology"],
+                            labels=list(HISTOLOGIES))
+
+
+def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95) -> list[dict[str, Any]]:
+    """The paper's Table 5: patients and correctly diagnosed patients per tumour type.
+
+    Rows: ``pleomorphic_adenoma``, ``warthin`` (correct = exact type), ``benign`` (PA +
+    Warthin; correct = diagnosed as either benign type, as in the paper's 13/12 row) and
+    ``malignant``. Types without patients are left out.
+
+    Parameters
+    ----------
+    patient_df : pandas.DataFrame
+        Output of :func:`parotidlib.evaluation.decision.diagnose_patients`.
+
+    Returns
+    -------
+    list of dict
+        ``{"type", "patients", "correct", "accuracy"}``; ``accuracy`` is a
+        :func:`parotidlib.evaluation.stats.proportion_summary` (Wilson interval).
+    """
+    _check_patient_df(patient_df)
+    true, pred = patient_df["true_histology"], patient_df["predicted_histology"]
+    groups = [
+        ("pleomorphic_adenoma", true == "pleomorphic_adenoma", true == pred),
+        ("warthin", true == "warthin", true == pred),
+        ("benign", true.isin(BENIGN), pred.isin(BENIGN)),
+        ("malignant", true == "malignant", true == pred),
+    ]
+    rows = []
+    for name, member, correct in groups:
+        n, k = int(member.sum()), int((member & correct).sum())
+        if n:
+            rows.append({"type": name, "patients": n, "correct": k,
+                         "accuracy": proportion_summary(k, n, confidence)})
+    return rows
+
+
+def threshold_sweep(predictions: pd.DataFrame, thresholds: Iterable[int] = range(0, 11),
+                    split: str | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """Patient-level detection of malignancy as the decision rule's threshold varies.
+
+    For each ``malignant_threshold`` the patients are diagnosed with
+    :func:`parotidlib.evaluation.decision.diagnose_patients`; malignant is the positive class.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per threshold: ``malignant_threshold``, ``tp``, ``fn``, ``fp``, ``tn``,
+        ``sensitivity`` with ``sensitivity_lo``/``sensitivity_hi`` and ``specificity`` with
+        ``specificity_lo``/``specificity_hi`` (Wilson with continuity correction, as for
+        Table 4; NaN when there are no malignant resp. benign patients).
+    """
+    frame = select_split(predictions, split)
+    rows = []
+    for threshold in thresholds:
+        patients = diagnose_patients(frame, malignant_threshold=threshold)
+        is_mal = patients["true_histology"] == "malignant"
+        said_mal = patients["predicted_histology"] == "malignant"
+        row: dict[str, Any] = {
+            "malignant_threshold": int(threshold),
+            "tp": int((is_mal & said_mal).sum()), "fn": int((is_mal & ~said_mal).sum()),
+            "fp": int((~is_mal & said_mal).sum()), "tn": int((~is_mal & ~said_mal).sum()),
+        }
+        for name, k, n in (("sensitivity", row["tp"], row["tp"] + row["fn"]),
+                           ("specificity", row["tn"], row["tn"] + row["fp"])):
+            s = _summary_or_none(k, n, True, confidence)
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = (
+                (s["value"], *s["ci95"]) if s else (np.nan, np.nan, np.nan))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,105 @@
+"""The HTML report: showing saved figures in a notebook, exporting the executed report notebook
+to one self-contained HTML file, and the run-folder facts the report prints.
+
+The report itself is the executed ``notebooks/50-report.ipynb``, exported by nbconvert with
+code hidden and figures embedded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from parotidlib.data.manifest import read_manifest_table
+from parotidlib.io import write_text_atomic
+
+
+def load_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """Read a run's metrics.json."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def export_html(notebook: str | Path, html: str | Path) -> Path:
+    """Export an executed notebook to one self-contained HTML file with code hidden.
+
+    nbconvert's HTMLExporter embeds the notebook's image outputs as base64, so the file has
+    no external references to the run folder.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    return write_text_atomic(html, body)
+
+
+def show_figures(run_dir: str | Path, names: list[str], width: int = 720) -> None:
+    """Display saved figures (``figures/<name>.png``) inline; missing ones are named, not fatal."""
+    from IPython.display import Image, Markdown, display
+
+    for name in names:
+        path = Path(run_dir) / "figures" / f"{name}.png"
+        if path.exists():
+            display(Image(filename=str(path), width=width, alt=name.replace("_", " ")))
+        else:
+            display(Markdown(f"*Figure `{name}` was not produced in this run.*"))
+
+
+def curated_manifest(run_dir: str | Path) -> pd.DataFrame:
+    """The run's cohort manifest without the patients curation skipped (as in 10-curate).
+
+    Reads ``cohort.json`` (written by the pipeline) and ``data/dataset.json``; patient ids
+    stay text.
+    """
+    run_dir = Path(run_dir)
+    manifest = Path(json.loads((run_dir / "cohort.json").read_text())["manifest"])
+    frame = read_manifest_table(manifest)
+    meta = json.loads((run_dir / "data" / "dataset.json").read_text())
+    skipped = {str(p["patient_id"]) for p in meta.get("skipped_patients", [])}
+    return frame[~frame["patient_id"].isin(skipped)].reset_index(drop=True)
+
+
+def training_device(run_dir: str | Path) -> dict[str, str]:
+    """Device and mixed-precision dtype the run's model was trained with (from last.pt)."""
+    from parotidlib.learn.checkpoint import read_checkpoint
+
+    path = Path(run_dir) / "model" / "checkpoints" / "last.pt"
+    if not path.is_file():
+        return {"training device": "n/a (no checkpoint)"}
+    ckpt = read_checkpoint(path)
+    info = {"training device": str(ckpt.get("device", "unknown")),
+            "mixed precision": str(ckpt.get("amp_dtype") or "off (float32)")}
+    if info["mixed precision"] in ("None", ""):
+        info["mixed precision"] = "off (float32)"
+    if info["training device"].startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            info["GPU"] = torch.cuda.get_device_name()
+    return info
+
+
+def stage_table(run_dir: str | Path) -> pd.DataFrame:
+    """How each stage of the run was obtained (the stage cache's record, ``.stages/``):
+    run here (fresh or resumed from checkpoints) or reused from another run folder, with
+    its seconds and the first digits of its cache key."""
+    rows = []
+    for path in sorted((Path(run_dir) / ".stages").glob("*.json")):
+        try:
+            stamp = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        how = ("reused from " + Path(stamp["reused_from"]).name if stamp.get("reused_from")
+               else "resumed from its checkpoints" if stamp.get("resumed")
+               else "run" if stamp.get("complete") else "running or interrupted")
+        rows.append({"stage": path.stem, "how": how, "seconds": stamp.get("seconds"),
+                     "key": str(stamp.get("key", ""))[:12]})
+    order = {name: i for i, name in enumerate(
+        ("curate", "train", "evaluate", "statistics", "report"))}
+    rows.sort(key=lambda r: order.get(r["stage"], len(order)))
+    return pd.DataFrame(rows, columns=["stage", "how", "seconds", "key"]).set_index("stage")

@@ -1,0 +1,100 @@
+"""Every figure of a run, drawn from the files its stages wrote (the report stage draws them).
+
+The computing stages (curate, train, evaluate, statistics) write data; the figures are drawn
+here, from ``data/``, ``model/history.csv``, ``predictions.csv`` and ``metrics.json``, so that
+a change to a figure reruns the report stage only (docs/design.md, "Stage cache"). Each is
+saved as ``figures/<name>.png`` (300 dpi) and ``.pdf``, labelled synthetic where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from parotidlib.data.dataset import load_dataset
+from parotidlib.evaluation.frames import threshold_sweep_frame
+from parotidlib.evaluation.metrics import confusion, roc_curves, select_split
+from parotidlib.evaluation.results import read_predictions
+from parotidlib.report.figures import save_figure
+from parotidlib.report.figures.cohort import plot_patient_series
+from parotidlib.report.figures.evaluation import (
+    plot_confusion_matrices,
+    plot_roc,
+    plot_threshold_sweep,
+)
+from parotidlib.report.figures.inputs import plot_example_inputs
+from parotidlib.report.figures.training import plot_training_curves
+
+logger = logging.getLogger(__name__)
+
+#: Figure names in the order the report shows them (the paper's figure numbers).
+RUN_FIGURES: tuple[str, ...] = (
+    "fig2_patient_series", "fig3_example_inputs", "training_curves",
+    "fig7_confusion_matrix_test", "fig6_roc_test", "fig7_confusion_matrix_train",
+    "fig6_roc_train", "fig5_threshold_sweep",
+)
+
+
+def _title(split: str, synthetic: bool) -> str:
+    return ("Test slices" if split == "test" else "Training slices") + (
+        " (synthetic cohort)" if synthetic else "")
+
+
+def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: bool
+                     ) -> list[str]:
+    """Draw and save the figures of a run whose stages have written their files.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run folder (``cohort.json``, ``data/``, ``model/history.csv``,
+        ``predictions.csv``, ``metrics.json``).
+    params : mapping
+        The run's resolved params (``split_seed`` picks Figure 3's examples).
+    synthetic : bool
+        Label every figure as coming from the synthetic cohort.
+
+    Returns
+    -------
+    list of str
+        The names saved; a figure whose input file is missing is left out (and logged).
+    """
+    run_dir = Path(run_dir)
+    saved: list[str] = []
+
+    def save(fig, name: str) -> None:
+        save_figure(fig, run_dir, name, synthetic=synthetic)
+        saved.append(name)
+
+    if (run_dir / "data" / "dataset.json").is_file():
+        dataset = load_dataset(run_dir / "data")
+        manifest = Path(json.loads((run_dir / "cohort.json").read_text())["manifest"])
+        lesions = dataset.slices.query("split == 'test' and label != 'free'")["patient_id"]
+        if len(lesions):
+            save(plot_patient_series(manifest, lesions.iloc[0]), "fig2_patient_series")
+        save(plot_example_inputs(dataset, per_class=1, seed=int(params.get("split_seed", 0))),
+             "fig3_example_inputs")
+    history = run_dir / "model" / "history.csv"
+    if history.is_file():
+        save(plot_training_curves(pd.read_csv(history)), "training_curves")
+    if (run_dir / "predictions.csv").is_file():
+        predictions = read_predictions(run_dir / "predictions.csv")
+        for split in ("test", "train"):
+            part = select_split(predictions, split)
+            save(plot_confusion_matrices(confusion(part["true_label"], part["predicted_label"]),
+                                         title=_title(split, synthetic)),
+                 f"fig7_confusion_matrix_{split}")
+            save(plot_roc(roc_curves(predictions, split=split), title=_title(split, synthetic)),
+                 f"fig6_roc_{split}")
+    if (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        save(plot_threshold_sweep(threshold_sweep_frame(metrics)), "fig5_threshold_sweep")
+    missing = [n for n in RUN_FIGURES if n not in saved]
+    if missing:
+        logger.info("figures not drawn (their inputs are missing): %s", ", ".join(missing))
+    return saved

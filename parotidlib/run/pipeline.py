@@ -1,0 +1,366 @@
+"""The study run: papermill executes the stage notebooks in order into one run folder.
+
+Each stage (:mod:`.stages`) is a notebook. Its cache key (:func:`stage_key`) is the SHA-256 of
+its notebook, its own params, the source of the ``parotidlib`` modules its notebook imports
+(followed transitively, :mod:`.imports`), the cohort fingerprint (curation) and the key of the
+stage before it. Before a stage runs, the pipeline looks for its key:
+
+1. in the run folder's own stamp (``.stages/<stage>.json``): a complete stage is skipped;
+2. in the other run folders beside it (a previous commit's run): a complete stage with the
+   same key is reused, its outputs hard-linked (or copied) in and the source recorded;
+3. for a stage that can resume (training), a stamp whose key differs only in resumable params
+   (``epochs``, ``checkpoint_every``, or a learning-rate schedule that agrees on every epoch
+   already trained) keeps, or brings in, the checkpoints and the stage resumes from them.
+
+Anything else reruns the stage from scratch. ``force=True`` reruns all. See docs/design.md,
+"Stage cache".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parotidlib.config import TrainConfig, section
+from parotidlib.io import sha256_file, sha256_json, sha256_text, write_text_atomic
+from parotidlib.params import load_params, to_yaml
+from parotidlib.paths import NOTEBOOKS_DIR, REPORTS_DIR
+from parotidlib.run.imports import PACKAGE_DIR, source_fingerprint, stage_modules
+from parotidlib.run.provenance import default_run_name
+from parotidlib.run.stages import SPEED_KEYS, STAGES, Stage
+
+logger = logging.getLogger(__name__)
+
+#: Training params that may change between a checkpoint and its resumption when the
+#: learning rate they give agrees on every epoch already trained.
+LR_SCHEDULE_KEYS = ("lr_decay_start", "lr_decay_every", "lr_decay_factor")
+
+
+class StageError(RuntimeError):
+    """A stage failed; names the stage and the executed notebook that holds the error."""
+
+    def __init__(self, stage: str, notebook: Path, cause: str) -> None:
+        super().__init__(f"stage {stage!r} failed; see the executed notebook {notebook}: {cause}")
+        self.stage, self.notebook, self.cause = stage, notebook, cause
+
+    def __reduce__(self):  # picklable across the ablation's worker processes
+        return (StageError, (self.stage, self.notebook, self.cause))
+
+
+@dataclass
+class RunResult:
+    """What a run produced: folder, report and the per-stage timings (seconds)."""
+
+    run_dir: Path
+    report: Path
+    timing_s: dict[str, float] = field(default_factory=dict)
+    #: Stages not executed: unchanged in this folder, or reused from another one.
+    skipped: list[str] = field(default_factory=list)
+    #: Stage -> the run folder whose outputs it reused.
+    reused: dict[str, str] = field(default_factory=dict)
+    #: Stages that resumed from earlier checkpoints instead of starting afresh.
+    resumed: list[str] = field(default_factory=list)
+    #: Cache key of every stage (what a later partial chain passes as ``upstream``).
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def stage_params(stage: Stage, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params a stage declares, minus the speed-only ones (``stages.SPEED_KEYS``)."""
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in params.items() if k in stage.keys and k not in SPEED_KEYS}
+
+
+def stage_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str = "",
+              notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR,
+              leave_out: Sequence[str] = ()) -> str:
+    """Cache key of a stage: its notebook, its params (less ``leave_out``), the source of the
+    library modules the notebook runs, the upstream stage's key and ``extra``."""
+    notebook = Path(notebooks_dir) / stage.notebook
+    own = {k: v for k, v in stage_params(stage, params).items() if k not in leave_out}
+    return sha256_text([stage.name, sha256_file(notebook), sha256_json(own),
+                        source_fingerprint(stage_modules(notebook, package_dir), package_dir),
+                        upstream, extra])
+
+
+def resume_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str = "",
+               notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR) -> str:
+    """The key without the params a stage can resume across (``Stage.resumable`` and, for
+    training, the learning-rate schedule, checked separately by :func:`schedule_agrees`)."""
+    leave_out = (*stage.resumable, *(LR_SCHEDULE_KEYS if stage.name == "train" else ()))
+    return stage_key(stage, params, upstream, extra, notebooks_dir, package_dir, leave_out)
+
+
+def schedule_agrees(old: Mapping[str, Any], new: Mapping[str, Any], epochs_done: int) -> bool:
+    """Whether two training params sets give the same learning rate in epochs
+    ``0..epochs_done`` (the epochs a checkpoint has seen and the one it resumes with)."""
+    a, b = section(old, TrainConfig), section(new, TrainConfig)
+    return all(a.lr_factor(e) == b.lr_factor(e) for e in range(epochs_done + 1))
+
+
+# --------------------------------------------------------------------------- stamps
+
+
+def _stamp_path(run_dir: Path, stage: Stage) -> Path:
+    return run_dir / ".stages" / f"{stage.name}.json"
+
+
+def read_stamp(run_dir: Path, stage: Stage) -> dict[str, Any] | None:
+    """A stage's stamp in ``run_dir`` (None when absent or unreadable)."""
+    try:
+        stamp = json.loads(_stamp_path(run_dir, stage).read_text())
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
+def _write_stamp(run_dir: Path, stage: Stage, stamp: Mapping[str, Any]) -> None:
+    write_text_atomic(_stamp_path(run_dir, stage), json.dumps(dict(stamp), indent=2))
+
+
+def _epochs_done(run_dir: Path) -> int:
+    """Epochs recorded in model/history.csv (an upper bound of the last checkpoint's)."""
+    try:
+        return max(0, len((run_dir / "model" / "history.csv").read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+def _can_resume(stamp: Mapping[str, Any] | None, rkey: str, params: Mapping[str, Any],
+                run_dir: Path) -> bool:
+    return bool(stamp and stamp.get("resume_key") == rkey and stamp.get("params") is not None
+                and schedule_agrees(stamp["params"], params, _epochs_done(run_dir)))
+
+
+def _complete(run_dir: Path, stage: Stage, stamp: Mapping[str, Any] | None, key: str) -> bool:
+    return bool(stamp and stamp.get("complete") and stamp.get("key") == key
+                and (run_dir / stage.output).exists())
+
+
+def _siblings(run_dir: Path) -> list[Path]:
+    """Other run folders beside ``run_dir``, newest first."""
+    try:
+        found = [p for p in run_dir.parent.iterdir()
+                 if p.is_dir() and p != run_dir and (p / ".stages").is_dir()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard-link (or copy, across file systems) ``src`` to ``dst``; symlinks stay symlinks.
+
+    Hard links are safe here: every output of the kit is replaced atomically, never edited in
+    place, so a later write in one run folder never changes the other's file.
+    """
+    if dst.is_symlink() or dst.is_file():
+        dst.unlink()
+    elif dst.is_dir():
+        shutil.rmtree(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_file)
+    else:
+        _link_file(src, dst)
+
+
+def _link_file(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _bring_outputs(stage: Stage, source: Path, run_dir: Path) -> None:
+    for rel in stage.written:
+        if (source / rel).exists() or (source / rel).is_symlink():
+            _link_tree(source / rel, run_dir / rel)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def execute_stage(stage: Stage, run_dir: Path, parameters: Mapping[str, Any],
+                  notebooks_dir: Path = NOTEBOOKS_DIR) -> None:
+    """Execute one notebook with papermill into ``run_dir`` (kept even when it fails)."""
+    import papermill as pm
+
+    out = run_dir / stage.notebook
+    try:
+        pm.execute_notebook(
+            str(Path(notebooks_dir) / stage.notebook), str(out), parameters=dict(parameters),
+            cwd=str(run_dir), kernel_name="python3", progress_bar=False, log_output=False,
+        )
+    except pm.PapermillExecutionError as exc:
+        raise StageError(stage.name, out, f"{exc.ename}: {exc.evalue}") from None
+    except Exception as exc:  # kernel died, notebook unreadable, ...
+        raise StageError(stage.name, out, f"{type(exc).__name__}: {exc}") from exc
+
+
+def notebook_parameters(stage: Stage, params: Mapping[str, Any], run_dir: Path
+                        ) -> dict[str, Any]:
+    """What papermill injects into a stage's notebook: ``run_dir`` and the stage's own keys."""
+    out: dict[str, Any] = {"run_dir": str(run_dir)}
+    for key in stage.keys:
+        value = params[key]
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def run_study(params_path: str | Path, name: str | None = None, force: bool = False,
+              reports_dir: str | Path = REPORTS_DIR, overrides: Mapping[str, Any] | None = None,
+              stages: Sequence[Stage] = STAGES, notebooks_dir: Path = NOTEBOOKS_DIR,
+              upstream: str = "", package_dir: Path = PACKAGE_DIR) -> RunResult:
+    """Run the study notebooks into ``reports_dir/<name>`` and build its report.html.
+
+    Parameters
+    ----------
+    params_path : path
+        Flat YAML params profile (e.g. params/default.yaml); validated before anything runs.
+    name : str, optional
+        Run folder name; default ``<date>_<params name>_<git commit>``.
+    force : bool
+        Rerun every stage even when its cache key is unchanged (and reuse nothing).
+    overrides : mapping, optional
+        Params overriding the file (e.g. ``channels`` for an ablation member).
+    stages : sequence of Stage
+        The stages to run (default: the whole chain).
+    upstream : str
+        Cache key of the stage before ``stages[0]`` when the chain starts later (an ablation
+        member starts at training on a dataset curated once).
+    package_dir : path
+        The library source the stage keys are computed from (tests point it at a copy).
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    parotidlib.params.ParamsError
+        Invalid params (before any stage runs).
+    StageError
+        A notebook failed; its executed copy with the traceback stays in the run folder.
+    """
+    from parotidlib.data.sources import cohort_fingerprint, manifest_path
+
+    params_path = Path(params_path)
+    params = load_params(params_path, overrides)
+    run_dir = Path(reports_dir).resolve() / (name or default_run_name(params_path))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = manifest_path(params)
+    params = {**params, "cohort_manifest": str(manifest)}
+    write_text_atomic(run_dir / "params.yaml", to_yaml(params))
+    # Hashing the cohort reads every volume: only a chain that curates needs it (an ablation
+    # member starts at training on the batch's shared, already fingerprinted dataset).
+    cohort_fp = (cohort_fingerprint(manifest) if any(s.name == "curate" for s in stages)
+                 else None)
+    write_text_atomic(run_dir / "cohort.json", json.dumps(
+        {"manifest": str(manifest), "fingerprint": cohort_fp}, indent=2))
+
+    result = RunResult(run_dir=run_dir, report=run_dir / "report.html", keys={})
+    timing_path = run_dir / "timing.json"
+    for stage in stages:
+        extra = (cohort_fp or "") if stage.name == "curate" else ""
+        # The curate key leaves out the manifest's path: the cohort fingerprint stands for it.
+        key_params = {k: v for k, v in params.items() if k != "cohort_manifest"}
+        key = stage_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
+        rkey = (resume_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
+                if stage.resumable else None)
+        own = stage_params(stage, params)
+        upstream = result.keys[stage.name] = key
+        stamp = read_stamp(run_dir, stage)
+        if not force and _complete(run_dir, stage, stamp, key):
+            logger.info("stage %-10s unchanged, not rerun (%.1f s when it ran)",
+                        stage.name, stamp.get("seconds", 0.0))
+            result.timing_s[stage.name] = float(stamp.get("seconds", 0.0))
+            result.skipped.append(stage.name)
+            continue
+        resuming = False
+        if not force:
+            source = _reusable(stage, run_dir, key)
+            if source is not None:
+                old = read_stamp(source, stage) or {}
+                _bring_outputs(stage, source, run_dir)
+                _write_stamp(run_dir, stage, {**old, "reused_from": str(source)})
+                logger.info("stage %-10s reused from %s", stage.name, source)
+                result.timing_s[stage.name] = 0.0
+                result.skipped.append(stage.name)
+                result.reused[stage.name] = str(source)
+                continue
+            if stamp and stamp.get("key") == key:
+                resuming = True  # this stage was interrupted: resume from its checkpoints
+            elif rkey is not None and _can_resume(stamp, rkey, own, run_dir):
+                resuming = True
+            elif rkey is not None:
+                source = _resumable_elsewhere(stage, run_dir, rkey, own)
+                if source is not None:
+                    _bring_outputs(stage, source, run_dir)
+                    resuming = True
+                    logger.info("stage %-10s resumes from the checkpoints of %s",
+                                stage.name, source)
+        if not resuming:
+            for rel in stage.stale:
+                shutil.rmtree(run_dir / rel, ignore_errors=True)
+        elif stage.resumable:
+            result.resumed.append(stage.name)
+        _write_stamp(run_dir, stage, {"key": key, "resume_key": rkey, "params": own,
+                                      "complete": False})
+        logger.info("stage %-10s running %s", stage.name, stage.notebook)
+        start = time.perf_counter()
+        execute_stage(stage, run_dir, notebook_parameters(stage, params, run_dir),
+                      notebooks_dir)
+        if stage.name == "report":
+            from parotidlib.report.html import export_html
+
+            export_html(run_dir / stage.notebook, run_dir / stage.output)
+        seconds = round(time.perf_counter() - start, 2)
+        result.timing_s[stage.name] = seconds
+        logger.info("stage %-10s done in %.1f s", stage.name, seconds)
+        _write_stamp(run_dir, stage, {"key": key, "resume_key": rkey, "params": own,
+                                      "complete": True, "seconds": seconds,
+                                      "resumed": resuming})
+        write_text_atomic(timing_path, json.dumps(result.timing_s, indent=2))
+    write_text_atomic(timing_path, json.dumps(result.timing_s, indent=2))
+    _merge_timing(run_dir, result.timing_s)
+    return result
+
+
+def _reusable(stage: Stage, run_dir: Path, key: str) -> Path | None:
+    """A run folder beside ``run_dir`` holding this stage complete under the same key."""
+    for other in _siblings(run_dir):
+        if _complete(other, stage, read_stamp(other, stage), key) and all(
+                (other / rel).exists() for rel in stage.written):
+            return other
+    return None
+
+
+def _resumable_elsewhere(stage: Stage, run_dir: Path, rkey: str,
+                         params: Mapping[str, Any]) -> Path | None:
+    """A run folder beside ``run_dir`` whose checkpoints this stage can resume from."""
+    for other in _siblings(run_dir):
+        stamp = read_stamp(other, stage)
+        if stamp and stamp.get("complete") and _can_resume(stamp, rkey, params, other):
+            return other
+    return None
+
+
+def _merge_timing(run_dir: Path, timing: Mapping[str, float]) -> None:
+    """Record the stage times in metrics.json (``timing_s``), rewriting it atomically."""
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        return
+    metrics = json.loads(metrics_path.read_text())
+    metrics["timing_s"] = {**dict(timing), "total": round(sum(timing.values()), 2)}
+    write_text_atomic(metrics_path, json.dumps(metrics, indent=2))

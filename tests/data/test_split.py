@@ -1,0 +1,96 @@
+"""Patient-level splits (parotidlib.data.split)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from parotidlib.data.split import LeakageError, check_no_leakage, split_patients
+
+
+def paper_patients() -> pd.DataFrame:
+    """The paper's 233 patients by histology (Table 1: 63 Warthin, 90 PA, 80 malignant)."""
+    hist = ["warthin"] * 63 + ["pleomorphic_adenoma"] * 90 + ["malignant"] * 80
+    order = np.random.default_rng(1).permutation(233)
+    return pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(233)],
+                         "histology": np.array(hist)[order]})
+
+
+def test_paper_sizes_and_stratification():
+    patients = paper_patients()
+    split = split_patients(patients, test_fraction=21 / 233, seed=0)
+    assert split.value_counts().to_dict() == {"train": 212, "test": 21}  # the paper's 212/21
+    assert split.index.is_unique and set(split.index) == set(patients["patient_id"])
+    hist = patients.set_index("patient_id")["histology"]
+    test_counts = hist[split[split == "test"].index].value_counts()
+    # proportional allocation: 21 x (63, 90, 80) / 233 = (5.7, 8.1, 7.2)
+    assert set(test_counts.index) == {"warthin", "pleomorphic_adenoma", "malignant"}
+    assert abs(test_counts["warthin"] - 5.7) <= 1
+    assert abs(test_counts["pleomorphic_adenoma"] - 8.1) <= 1
+    assert abs(test_counts["malignant"] - 7.2) <= 1
+    # the default 0.1 is round(23.3) = 23 test patients
+    assert (split_patients(patients) == "test").sum() == 23
+
+
+def test_seeded_and_order_free():
+    patients = paper_patients()
+    a = split_patients(patients, seed=3)
+    assert a.equals(split_patients(patients.sample(frac=1, random_state=0), seed=3))
+    assert not a.equals(split_patients(patients, seed=4))
+
+
+def test_rows_per_slice_are_grouped_by_patient():
+    patients = paper_patients()
+    slices = patients.loc[patients.index.repeat(5)].reset_index(drop=True)  # 5 rows each
+    split = split_patients(slices, seed=0)
+    assert len(split) == 233
+    assert split.equals(split_patients(patients, seed=0))
+
+
+def test_stratified_group_kfold_folds_are_disjoint_and_cover():
+    patients = paper_patients()
+    slices = patients.loc[patients.index.repeat(3)].reset_index(drop=True)
+    tests = [set(split_patients(slices, cv_folds=5, fold=f, seed=0).pipe(lambda s: s[s == "test"]
+                                                                          .index))
+             for f in range(5)]
+    assert set().union(*tests) == set(patients["patient_id"])
+    assert sum(len(t) for t in tests) == 233  # disjoint
+    hist = patients.set_index("patient_id")["histology"]
+    for test in tests:
+        assert 40 <= len(test) <= 53
+        counts = hist[list(test)].value_counts()
+        assert abs(counts["pleomorphic_adenoma"] - 18) <= 2
+
+
+def test_small_cohort_falls_back_with_warning():
+    patients = pd.DataFrame({"patient_id": ["a", "b", "c", "d"],
+                             "histology": ["warthin", "warthin", "malignant", "malignant"]})
+    with pytest.warns(UserWarning, match="without stratification"):
+        split = split_patients(patients, test_fraction=0.25)
+    assert (split == "test").sum() == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"test_fraction": 0.0}, "test_fraction"), ({"test_fraction": 1.0}, "test_fraction"),
+    ({"cv_folds": 1}, "cv_folds"), ({"cv_folds": 3, "fold": 3}, "fold"),
+    ({"fold": 1}, "fold"), ({"cv_folds": 300}, "cv_folds")])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        split_patients(paper_patients(), **kwargs)
+
+
+def test_mixed_histology_per_patient_rejected():
+    df = pd.DataFrame({"patient_id": ["a", "a", "b"], "histology": ["warthin", "malignant",
+                                                                     "warthin"]})
+    with pytest.raises(ValueError, match="several histologies.*'a'"):
+        split_patients(df)
+
+
+def test_check_no_leakage():
+    ok = pd.DataFrame({"patient_id": ["a", "a", "b"], "split": ["train", "train", "test"]})
+    check_no_leakage(ok)
+    bad = pd.DataFrame({"patient_id": ["a", "a", "b", "c", "c"],
+                        "split": ["train", "test", "test", "test", "train"]})
+    with pytest.raises(LeakageError, match=r"2 patient\(s\).*a: test, train; c: test, train"):
+        check_no_leakage(bad)

@@ -1,0 +1,27 @@
+"""The command line: synth writes a cohort; errors exit non-zero with one line."""
+
+import pandas as pd
+
+from parotidlib.run.cli import main
+
+
+def test_synth_writes_a_readable_cohort(tmp_path, capsys):
+    out = tmp_path / "cohort"
+    assert main(["synth", "--out", str(out), "--patients", "3", "--seed", "1", "--jobs", "1"]) == 0
+    assert str(out / "manifest.csv") in capsys.readouterr().out
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == 3 and set(manifest["histology"]) == {
+        "pleomorphic_adenoma", "warthin", "malignant"}
+
+
+def test_synth_refuses_a_foreign_folder(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("not a cohort")
+    assert main(["synth", "--out", str(tmp_path), "--patients", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+    assert (tmp_path / "mine.txt").read_text() == "not a cohort"
+
+
+def test_bad_params_file_exits_2(tmp_path, capsys):
+    assert main(["run", "--params", str(tmp_path / "missing.yaml")]) == 2
+    assert "params file not found" in capsys.readouterr().err
