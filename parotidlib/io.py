@@ -1,16 +1,59 @@
 """File helpers shared by every stage: atomic writing (a reader never sees a half-written
-output) and SHA-256 hashing (one helper for files, text and JSON-able values)."""
+output), owned temporary folders (built beside their destination, renamed into place, and
+cleaned up by the next run when their creator died) and SHA-256 hashing (one helper for
+files, text and JSON-able values).
+
+Everything written here honours the process umask, as any other tool's output does: a
+temporary file is created with mode 0o666 and a temporary folder with 0o777, both less the
+umask (and any default ACL) by the operating system itself, so what is renamed into place
+has the permissions of an ordinary file or folder (0o644 / 0o755 under umask 0o022), not
+the private 0o600 / 0o700 of :func:`tempfile.mkstemp` / :func:`tempfile.mkdtemp`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
-import tempfile
-from collections.abc import Iterable, Iterator
+import re
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: The file inside an owned temporary folder that names the process that made it.
+OWNER_FILE = ".owner.json"
+#: A leftover folder whose owner cannot be checked (no owner file, another host or pid
+#: namespace) is removed only when nothing in it changed for this long (seconds).
+STALE_AGE_S = 24 * 3600.0
+#: Random part of a temporary name: 8 characters, as tempfile.mkdtemp/mkstemp make them
+#: (lowercase letters, digits, "_"); ours are hexadecimal, a subset.
+_RANDOM_PART = r"[a-z0-9_]{8}"
+
+
+def _create_unique(parent: Path, prefix: str, suffix: str, create: Callable[[Path], None]
+                   ) -> Path:
+    """Create ``parent/<prefix><8 random characters><suffix>`` with ``create``; return it."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            create(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name {prefix}XXXXXXXX{suffix} in {parent}")
+
+
+def _create_file(path: Path) -> None:
+    # O_EXCL: never an existing file; mode 0o666 less the umask, like open(path, "w")
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
 @contextlib.contextmanager
@@ -18,8 +61,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only on success.
 
     The temporary file lives in the same folder so that the final ``os.replace`` is atomic
-    on POSIX file systems. On an exception the temporary file is removed and ``path`` keeps
-    its previous content (or stays absent).
+    on POSIX file systems. It is created empty with the permissions of an ordinary new file
+    (0o666 less the umask), which the file keeps when the caller writes into it, so
+    ``path`` ends up readable as the umask allows. On an exception the temporary file is
+    removed and ``path`` keeps its previous content (or stays absent).
 
     Examples
     --------
@@ -28,9 +73,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_unique(path.parent, f".{path.name}.", ".tmp", _create_file)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -44,6 +87,169 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+# --------------------------------------------------------------------------- owned folders
+
+
+def _read_first_line(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.readline().strip() or None
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot; Linux), or None."""
+    stat = _read_first_line(f"/proc/{pid}/stat")
+    if stat is None or ")" not in stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+    return fields[19] if len(fields) > 19 else None  # field 22, starttime
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _owner_record() -> dict[str, Any]:
+    """What identifies this process: pid, host, boot, pid namespace and start time."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(),
+            "boot_id": _read_first_line("/proc/sys/kernel/random/boot_id"),
+            "pid_ns": _pid_namespace(), "start": _process_start(pid)}
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:
+    """Create an empty temporary folder ``parent/<prefix>XXXXXXXX<suffix>`` owned by this process.
+
+    The folder gets the permissions of an ordinary new folder (0o777 less the umask) and
+    holds :data:`OWNER_FILE`, which names this process, so that a later run can tell a
+    leftover of a dead run from a live run's folder (:func:`remove_stale_temp_dirs`). Call
+    :func:`release_temp_dir` before renaming the folder into place.
+
+    Parameters
+    ----------
+    parent : path
+        The folder to create it in (the destination's folder, for an atomic rename).
+    prefix, suffix : str
+        The name around the 8 random characters.
+
+    Returns
+    -------
+    Path
+    """
+    parent = Path(parent)
+    folder = _create_unique(parent, prefix, suffix, lambda p: p.mkdir(mode=0o777))
+    try:
+        (folder / OWNER_FILE).write_text(json.dumps(_owner_record()) + "\n")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def release_temp_dir(folder: str | os.PathLike) -> None:
+    """Remove the owner file of a folder made by :func:`make_temp_dir` (before it is renamed)."""
+    (Path(folder) / OWNER_FILE).unlink(missing_ok=True)
+
+
+def _owner_state(folder: Path) -> str:
+    """``"alive"``, ``"dead"`` or ``"unknown"``: the state of the process that made ``folder``."""
+    try:
+        owner = json.loads((folder / OWNER_FILE).read_text())
+        pid = int(owner["pid"])
+        host = str(owner["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"  # none, or being written: only the age can tell
+    me = _owner_record()
+    if host != me["host"] or pid <= 0:
+        return "unknown"  # another machine sharing the folder: its processes are not ours
+    if owner.get("boot_id") and me["boot_id"] and owner["boot_id"] != me["boot_id"]:
+        return "dead"  # made before this machine last booted
+    if owner.get("pid_ns") != me["pid_ns"]:
+        return "unknown"  # another container: the pid means another process here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "dead"
+    except PermissionError:
+        pass  # exists, another user's
+    except OSError:
+        return "unknown"
+    start = _process_start(pid)
+    if owner.get("start") and start and owner["start"] != start:
+        return "dead"  # the pid was reused by a process started later
+    return "alive"
+
+
+def _last_change(folder: Path) -> float:
+    """Newest modification time (epoch s) of ``folder`` and anything in it."""
+    newest = folder.lstat().st_mtime
+    for root, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    return newest
+
+
+def remove_stale_temp_dirs(parent: str | os.PathLike, prefix: str, suffix: str = "", *,
+                           max_age_s: float = STALE_AGE_S) -> list[Path]:
+    """Remove leftover temporary folders of dead runs: ``parent/<prefix>XXXXXXXX<suffix>``.
+
+    A folder made by :func:`make_temp_dir` is removed when the process its owner file names
+    is dead (on this host: ``os.kill(pid, 0)`` raises ProcessLookupError, the pid now
+    belongs to a process started later, or the machine has rebooted since). A folder whose
+    owner cannot be checked (no owner file, as the kit's earlier versions and
+    ``tempfile.mkdtemp`` left them; another host or pid namespace) is removed only when
+    nothing in it changed for ``max_age_s``. A folder of a live process is never touched;
+    nor is anything that is not a folder or does not match the name exactly.
+
+    Parameters
+    ----------
+    parent : path
+        The folder to look in (a missing one holds nothing).
+    prefix, suffix : str
+        The names of the leftovers, as given to :func:`make_temp_dir`.
+    max_age_s : float
+        Age (seconds since the last change inside) after which a folder of an unknown owner
+        counts as abandoned.
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
+    """
+    parent = Path(parent)
+    pattern = re.compile(re.escape(prefix) + _RANDOM_PART + re.escape(suffix))
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        if not pattern.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        state = _owner_state(entry)
+        if state == "alive":
+            continue
+        try:
+            if state == "unknown" and time.time() - _last_change(entry) < max_age_s:
+                continue
+        except OSError:  # removed meanwhile (e.g. by its owner)
+            continue
+        logger.info("removing %s, left by a run that %s", entry,
+                    "died" if state == "dead" else f"has not changed it for {max_age_s:.0f} s")
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+# --------------------------------------------------------------------------- hashing
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -9,6 +9,7 @@ covers the modules it imports (docs/design.md, "Stage cache").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 from parotidlib import params as P
 from parotidlib.data import sources
+from parotidlib.io import write_text_atomic
+from parotidlib.paths import PROJECT_ROOT
 
 SYNTHETIC_NOTE = (
     "**Synthetic data.** Every number and figure in this report comes from the kit's "
@@ -40,7 +43,7 @@ class Session:
 
 
 def start(namespace: Mapping[str, Any], *, cohort: bool = False, params_file: bool = False,
-          show: bool = True) -> Session:
+          requires: Mapping[str, str] | None = None, show: bool = True) -> Session:
     """Set up a study notebook from its namespace (the ``parameters`` cell's variables).
 
     Parameters
@@ -48,26 +51,88 @@ def start(namespace: Mapping[str, Any], *, cohort: bool = False, params_file: bo
     namespace : mapping
         The notebook's ``globals()``; ``run_dir`` and the params keys are read from it.
     cohort : bool
-        Resolve the cohort manifest (generating the built-in synthetic cohort on first use);
-        the curation notebook does, the others read the run's ``cohort.json``.
+        Resolve the cohort manifest (generating the built-in synthetic cohort on first use)
+        and record it in the run's ``cohort.json``; the curation notebook does, the others
+        read the run's ``cohort.json``.
     params_file : bool
         Take the params from the run's ``params.yaml`` (the report shows the whole run's).
+    requires : mapping, optional
+        Run-folder file -> what writes it (e.g. ``"notebooks/10-curate.ipynb"``). A missing
+        file stops the notebook at once, naming what to run first (a notebook run by hand).
     show : bool
-        Display the synthetic-data note (or the cohort's path) as Markdown.
+        Display the synthetic-data note (or the cohort's name) as Markdown.
+
+    Notes
+    -----
+    The params a notebook runs with are merged into the run's ``params.yaml`` when they
+    differ from it (or it is absent), so the report of notebooks run by hand shows the values
+    they ran with. Under the pipeline they agree with it and nothing is written.
+
+    Raises
+    ------
+    FileNotFoundError
+        A required input of the run folder is missing (names the notebook to run first).
     """
     import pandas as pd
 
     pd.set_option("display.max_colwidth", 200)
     run_dir = Path(namespace["run_dir"])
-    params = (P.load_params(run_dir / "params.yaml") if params_file
-              else P.from_namespace(namespace))
+    for rel, made_by in (requires or {}).items():
+        if not (run_dir / rel).exists():
+            raise FileNotFoundError(f"{run_dir / rel} not found: run {made_by} into this run "
+                                    f"folder (run_dir = {str(run_dir)!r}) first")
+    if params_file:
+        path = run_dir / "params.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: run the stage notebooks (10-curate to "
+                                    f"40-statistics) into this run folder first")
+        params = P.load_params(path)
+    else:
+        params = P.from_namespace(namespace)
+        _record_params(run_dir, params, [k for k in P.valid_keys() if k in namespace])
     manifest = sources.manifest_path(params) if cohort else None
+    if manifest is not None:
+        _record_cohort(run_dir, manifest)
     synthetic = (sources.is_synthetic(manifest) if manifest is not None
                  else sources.run_is_synthetic(run_dir))
     if show:
         from IPython.display import Markdown, display
 
-        text = SYNTHETIC_NOTE if synthetic else (
-            f"Cohort: `{manifest}`" if manifest is not None else "Cohort: real data.")
+        text = SYNTHETIC_NOTE if synthetic else f"Cohort: {cohort_label(run_dir)}."
         display(Markdown(text))
     return Session(run_dir=run_dir, params=params, synthetic=synthetic, manifest=manifest)
+
+
+def _record_params(run_dir: Path, params: Mapping[str, Any], declared: list[str]) -> None:
+    path = run_dir / "params.yaml"
+    try:
+        current = P.load_params(path) if path.is_file() else P.defaults()
+    except P.ParamsError:
+        current = P.defaults()
+    merged = {**current, **{k: params[k] for k in declared}}
+    if merged != current or not path.is_file():
+        write_text_atomic(path, P.to_yaml(merged))
+
+
+def _record_cohort(run_dir: Path, manifest: Path) -> None:
+    path = run_dir / "cohort.json"
+    try:
+        if Path(json.loads(path.read_text())["manifest"]) == manifest:
+            return  # the pipeline's record, with the cohort's fingerprint
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    write_text_atomic(path, json.dumps({"manifest": str(manifest), "fingerprint": None},
+                                       indent=2))
+
+
+def cohort_label(run_dir: str | Path) -> str:
+    """The run's cohort as a report shows it: its path relative to the project when inside
+    it, else the cohort folder's name (an absolute path names the user's home folder)."""
+    try:
+        manifest = sources.run_manifest(run_dir)
+    except (OSError, ValueError, KeyError):
+        return "unknown (the run folder was not curated)"
+    try:
+        return f"`{manifest.resolve().relative_to(PROJECT_ROOT)}`"
+    except ValueError:
+        return f"`{manifest.parent.name}/{manifest.name}`"

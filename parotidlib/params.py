@@ -118,18 +118,57 @@ def resolve(params: Mapping[str, Any] | None = None, source: str = "params") -> 
     return resolved
 
 
-def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read a flat YAML params file, apply ``overrides`` and return the resolved params."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with a repeated key (PyYAML keeps the last one)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ParamsError(f"key {key!r} appears twice (lines {seen[key]} and "
+                              f"{key_node.start_mark.line + 1}); keep one")
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a params file, refused when empty or with a repeated key.
+
+    An empty or comment-only file is refused rather than read as "all defaults": a file
+    emptied by mistake would otherwise run silently with settings nobody chose.
+    """
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
+    except ParamsError as exc:
+        raise ParamsError(f"params file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        raise ParamsError(f"params file {path} is empty (or only comments); give at least one "
+                          f"key, e.g. start from params/default.yaml")
     if not isinstance(raw, dict):
         raise ParamsError(
             f"params file {path} must hold a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a flat YAML params file, apply ``overrides`` and return the resolved params.
+
+    Raises
+    ------
+    ParamsError
+        Missing, empty or invalid file, a repeated or unknown key, an invalid value.
+    """
+    raw = read_params_file(path)
     raw.update(overrides or {})
     return resolve(raw, source=str(path))
 

@@ -48,6 +48,8 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
                     "Table 5", "Synthetic data", "data:image/png;base64"):
         assert section in html, section
     assert "from parotidlib" not in html  # code hidden
+    data_dir = smoke_run.run_dir.parent.parent / "data"  # the cohort, outside the project
+    assert str(data_dir) not in html and str(ROOT) not in html  # no absolute paths
     metrics = json.loads((run_dir / "metrics.json").read_text())
     validate_metrics(metrics)
     assert metrics["synthetic"] is True
@@ -82,7 +84,8 @@ def test_failing_stage_stops_the_run_and_keeps_its_notebook(smoke_run, tmp_path)
         "t1_labels,ce_t1_labels,t2_labels\n"
         "P1,warthin,left,60,M,GE,t1.nii.gz,ce.nii.gz,t2.nii.gz,l1.nii.gz,lc.nii.gz,l2.nii.gz\n")
     bad = tmp_path / "bad.yaml"
-    bad.write_text(SMOKE.read_text() + f"\ncohort_manifest: {cohort / 'manifest.csv'}\n")
+    bad.write_text(SMOKE.read_text().replace('cohort_manifest: ""',
+                                             f"cohort_manifest: {cohort / 'manifest.csv'}"))
     with pytest.raises(StageError) as err:
         run_study(bad, name="broken", reports_dir=smoke_run.run_dir.parent)
     assert err.value.stage == "curate" and "10-curate.ipynb" in str(err.value)
@@ -137,3 +140,60 @@ def test_more_epochs_in_a_new_run_folder_reuses_curation_and_resumes_training(
     # the run it started from keeps its own model
     first = (smoke_run.run_dir / "model" / "history.csv").read_text().splitlines()
     assert len(first) == 1 + epochs
+
+
+def test_a_test_split_of_one_histology_completes_statistics_and_report(
+        smoke_run, monkeypatch, tmp_path):
+    """The missing-class test: a run whose test split holds one histology (a small cohort,
+    skipped patients) completes the statistics and report stages, and says what is undefined."""
+    from parotidlib.constants import HISTOLOGIES
+    from parotidlib.evaluation.results import read_predictions
+    from parotidlib.run.stages import STAGES
+
+    monkeypatch.setenv("PAROTIDLIB_DATA_DIR", str(smoke_run.run_dir.parent.parent / "data"))
+    run_dir = tmp_path / "reports" / "oneclass"
+    shutil.copytree(smoke_run.run_dir, run_dir, symlinks=True)
+    predictions = read_predictions(run_dir / "predictions.csv")
+    test = predictions["split"] == "test"
+    kept = predictions.loc[test, "histology"].iloc[0]  # the first test patient's histology
+    predictions = predictions[~test | (predictions["histology"] == kept)]
+    predictions.to_csv(run_dir / "predictions.csv", index=False)
+    assert set(predictions.loc[predictions["split"] == "test", "histology"]) == {kept}
+
+    result = run_study(SMOKE, name="oneclass", reports_dir=tmp_path / "reports",
+                       stages=STAGES[3:], upstream="")
+    assert result.run_dir == run_dir.resolve()
+    assert "statistics" not in result.skipped and "report" not in result.skipped
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    validate_metrics(metrics)
+    table5 = {r["type"]: r for r in metrics["patient"]["table5"]}
+    for kind in (h for h in HISTOLOGIES if h != kept):
+        assert table5[kind]["patients"] == 0
+        assert table5[kind]["accuracy"]["undefined"] == f"no {kind} patient"
+    sweep = metrics["patient"]["threshold_sweep"]
+    measure = "specificity" if kept == "malignant" else "sensitivity"
+    assert all(row[measure] is None and row[f"{measure}_undefined"] for row in sweep)
+    for name in ("fig6_roc_test", "fig7_confusion_matrix_test", "fig5_threshold_sweep"):
+        assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0
+    html = (run_dir / "report.html").read_text()
+    assert "undefined (" in html
+    assert f"undefined (no {next(h for h in HISTOLOGIES if h != kept)} patient)" in html
+
+
+def test_stage_notebooks_run_by_hand_record_their_params_for_the_report(smoke_run, tmp_path):
+    """Run by hand (no pipeline: no params.yaml, no cohort.json), a stage notebook records
+    the params it ran with and the report notebook runs on them."""
+    import papermill as pm
+
+    run_dir = tmp_path / "by-hand"
+    shutil.copytree(smoke_run.run_dir, run_dir, symlinks=True)
+    for name in ("params.yaml", "cohort.json", "metrics.json"):
+        (run_dir / name).unlink()
+    for name, parameters in (("40-statistics", {"bootstrap_resamples": 20}), ("50-report", {})):
+        pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"),
+                            str(run_dir / f"{name}.ipynb"),
+                            parameters={"run_dir": str(run_dir), **parameters},
+                            kernel_name="python3", progress_bar=False, cwd=str(run_dir))
+    assert load_params(run_dir / "params.yaml")["bootstrap_resamples"] == 20
+    assert json.loads((run_dir / "metrics.json").read_text())["synthetic"] is True

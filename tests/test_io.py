@@ -1,8 +1,23 @@
-"""Atomic writes: a failed write leaves the previous file and no temporary behind."""
+"""Atomic writes, owned temporary folders and their cleanup (parotidlib.io)."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
-from parotidlib.io import atomic_path, write_text_atomic
+import parotidlib.io as io_module
+from parotidlib.io import (
+    OWNER_FILE,
+    atomic_path,
+    make_temp_dir,
+    release_temp_dir,
+    remove_stale_temp_dirs,
+    write_text_atomic,
+)
 
 
 def test_success_replaces_and_failure_keeps_the_old_content(tmp_path):
@@ -16,3 +31,120 @@ def test_success_replaces_and_failure_keeps_the_old_content(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
     write_text_atomic(target, "second")
     assert target.read_text() == "second"
+
+
+@pytest.fixture()
+def umask():
+    """Set the process umask for one test (restored afterwards)."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield os.umask
+    os.umask(before)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask, file_mode, folder_mode", [(0o022, 0o644, 0o755),
+                                                          (0o077, 0o600, 0o700),
+                                                          (0o002, 0o664, 0o775)])
+def test_outputs_honour_the_umask(tmp_path, umask, mask, file_mode, folder_mode):
+    umask(mask)
+    assert mode(write_text_atomic(tmp_path / "a.txt", "x")) == file_mode
+    with atomic_path(tmp_path / "b.bin") as tmp:
+        assert mode(tmp) == file_mode  # already while it is written
+        with open(tmp, "wb") as handle:
+            handle.write(b"y")
+    assert mode(tmp_path / "b.bin") == file_mode
+    folder = make_temp_dir(tmp_path, ".data.tmp-")
+    assert mode(folder) == folder_mode
+    release_temp_dir(folder)
+    os.replace(folder, tmp_path / "data")
+    assert mode(tmp_path / "data") == folder_mode
+
+
+def test_temp_dir_names_its_owner_until_released(tmp_path):
+    folder = make_temp_dir(tmp_path, ".cohort.", ".partial")
+    assert folder.parent == tmp_path and folder.name.startswith(".cohort.")
+    assert folder.name.endswith(".partial") and len(folder.name) == len(".cohort..partial") + 8
+    owner = json.loads((folder / OWNER_FILE).read_text())
+    assert owner["pid"] == os.getpid() and owner["host"]
+    assert remove_stale_temp_dirs(tmp_path, ".cohort.", ".partial") == []  # ours: alive
+    release_temp_dir(folder)
+    assert list(folder.iterdir()) == []
+    release_temp_dir(folder)  # twice is fine
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def leftover(folder, age_s=0.0, **owner):
+    """A leftover temporary folder with some content; an owner file unless owner is None."""
+    folder.mkdir()
+    (folder / "part.npy").write_bytes(b"half")
+    if owner.get("pid") is not None:
+        record = {**io_module._owner_record(), "start": None, **owner}
+        (folder / OWNER_FILE).write_text(json.dumps(record))
+    if age_s:
+        then = time.time() - age_s
+        for path in (*folder.iterdir(), folder):
+            os.utime(path, (then, then))
+    return folder
+
+
+def test_only_leftovers_of_dead_runs_are_removed(tmp_path):
+    day = 86400.0
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        me = io_module._owner_record()
+        gone = [
+            leftover(tmp_path / ".d.tmp-deadbeef", pid=dead_pid()),
+            leftover(tmp_path / ".d.tmp-abcdefgh", age_s=2 * day),  # no owner file, old
+            leftover(tmp_path / ".d.tmp-otherold", age_s=2 * day, pid=1, host="elsewhere"),
+        ]
+        if me["boot_id"] and me["start"]:  # Linux: /proc tells boots and process starts
+            gone += [
+                leftover(tmp_path / ".d.tmp-rebooted", pid=os.getpid(), boot_id="another"),
+                # the pid now belongs to a process started later than the folder's owner
+                leftover(tmp_path / ".d.tmp-reused00", pid=os.getpid(), start="1"),
+            ]
+        kept = [
+            leftover(tmp_path / ".d.tmp-mine0000", pid=os.getpid(), start=me["start"]),
+            leftover(tmp_path / ".d.tmp-child000", pid=child.pid),  # live, even if old
+            leftover(tmp_path / ".d.tmp-childold", age_s=2 * day, pid=child.pid),
+            leftover(tmp_path / ".d.tmp-young000", age_s=3600.0),  # no owner file, recent
+            leftover(tmp_path / ".d.tmp-otherhst", pid=dead_pid(), host="elsewhere"),
+            leftover(tmp_path / ".d.tmp-deadbeefX", pid=dead_pid()),  # not a temporary name
+            leftover(tmp_path / ".e.tmp-deadbeef", pid=dead_pid()),  # another folder's
+        ]
+        (tmp_path / ".d.tmp-file0000").write_text("a file, not a folder")
+        (tmp_path / ".d.tmp-link0000").symlink_to(gone[0])
+        removed = remove_stale_temp_dirs(tmp_path, ".d.tmp-")
+        assert sorted(removed) == sorted(gone)
+        assert not any(p.exists() for p in gone)
+        assert all((p / "part.npy").read_bytes() == b"half" for p in kept)
+        assert (tmp_path / ".d.tmp-file0000").is_file()
+        assert (tmp_path / ".d.tmp-link0000").is_symlink()
+        # a recent folder of unknown owner goes once it has not changed for max_age_s
+        assert remove_stale_temp_dirs(tmp_path, ".d.tmp-", max_age_s=60.0) == \
+            [tmp_path / ".d.tmp-young000"]
+    finally:
+        child.kill()
+        child.wait()
+    assert remove_stale_temp_dirs(tmp_path / "missing", ".d.tmp-") == []
+
+
+def test_a_live_run_changing_its_folder_is_not_stale(tmp_path):
+    # no owner file (an earlier version of the kit), but a file inside changed recently
+    folder = leftover(tmp_path / ".d.tmp-oldest00", age_s=2 * 86400.0)
+    (folder / "parts").mkdir()
+    (folder / "parts" / "000001.npy").write_bytes(b"new")
+    then = time.time() - 2 * 86400.0
+    os.utime(folder, (then, then))
+    os.utime(folder / "parts", (then, then))
+    assert remove_stale_temp_dirs(tmp_path, ".d.tmp-") == []

@@ -3,8 +3,10 @@
 :func:`curate_cohort` turns every patient's volumes into the paper's four-channel slices
 (:func:`parotidlib.data.preprocess.preprocess_patient`), in parallel over patients, assigns the
 patient-level split (:func:`parotidlib.data.split.split_patients`) and writes the dataset.
-Everything is written into a hidden temporary sibling folder that is renamed into place at the
-end, so an interrupted curation never leaves a half-written dataset. The same cohort and config
+Everything is written into a hidden temporary sibling folder (``.<name>.tmp-XXXXXXXX``, owned
+by this process: :func:`parotidlib.io.make_temp_dir`) that is renamed into place at the end,
+so an interrupted curation never leaves a half-written dataset; the next curation into the
+same folder removes such leftovers of dead runs. The same cohort and config
 give byte-identical files (no timestamps; patients in patient_id order, whatever the
 parallelism).
 """
@@ -16,9 +18,8 @@ import logging
 import multiprocessing
 import os
 import shutil
-import tempfile
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -46,11 +47,16 @@ from parotidlib.data.cohort import (
 from parotidlib.data.dataset import DATASET_FORMAT, CuratedDataset, load_dataset
 from parotidlib.data.preprocess import preprocess_patient
 from parotidlib.data.split import SPLITS, check_no_leakage, split_patients
-from parotidlib.io import sha256_file, sha256_text
+from parotidlib.io import (
+    make_temp_dir,
+    release_temp_dir,
+    remove_stale_temp_dirs,
+    sha256_file,
+    sha256_text,
+)
+from parotidlib.processes import worker_pool
 
 logger = logging.getLogger(__name__)
-
-
 
 # --------------------------------------------------------------------------- workers
 
@@ -106,10 +112,10 @@ def _run_patients(rows: list[dict], config: CurationConfig, parts_dir: Path,
         else:
             # fork (where available): workers start at once and user scripts need no
             # `if __name__ == "__main__"` guard (spawn/forkserver re-import __main__). The
-            # workers use only numpy/scipy/nibabel, not torch's thread pools.
+            # workers use only numpy/scipy/nibabel, not torch's thread pools. They die with
+            # this process (a killed run leaves none behind: parotidlib.processes).
             methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            with worker_pool(jobs, "fork" if "fork" in methods else None) as pool:
                 futures = [pool.submit(_curate_one, i, row, config, str(parts_dir))
                            for i, row in enumerate(rows)]
                 try:
@@ -180,13 +186,21 @@ def _write(tmp: Path, results: list[dict], config: CurationConfig, slices: pd.Da
     (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def _temp_prefixes(out_dir: Path) -> tuple[str, str]:
+    """Name prefixes of the temporary siblings of ``out_dir``: the dataset being built, and
+    the previous dataset being replaced."""
+    return f".{out_dir.name}.tmp-", f".{out_dir.name}.old-"
+
+
 def _move_into_place(tmp: Path, out_dir: Path) -> None:
     if out_dir.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        trash = make_temp_dir(out_dir.parent, _temp_prefixes(out_dir)[1])
         os.replace(out_dir, trash / out_dir.name)
+        release_temp_dir(tmp)  # the owner file must not end up in the dataset
         os.replace(tmp, out_dir)
         shutil.rmtree(trash)
     else:
+        release_temp_dir(tmp)
         os.replace(tmp, out_dir)
 
 
@@ -201,7 +215,10 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
         The cohort's manifest.csv (docs/cohort-format.md).
     out_dir : path
         The dataset folder (e.g. ``reports/<run>/data``). It must be absent, empty or a
-        previous dataset (then it is replaced, atomically).
+        previous dataset (then it is replaced, atomically). It gets the permissions of an
+        ordinary new folder (0o777 less the umask). Temporary siblings left by curations
+        that died (``.<name>.tmp-*``, ``.<name>.old-*``) are removed first
+        (:func:`parotidlib.io.remove_stale_temp_dirs`); those of live runs are kept.
     config : CurationConfig, optional
         Defaults reproduce the paper's inputs (224 px, four channels).
     progress : bool
@@ -215,7 +232,8 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
     Raises
     ------
     CohortError
-        Every invalid patient (header, data or alignment problems) at once, unless
+        Every invalid patient (header, data or alignment problems, or a tumour on another
+        side than the manifest's ``tumor_side``) at once, unless
         ``config.skip_invalid_patients``; then they are skipped, warned about and listed in
         dataset.json.
     ValueError
@@ -236,7 +254,9 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
     manifest = cohort.manifest.sort_values("patient_id", kind="stable").reset_index(drop=True)
     rows = [row.to_dict() for _, row in manifest.iterrows()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    for prefix in _temp_prefixes(out_dir):  # leftovers of curations that died
+        remove_stale_temp_dirs(out_dir.parent, prefix)
+    tmp = make_temp_dir(out_dir.parent, _temp_prefixes(out_dir)[0])
     try:
         (tmp / "parts").mkdir()
         results = _run_patients(rows, config, tmp / "parts", progress) if rows else []

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import IMAGE_COLUMNS, LABEL_COLUMNS
+from parotidlib.constants import IMAGE_COLUMNS, LABEL_COLUMNS, MANIFEST_COLUMNS
 
 #: Columns read as text.
 TEXT_COLUMNS: tuple[str, ...] = ("patient_id", "histology", "tumor_side", "sex", "scanner",
@@ -27,18 +27,60 @@ class ManifestReadError(ValueError):
     """The manifest file cannot be read as a CSV table; names the file."""
 
 
+#: Separators that spreadsheet programs write instead of the comma (Excel uses ";" where the
+#: decimal separator is ","), named for the message.
+_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab"}
+
+
+def _header_line(path: Path) -> str:
+    """The first non-blank line of the file (a UTF-8 byte-order mark dropped), or ""."""
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                return line.rstrip("\r\n")
+    return ""
+
+
+def _check_layout(path: Path) -> None:
+    """Refuse an empty file and one separated by another character than the comma."""
+    try:
+        header = _header_line(path)
+    except OSError as exc:
+        raise ManifestReadError(f"cannot read manifest {path}: {exc}") from None
+    if not header.strip():
+        size = path.stat().st_size
+        raise ManifestReadError(
+            f"manifest {path} is empty ({size} byte(s){', blank lines only' if size else ''}); "
+            f"expected a comma-separated CSV table whose header row names the columns "
+            f"{', '.join(MANIFEST_COLUMNS)}")
+    names = {n.strip().strip('"') for n in header.split(",")}
+    for sep, name in _OTHER_SEPARATORS.items():
+        fields = {n.strip().strip('"') for n in header.split(sep)}
+        if len(fields & set(MANIFEST_COLUMNS)) > len(names & set(MANIFEST_COLUMNS)):
+            shown = header if len(header) <= 80 else header[:77] + "..."
+            raise ManifestReadError(
+                f"manifest {path} looks {name}-separated (header {shown!r}); save it as "
+                f"comma-separated CSV (in a spreadsheet: CSV with ',' as the field "
+                f"separator)")
+
+
 def read_manifest_table(path: str | Path) -> pd.DataFrame:
     """Read manifest.csv as a table: text columns stripped, numeric optional columns parsed.
 
-    Nothing is validated here beyond being a readable CSV (that is
-    :func:`parotidlib.data.cohort.scan_manifest`'s job).
+    Nothing is validated here beyond being a readable, comma-separated CSV file (that is
+    :func:`parotidlib.data.cohort.scan_manifest`'s job). A UTF-8 byte-order mark (as Excel
+    writes it) is ignored.
 
     Raises
     ------
     ManifestReadError
-        The file is missing or not a CSV table.
+        The file is missing, empty (no header row), separated by ``;`` or a tab instead of
+        ``,`` (a spreadsheet's export in many locales: it is refused, not guessed, because
+        such files also write decimal commas), or not a CSV table. The message names the
+        file.
     """
     path = Path(path)
+    _check_layout(path)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:

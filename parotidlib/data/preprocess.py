@@ -18,7 +18,8 @@ Steps, per patient:
    ipsilateral gland (gland label of the tumour's side plus that side's tumour voxels).
    With ``tumor_side`` "both", every 3-D connected tumour component is given the side of the
    gland it lies next to (its centroid's world x against the midline between the two gland
-   centroids).
+   centroids: the rule of :mod:`parotidlib.data.laterality`, by which validation has
+   already checked that the tumour lies where the manifest says).
 5. Free (tumour-free) slices: slices of the contralateral gland of a one-sided tumour whose
    gland area is >= ``min_tumor_area_mm2``; every channel is a gland crop (t1, ce_t1, t2 from
    their own series, gland = T1).
@@ -29,8 +30,10 @@ Steps, per patient:
 
 Degenerate input warns (naming patient, series and slice): a series whose label map has no
 ROI on a slice where T1 has one (the T1 box and mask are used for it), an ROI touching the
-image edge (zero padded), no free slice, a tumour on the other side than the manifest says,
-and gland labels whose world positions contradict RAS+ (label 1 right gland at +x).
+image edge (zero padded), no free slice, and gland labels whose world positions contradict
+RAS+ (label 1 right gland at +x). A tumour on another side than the manifest says is not
+checked here: it is a validation problem of the patient
+(:func:`parotidlib.data.volumes.check_patient_data`), found before this runs.
 """
 
 from __future__ import annotations
@@ -139,9 +142,9 @@ def _centroid(mask: np.ndarray) -> np.ndarray | None:
 
 
 def _centroids_x(labels: np.ndarray, affine: np.ndarray) -> dict[int, float | None]:
-    """World x (mm) of the centroid of labels 1, 2 and 3 (None where absent)."""
+    """World x (mm) of the centroid of the gland labels 1 and 2 (None where absent)."""
     out: dict[int, float | None] = {}
-    for value in (LABEL_RIGHT_GLAND, LABEL_LEFT_GLAND, LABEL_TUMOR):
+    for value in (LABEL_RIGHT_GLAND, LABEL_LEFT_GLAND):
         centre = _centroid(labels == value)
         out[value] = None if centre is None else float(apply_affine(affine, centre)[0])
     return out
@@ -179,17 +182,6 @@ def _tumour_by_side(labels: np.ndarray, affine: np.ndarray, tumor_side: str,
         side = "right" if (x - x_mid) * right_sign >= 0 else "left"
         out[side] |= components == index
     return out
-
-
-def _check_manifest_side(x: float | None, pid: str, tumor_side: str,
-                         lat: tuple[float, float]) -> None:
-    """Warn when a one-sided tumour's centroid (world x) lies on the other side."""
-    if tumor_side == "both" or x is None:
-        return
-    if (x - lat[0]) * lat[1] * (1 if tumor_side == "right" else -1) < 0:
-        warnings.warn(f"patient {pid}: manifest tumor_side is {tumor_side!r} but the tumour's "
-                      f"centroid (world x {x:.1f} mm) lies on the other side of the midline "
-                      f"(x {lat[0]:.1f} mm)", stacklevel=3)
 
 
 class _SeriesRois:
@@ -321,7 +313,6 @@ def preprocess_patient(volumes: PatientVolumes, config: CurationConfig | None = 
     pixel_area = float(np.linalg.norm(np.cross(ref_affine[:3, 0], ref_affine[:3, 1])))
     centres = _centroids_x(t1_lab, ref_affine)
     lat = _laterality(centres, ref_affine, ref_shape, pid)
-    _check_manifest_side(centres[LABEL_TUMOR], pid, volumes.tumor_side, lat)
     rois = {"t1": _SeriesRois(t1_lab, ref_affine, volumes.tumor_side, lat)}
     samples, no_free = _enumerate_samples(rois["t1"], volumes.tumor_side, pixel_area,
                                           config.min_tumor_area_mm2, pid)

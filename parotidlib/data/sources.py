@@ -81,9 +81,26 @@ def cohort_fingerprint(manifest: str | Path) -> str:
     return sha256_text(parts)
 
 
+def run_manifest(run_dir: str | Path) -> Path:
+    """The manifest of a run's cohort.
+
+    Read from the run's ``cohort.json`` (written by the pipeline and by 10-curate), else from
+    its curated ``data/dataset.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither file exists: the run folder has not been curated (run 10-curate into it).
+    """
+    run_dir = Path(run_dir)
+    for path in (run_dir / "cohort.json", run_dir / "data" / "dataset.json"):
+        if path.is_file():
+            return Path(json.loads(path.read_text())["manifest"])
+    raise FileNotFoundError(f"{run_dir} has no cohort.json or data/dataset.json: run "
+                            f"notebooks/10-curate.ipynb into this run folder first")
+
+
 def run_is_synthetic(run_dir: str | Path) -> bool:
-    """Whether the run's cohort (cohort.json, written by the pipeline) is the built-in one."""
-    info = Path(run_dir) / "cohort.json"
-    if not info.exists():
-        return True  # interactive use without the pipeline: the default cohort
-    return is_synthetic(Path(json.loads(info.read_text())["manifest"]))
+    """Whether a run's cohort is the built-in synthetic one (:func:`run_manifest`); raises
+    FileNotFoundError rather than guess for a run folder that was never curated."""
+    return is_synthetic(run_manifest(run_dir))

@@ -1,5 +1,6 @@
 """One patient's MR series and label maps: reading the NIfTI headers and voxels, and checking
-them (label maps on their series' grid, finite images, label values, a tumour and the glands).
+them (label maps on their series' grid, finite images, label values, a tumour and the glands,
+and a tumour on the side the manifest says: :mod:`parotidlib.data.laterality`).
 
 Every problem names the patient, the column (series) and the file; nothing is written.
 """
@@ -16,7 +17,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import GLAND_LABEL, LABEL_TUMOR, SERIES
+from parotidlib.constants import GLAND_LABEL, LABEL_TUMOR, SERIES, SIDES
+from parotidlib.data.laterality import side_conflict
 from parotidlib.data.problems import CohortError, Problem
 
 #: Tolerance (mm) when comparing a label map's affine with its series' affine.
@@ -155,12 +157,21 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
     ``tumor_side`` "both") present. A missing contralateral gland is not an error: it warns,
     and the patient then gives no free slices (curation lists it in dataset.json).
 
+    The tumour must also lie where the manifest says (:func:`.laterality.side_conflict`, on
+    each label map): for ``left`` or ``right`` no part of it on the other side of the
+    midline, for ``both`` a part on each side. A conflict is a problem of column
+    ``tumor_side`` naming the label map's file, what the manifest says and where the
+    tumour lies (one problem for the patient when all three label maps conflict, as with a
+    wrong manifest entry); curation would otherwise label the tumour-bearing gland's slices
+    "free".
+
     Returns
     -------
     list of Problem
     """
     pid = volumes.patient_id
     problems: list[Problem] = []
+    conflicts: dict[str, tuple[str | None, str]] = {}  # label map -> (file, side conflict)
     for series in SERIES:
         img = volumes.images[series]
         path = img.get_filename() or volumes.info.get(series)
@@ -188,7 +199,9 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
             problems.append(Problem(pid, col, path,
                                     f"label values {bad.tolist()} not in {{0, 1, 2, 3}}"))
             continue
-        counts = np.bincount(values.astype(np.uint8, copy=False).ravel(), minlength=4)
+        values = values.astype(np.uint8, copy=False)
+        counts = np.bincount(values.ravel(), minlength=4)
+        n_before = len(problems)
         if counts[LABEL_TUMOR] == 0:
             problems.append(Problem(pid, col, path, "no tumour voxel (label 3)"))
         tumour_sides = {"left", "right"} if volumes.tumor_side == "both" else {volumes.tumor_side}
@@ -202,4 +215,20 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
                 warnings.warn(f"patient {pid}, {col} ({path}): no {side} (contralateral) parotid "
                               f"gland voxel (label {value}); this patient gives no free slices",
                               stacklevel=2)
-    return problems
+        if len(problems) == n_before and volumes.tumor_side in SIDES:
+            conflict = side_conflict(volumes.tumor_side, values, lab.affine)
+            if conflict is not None:
+                conflicts[col] = (path, conflict)
+    return problems + _side_problems(pid, conflicts)
+
+
+def _side_problems(pid: str, conflicts: dict[str, tuple[str | None, str]]) -> list[Problem]:
+    """One problem per label map that contradicts ``tumor_side``; one in all when all do."""
+    cols = [f"{s}_labels" for s in SERIES]
+    if list(conflicts) == cols:  # the usual case (a wrong manifest): say it once
+        path, message = conflicts[cols[0]]
+        return [Problem(pid, "tumor_side", path,
+                        f"{message} (label map {cols[0]}; {cols[1]} and {cols[2]} contradict "
+                        f"the manifest too)")]
+    return [Problem(pid, "tumor_side", path, f"{message} (label map {col})")
+            for col, (path, message) in conflicts.items()]

@@ -1,5 +1,10 @@
 """metrics.json as tables for display (notebooks and the report): slice results, Table 4,
-Table 5, the patient confusion matrix and the threshold sweep. Torch-free."""
+Table 5, the patient confusion matrix and the threshold sweep. Torch-free.
+
+An undefined quantity (docs/metrics.md, "Undefined quantities") is shown as
+``undefined (<reason>)``; a quantity that is missing without a reason (a metrics.json
+written before reasons were recorded) as ``n/a``.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +15,75 @@ import pandas as pd
 
 from parotidlib.constants import CLASSES, HISTOLOGIES
 from parotidlib.evaluation.metrics import confusion, select_split
+from parotidlib.evaluation.stats import UNDEFINED_KEY
+
+__all__ = [
+    "confusion_frame",
+    "patient_confusion_frame",
+    "slice_table",
+    "table4_frame",
+    "table5_frame",
+    "threshold_sweep_frame",
+    "undefined_text",
+]
+
+#: Numeric columns of the threshold sweep (null in metrics.json where undefined).
+_SWEEP_MEASURES = tuple(f"{m}{s}" for m in ("sensitivity", "specificity")
+                        for s in ("", "_lo", "_hi"))
+
+
+def undefined_text(reason: str | None) -> str:
+    """How a table shows an undefined quantity: ``"undefined (<reason>)"``, or ``"n/a"``.
+
+    Parameters
+    ----------
+    reason : str or None
+        The reason recorded in metrics.json; None when there is none.
+    """
+    return f"undefined ({reason})" if reason else "n/a"
 
 
 def _ci(block: Mapping[str, Any] | None, digits: int = 3) -> str:
     if not block or block.get("value") is None:
-        return "n/a"
+        return undefined_text(block.get(UNDEFINED_KEY) if block else None)
     text = f"{block['value']:.{digits}f}"
     if block.get("ci95"):
         text += f" [{block['ci95'][0]:.{digits}f}, {block['ci95'][1]:.{digits}f}]"
+    elif block.get(f"ci95_{UNDEFINED_KEY}"):
+        text += f" [CI {undefined_text(block[f'ci95_{UNDEFINED_KEY}'])}]"
     if "successes" in block:
         text += f" ({block['successes']}/{block['total']})"
     return text
 
 
+def _number(mapping: Mapping[str, Any], key: str, digits: int = 3) -> str:
+    value = mapping.get(key)
+    if value is None:
+        return undefined_text(mapping.get(f"{key}_{UNDEFINED_KEY}"))
+    return f"{value:.{digits}f}"
+
+
 def slice_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """Slice accuracy and AUCs per split, with 95% intervals and counts."""
+    """Slice accuracy and AUCs per split, with 95% intervals and counts.
+
+    Undefined values read ``undefined (<reason>)``; a column ``AUC undefined`` names the
+    classes without a one-vs-rest curve and why, when a split has such a class.
+    """
     rows = []
     for split, block in metrics["slice"].items():
-        rows.append({"split": split, "patients": block.get("patients"),
-                     "slices": block.get("slices"),
-                     "accuracy [95% Wilson CI] (k/n)": _ci(block["accuracy"]),
-                     "micro-AUC [95% bootstrap CI]": _ci(block["micro_auc"]),
-                     "macro-AUC": f"{block['macro_auc']:.3f}" if block.get("macro_auc") else "n/a"})
-    return pd.DataFrame(rows).set_index("split")
+        row = {"split": split, "patients": block.get("patients"),
+               "slices": block.get("slices"),
+               "accuracy [95% Wilson CI] (k/n)": _ci(block["accuracy"]),
+               "micro-AUC [95% bootstrap CI]": _ci(block["micro_auc"]),
+               "macro-AUC": _number(block, "macro_auc")}
+        missing = block.get(f"class_auc_{UNDEFINED_KEY}")
+        if missing:
+            row["AUC undefined"] = "; ".join(f"{c}: {r}" for c, r in missing.items())
+        rows.append(row)
+    frame = pd.DataFrame(rows).set_index("split")
+    if "AUC undefined" in frame:
+        frame["AUC undefined"] = frame["AUC undefined"].fillna("")
+    return frame
 
 
 def table4_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
@@ -63,8 +114,20 @@ def patient_confusion_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def threshold_sweep_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """The decision rule's malignant-slice threshold sweep (test patients)."""
-    return pd.DataFrame(metrics["patient"]["threshold_sweep"])
+    """The decision rule's malignant-slice threshold sweep (test patients).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per threshold, as in metrics.json; the sensitivity and specificity columns
+        and their bounds are floats, NaN where undefined, and ``sensitivity_undefined`` /
+        ``specificity_undefined`` (present only then) give the reason.
+    """
+    frame = pd.DataFrame(metrics["patient"]["threshold_sweep"])
+    for column in _SWEEP_MEASURES:
+        if column in frame:  # JSON null -> NaN, so that the columns stay numeric
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
 
 
 def confusion_frame(predictions: pd.DataFrame, split: str) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions
-from parotidlib.evaluation.stats import proportion_summary
+from parotidlib.evaluation.stats import UndefinedError, proportion_summary
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +125,17 @@ class RocResult:
         Area under each curve, same keys.
     classes : tuple[str, ...]
         The classes that have a curve, in CLASSES order.
+    undefined : dict[str, str]
+        Why a curve is missing, keyed by class name (``"no warthin slice"``, ``"only
+        malignant slices"``) and ``"macro"`` (when no class has a curve); the reasons of
+        docs/metrics.md, "Undefined quantities". Empty when every curve is defined.
     """
 
     fpr: dict[str, np.ndarray]
     tpr: dict[str, np.ndarray]
     auc: dict[str, float]
     classes: tuple[str, ...]
+    undefined: dict[str, str] = field(default_factory=dict)
 
 
 def _labels_and_scores(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +170,12 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
     is the mean one-vs-rest AUC of the classes present, i.e.
     ``roc_auc_score(multi_class="ovr", average="macro")`` when every class is present.
 
+    A class absent from the split, or making up all of it, has no one-vs-rest curve; when
+    that leaves no class with a curve (a split of one class), the macro-average is
+    undefined too. The micro-average is defined for any non-empty split (each slice is a
+    positive for its class and a negative for the other three). What is missing is named,
+    with its reason, in :attr:`RocResult.undefined`.
+
     Parameters
     ----------
     predictions : pandas.DataFrame
@@ -183,6 +194,7 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
     fprs: dict[str, np.ndarray] = {}
     tprs: dict[str, np.ndarray] = {}
     aucs: dict[str, float] = {}
+    undefined: dict[str, str] = {}
     present = []
     for j, name in enumerate(CLASSES):
         positives = int(y[:, j].sum())
@@ -192,14 +204,17 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
                 "no one-vs-rest curve, left out of the macro-average",
                 stacklevel=2,
             )
+            undefined[name] = f"no {name} slice" if positives == 0 else f"only {name} slices"
             continue
         present.append(name)
         fprs[name], tprs[name], _ = roc_curve(y[:, j], scores[:, j])
         aucs[name] = float(auc(fprs[name], tprs[name]))
-    if not present:
-        raise ValueError("roc_curves needs slices of at least two classes, got one")
     fprs["micro"], tprs["micro"], _ = roc_curve(y.ravel(), scores.ravel())
     aucs["micro"] = float(auc(fprs["micro"], tprs["micro"]))
+    if not present:  # one class only: a positive for it has no negative to be ranked against
+        only = next(c for j, c in enumerate(CLASSES) if y[:, j].any())
+        undefined["macro"] = f"only {only} slices"
+        return RocResult(fpr=fprs, tpr=tprs, auc=aucs, classes=(), undefined=undefined)
 
     grid = np.unique(np.concatenate([fprs[c] for c in present]))
     fprs["macro"] = grid
@@ -209,7 +224,8 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
     # that rows sum to 1 within 1e-5, which probabilities rounded in a CSV can fail.
     cols = [CLASSES.index(c) for c in present]
     aucs["macro"] = float(roc_auc_score(y[:, cols], scores[:, cols], average="macro"))
-    return RocResult(fpr=fprs, tpr=tprs, auc=aucs, classes=tuple(present))
+    return RocResult(fpr=fprs, tpr=tprs, auc=aucs, classes=tuple(present),
+                     undefined=undefined)
 
 
 def bootstrap_micro_auc_ci(
@@ -251,8 +267,11 @@ def bootstrap_micro_auc_ci(
     Raises
     ------
     ValueError
-        With fewer than :data:`MIN_BOOTSTRAP_PATIENTS` patients, bad ``n_resamples``,
-        ``seed`` or ``confidence``, or if every resample was skipped.
+        With bad ``n_resamples``, ``seed`` or ``confidence``.
+    parotidlib.evaluation.stats.UndefinedError
+        (a ``ValueError``) With fewer than :data:`MIN_BOOTSTRAP_PATIENTS` patients (reason
+        ``"fewer than 2 patients"``) or if every resample was skipped (reason ``"every
+        resample lacked a class"``): the interval is undefined.
     """
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral) \
             or n_resamples < 1:
@@ -266,9 +285,10 @@ def bootstrap_micro_auc_ci(
     y, scores = _labels_and_scores(frame)
     patient_codes, patients = pd.factorize(frame["patient_id"], sort=True)
     if len(patients) < MIN_BOOTSTRAP_PATIENTS:
-        raise ValueError(
+        raise UndefinedError(
+            f"fewer than {MIN_BOOTSTRAP_PATIENTS} patients",
             f"predictions must hold at least {MIN_BOOTSTRAP_PATIENTS} patients for a "
-            f"patient-clustered bootstrap, got {len(patients)}"
+            f"patient-clustered bootstrap, got {len(patients)}",
         )
     value = micro_auc(y, scores)
     rows_of = [np.flatnonzero(patient_codes == i) for i in range(len(patients))]
@@ -283,9 +303,10 @@ def bootstrap_micro_auc_ci(
         aucs.append(micro_auc(y[idx], scores[idx]))
     n_skipped = n_resamples - len(aucs)
     if not aucs:
-        raise ValueError(
+        raise UndefinedError(
+            "every resample lacked a class",
             f"all {n_resamples} bootstrap resamples lacked a class present in the data "
-            f"({len(patients)} patients); the interval cannot be computed"
+            f"({len(patients)} patients); the interval cannot be computed",
         )
     if n_skipped > 0.1 * n_resamples:
         warnings.warn(

@@ -3,6 +3,10 @@
 The numbers come from ``metrics`` (slice accuracy, ROC/AUC, clustered bootstrap),
 ``tables`` (Tables 4 and 5, threshold sweep) and ``decision`` (Figure 5's rule);
 this module only puts them into the docs/metrics.md schema and into tables. Torch-free.
+
+A quantity the data leave undefined (a test split without a class, one patient, ...) is
+written as null with its reason (docs/metrics.md, "Undefined quantities"); nothing here
+fails on a small but legitimate split.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from parotidlib.evaluation.metrics import (
     slice_accuracy,
 )
 from parotidlib.evaluation.schema import to_jsonable, validate_metrics
+from parotidlib.evaluation.stats import UNDEFINED_KEY, UndefinedError
 from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4, threshold_sweep
 from parotidlib.io import write_text_atomic
 
@@ -33,22 +38,35 @@ logger = logging.getLogger(__name__)
 
 
 def _slice_block(predictions: pd.DataFrame, split: str, resamples: int, seed: int) -> dict:
+    """``slice.<split>`` of metrics.json; undefined AUCs and intervals carry their reason."""
     frame = select_split(predictions, split)
     roc = roc_curves(frame)
     auc: dict[str, Any] = {"value": float(roc.auc["micro"]), "ci95": None}
-    if resamples > 0 and frame["patient_id"].nunique() >= 2:
-        boot = bootstrap_micro_auc_ci(frame, n_resamples=resamples, seed=seed)
-        auc.update(ci95=boot["ci95"], n_resamples=boot["n_resamples"],
-                   n_skipped=boot["n_skipped"], method="patient-clustered percentile bootstrap")
-    return {
-        "accuracy": slice_accuracy(frame),
-        "micro_auc": auc,
-        "macro_auc": float(roc.auc["macro"]) if "macro" in roc.auc else None,
-        "class_auc": {k: float(v) for k, v in roc.auc.items() if k not in ("micro", "macro")},
-        "confusion_matrix": confusion(frame["true_label"], frame["predicted_label"]).tolist(),
-        "slices": int(len(frame)),
-        "patients": int(frame["patient_id"].nunique()),
-    }
+    if resamples == 0:
+        auc[f"ci95_{UNDEFINED_KEY}"] = "bootstrap_resamples is 0"
+    else:
+        try:
+            boot = bootstrap_micro_auc_ci(frame, n_resamples=resamples, seed=seed)
+        except UndefinedError as err:  # one patient, or every resample lacked a class
+            auc[f"ci95_{UNDEFINED_KEY}"] = err.reason
+        else:
+            auc.update(ci95=boot["ci95"], n_resamples=boot["n_resamples"],
+                       n_skipped=boot["n_skipped"],
+                       method="patient-clustered percentile bootstrap")
+    block: dict[str, Any] = {"accuracy": slice_accuracy(frame), "micro_auc": auc,
+                             "macro_auc": float(roc.auc["macro"]) if "macro" in roc.auc else None}
+    if "macro" in roc.undefined:
+        block[f"macro_auc_{UNDEFINED_KEY}"] = roc.undefined["macro"]
+    block["class_auc"] = {k: float(v) for k, v in roc.auc.items() if k not in ("micro", "macro")}
+    missing = {k: v for k, v in roc.undefined.items() if k != "macro"}
+    if missing:
+        block[f"class_auc_{UNDEFINED_KEY}"] = missing
+    block.update(
+        confusion_matrix=confusion(frame["true_label"], frame["predicted_label"]).tolist(),
+        slices=int(len(frame)),
+        patients=int(frame["patient_id"].nunique()),
+    )
+    return block
 
 
 def compute_metrics(predictions: pd.DataFrame, params: Mapping[str, Any],

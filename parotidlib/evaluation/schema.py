@@ -6,8 +6,15 @@ https://python-jsonschema.readthedocs.io). What JSON Schema cannot express is na
 schema by the extension keyword ``x-check`` and checked here in :func:`_x_check` once the
 structure is valid: a proportion's value equals successes/total and lies in its interval, an
 interval has lower <= upper, a Table 5 row has correct <= patients, Table 4 lists each task
-once. Extra keys are allowed everywhere (docs/metrics.md: "Keys may be added"); the listed
+once, a reason for an undefined quantity stands only beside a quantity that is null.
+Extra keys are allowed everywhere (docs/metrics.md: "Keys may be added"); the listed
 ones must keep their meaning.
+
+Undefined quantities (docs/metrics.md, "Undefined quantities") are null with a reason: a
+block is ``{"value": null, "ci95": null, "undefined": reason}`` and a bare number ``k`` that
+is null has its reason in ``k_undefined`` beside it. The schema requires the reason where
+the quantity is null (``if``/``then``); the ``reasons`` rule here refuses a reason beside a
+quantity that is defined.
 
 References
 ----------
@@ -25,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from jsonschema import Draft202012Validator, ValidationError, validators
+
+from parotidlib.evaluation.stats import UNDEFINED_KEY
 
 __all__ = ["METRICS_SCHEMA", "validate_metrics", "to_jsonable"]
 
@@ -87,6 +96,40 @@ def _table5_row_errors(value: Mapping[str, Any]) -> Iterator[ValidationError]:
     if value["correct"] > value["patients"]:
         yield ValidationError(f"must be <= patients={value['patients']}, "
                               f"got {value['correct']}", path=["correct"])
+        return
+    accuracy = value.get("accuracy")
+    if accuracy is None:
+        return
+    undefined = UNDEFINED_KEY in accuracy
+    if undefined != (value["patients"] == 0):
+        yield ValidationError(
+            f"must be undefined exactly when patients is 0 (patients={value['patients']}), "
+            f"got {'an undefined' if undefined else 'a defined'} block", path=["accuracy"])
+
+
+def _reasons_errors(value: Mapping[str, Any]) -> Iterator[ValidationError]:
+    # A reason explains a null: "undefined" in a block whose value is defined, "k_undefined"
+    # beside a k that is defined, or a left-out entry of a mapping k that k holds, is refused.
+    suffix = f"_{UNDEFINED_KEY}"
+    if UNDEFINED_KEY in value and value.get("value") is not None:
+        yield ValidationError(f"must be absent when value is defined ({value['value']!r}), "
+                              f"got {value[UNDEFINED_KEY]!r}", path=[UNDEFINED_KEY])
+        return
+    for key, reason in value.items():
+        if not key.endswith(suffix) or key == suffix:
+            continue
+        base = key[: -len(suffix)]
+        target = value.get(base)
+        if isinstance(reason, Mapping):
+            held = sorted(set(reason) & set(target)) if isinstance(target, Mapping) else []
+            if held:
+                yield ValidationError(f"must name only entries left out of {base}, got {held}",
+                                      path=[key])
+                return
+        elif target is not None:
+            yield ValidationError(f"must be absent when {base} is defined ({target!r}), "
+                                  f"got {reason!r}", path=[key])
+            return
 
 
 def _unique_tasks_errors(value: Sequence[Mapping[str, Any]]) -> Iterator[ValidationError]:
@@ -96,7 +139,8 @@ def _unique_tasks_errors(value: Sequence[Mapping[str, Any]]) -> Iterator[Validat
 
 
 _RULES = {"interval": _interval_errors, "proportion": _proportion_errors,
-          "table5_row": _table5_row_errors, "unique_tasks": _unique_tasks_errors}
+          "table5_row": _table5_row_errors, "unique_tasks": _unique_tasks_errors,
+          "reasons": _reasons_errors}
 
 
 def _x_check(_validator: Any, rule: str, instance: Any, _schema: Any
@@ -147,6 +191,11 @@ def _message(metrics: Any, error: ValidationError) -> str:
                 f"{schema.get('maximum', 'inf')}], got {error.instance!r}")
     if kind == "enum":
         return f"{where} must be one of {error.validator_value}, got {error.instance!r}"
+    if kind == "const":
+        return f"{where} must be {json.dumps(error.validator_value)}, got {error.instance!r}"
+    if kind == "minLength":
+        return (f"{where} must have at least {error.validator_value} characters, "
+                f"got {error.instance!r}")
     if kind == "x-check":
         return f"{where} {error.message}"
     return f"{where}: {error.message}"  # a keyword the schema may use in future

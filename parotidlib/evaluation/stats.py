@@ -30,7 +30,42 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["wilson_interval", "proportion_summary", "mcnemar_exact"]
+__all__ = [
+    "UNDEFINED_KEY",
+    "UndefinedError",
+    "mcnemar_exact",
+    "proportion_or_undefined",
+    "proportion_summary",
+    "undefined_block",
+    "wilson_interval",
+]
+
+#: Key of an undefined quantity's reason: inside a block (``{"value": null, "ci95": null,
+#: "undefined": reason}``) and, as the suffix ``_undefined``, beside a bare number that is
+#: null (``"macro_auc": null, "macro_auc_undefined": reason``); docs/metrics.md.
+UNDEFINED_KEY = "undefined"
+
+
+class UndefinedError(ValueError):
+    """A quantity the data do not define (an empty denominator, a class absent, ...).
+
+    Raised where the arguments are valid but the data leave the quantity undefined, so that
+    callers assembling metrics.json can write it as undefined (:func:`undefined_block`)
+    instead of failing. It is a ``ValueError``, as before.
+
+    Parameters
+    ----------
+    reason : str
+        The machine-readable reason written to metrics.json (e.g. ``"no malignant patient"``,
+        docs/metrics.md, "Undefined quantities").
+    message : str, optional
+        The error message; default ``reason``.
+    """
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
 
 
 def _check_count(value: Any, name: str) -> int:
@@ -170,6 +205,59 @@ def proportion_summary(
     lower, upper = wilson_interval(successes, total, confidence, continuity_correction)
     k, n = _check_counts(successes, total)
     return {"value": k / n, "ci95": [lower, upper], "successes": k, "total": n}
+
+
+def undefined_block(reason: str) -> dict[str, Any]:
+    """The metrics.json block of an undefined quantity (docs/metrics.md).
+
+    Parameters
+    ----------
+    reason : str
+        Why the quantity is undefined, in the vocabulary of docs/metrics.md ("Undefined
+        quantities"), e.g. ``"no benign slice"``.
+
+    Returns
+    -------
+    dict
+        ``{"value": None, "ci95": None, "undefined": reason}``.
+
+    Examples
+    --------
+    >>> undefined_block("no malignant patient")
+    {'value': None, 'ci95': None, 'undefined': 'no malignant patient'}
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError(f"reason must be a non-empty string, got {reason!r}")
+    return {"value": None, "ci95": None, UNDEFINED_KEY: reason}
+
+
+def proportion_or_undefined(
+    successes: int,
+    total: int,
+    reason: str,
+    confidence: float = 0.95,
+    continuity_correction: bool = False,
+) -> dict[str, Any]:
+    """:func:`proportion_summary`, or :func:`undefined_block` with ``reason`` when total is 0.
+
+    Parameters
+    ----------
+    successes, total, confidence, continuity_correction
+        As in :func:`wilson_interval`, except that ``total`` may be 0.
+    reason : str
+        Written as the block's ``undefined`` reason when ``total`` is 0.
+
+    Examples
+    --------
+    >>> proportion_or_undefined(0, 0, "no benign slice")["undefined"]
+    'no benign slice'
+    """
+    if _check_count(total, "total") == 0:
+        _check_count(successes, "successes")
+        if successes != 0:
+            raise ValueError(f"successes must be 0 when total is 0, got {successes!r}")
+        return undefined_block(reason)
+    return proportion_summary(successes, total, confidence, continuity_correction)
 
 
 def mcnemar_exact(correct_a: Any, correct_b: Any) -> dict[str, Any]:

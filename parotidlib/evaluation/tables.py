@@ -28,6 +28,13 @@ benign slice predicted malignant in the pleomorphic-vs-Warthin task) count as er
 false negative for a positive-class slice and a false positive for a negative-class slice,
 so tp + fn + fp + tn is the number of slices of the task and accuracy is correct/all.
 ``n_other`` in each row counts these slices.
+
+A small test set may lack a class. Every task then still has its row, and a measure whose
+denominator is empty is written as undefined with its reason
+(:func:`parotidlib.evaluation.stats.proportion_or_undefined`; docs/metrics.md, "Undefined
+quantities"): no benign slice leaves the benign-vs-malignant sensitivity undefined ("no
+benign slice"), no pleomorphic adenoma or Warthin slice every measure of that row. Table 5
+and the threshold sweep do the same for tumour types without patients.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from sklearn.metrics import confusion_matrix
 from parotidlib.constants import BENIGN, CLASSES, HISTOLOGIES
 from parotidlib.evaluation.decision import as_class_names, diagnose_patients
 from parotidlib.evaluation.metrics import select_split
-from parotidlib.evaluation.stats import proportion_summary
+from parotidlib.evaluation.stats import UNDEFINED_KEY, proportion_or_undefined
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +121,6 @@ def binary_counts(y_true: Any, y_pred: Any, task: BinaryTask) -> dict[str, int]:
     return {"tp": tp, "fn": fn, "fp": fp, "tn": tn, "n": tp + fn + fp + tn, "n_other": other}
 
 
-def _summary_or_none(k: int, n: int, cc: bool, confidence: float) -> dict[str, Any] | None:
-    # An empty denominator (e.g. no negative slices) has no proportion; metrics.json gets null.
-    return proportion_summary(k, n, confidence, continuity_correction=cc) if n > 0 else None
-
-
 def table4_row(y_true: Any, y_pred: Any, task: BinaryTask,
                confidence: float = 0.95) -> dict[str, Any]:
     """One Table 4 row: counts plus accuracy (Wilson) and sensitivity, specificity, PPV and
@@ -129,26 +131,28 @@ def table4_row(y_true: Any, y_pred: Any, task: BinaryTask,
     dict
         ``task``, ``positive``, ``negative``, ``tp``, ``fn``, ``fp``, ``tn``, ``n``,
         ``n_other`` and the proportion blocks ``accuracy``, ``sensitivity`` (tp/(tp+fn)),
-        ``specificity`` (tn/(tn+fp)), ``ppv`` (tp/(tp+fp)), ``npv`` (tn/(tn+fn)); a block
-        is None when its denominator is 0.
-
-    Raises
-    ------
-    ValueError
-        If no slice belongs to the task.
+        ``specificity`` (tn/(tn+fp)), ``ppv`` (tp/(tp+fp)), ``npv`` (tn/(tn+fn)). A block
+        whose denominator is 0 is undefined
+        (:func:`parotidlib.evaluation.stats.undefined_block`), with the reason ``"no
+        <positive> or <negative> slice"`` (accuracy), ``"no <positive> slice"``
+        (sensitivity), ``"no <negative> slice"`` (specificity) or ``"no slice predicted
+        <positive>"`` / ``"<negative>"`` (PPV / NPV).
     """
     c = binary_counts(y_true, y_pred, task)
-    if c["n"] == 0:
-        raise ValueError(f"task {task.name}: no slice of classes "
-                         f"{task.positive_classes + task.negative_classes} in y_true")
     tp, fn, fp, tn = c["tp"], c["fn"], c["fp"], c["tn"]
+    pos, neg = task.positive, task.negative
     return {
-        "task": task.name, "positive": task.positive, "negative": task.negative, **c,
-        "accuracy": _summary_or_none(tp + tn, c["n"], False, confidence),
-        "sensitivity": _summary_or_none(tp, tp + fn, True, confidence),
-        "specificity": _summary_or_none(tn, tn + fp, True, confidence),
-        "ppv": _summary_or_none(tp, tp + fp, True, confidence),
-        "npv": _summary_or_none(tn, tn + fn, True, confidence),
+        "task": task.name, "positive": pos, "negative": neg, **c,
+        "accuracy": proportion_or_undefined(tp + tn, c["n"], f"no {pos} or {neg} slice",
+                                            confidence),
+        "sensitivity": proportion_or_undefined(tp, tp + fn, f"no {pos} slice", confidence,
+                                               continuity_correction=True),
+        "specificity": proportion_or_undefined(tn, tn + fp, f"no {neg} slice", confidence,
+                                               continuity_correction=True),
+        "ppv": proportion_or_undefined(tp, tp + fp, f"no slice predicted {pos}", confidence,
+                                       continuity_correction=True),
+        "npv": proportion_or_undefined(tn, tn + fn, f"no slice predicted {neg}", confidence,
+                                       continuity_correction=True),
     }
 
 
@@ -166,16 +170,19 @@ def table4(predictions: pd.DataFrame, split: str | None = None,
     Returns
     -------
     list of dict
-        One :func:`table4_row` per task of :data:`TABLE4_TASKS` that has slices.
+        One :func:`table4_row` per task of :data:`TABLE4_TASKS`, in that order; a task
+        without slices has ``n == 0`` and every block undefined.
     """
     frame = select_split(predictions, split)
     rows = []
     for task in TABLE4_TASKS:
-        c = binary_counts(frame["true_label"], frame["predicted_label"], task)
-        if c["n"] == 0:
-            logger.warning("table4: no slice for task %s; row left out", task.name)
-            continue
-        rows.append(table4_row(frame["true_label"], frame["predicted_label"], task, confidence))
+        row = table4_row(frame["true_label"], frame["predicted_label"], task, confidence)
+        undefined = [k for k in ("accuracy", "sensitivity", "specificity")
+                     if UNDEFINED_KEY in row[k]]
+        if undefined:
+            logger.warning("table4: %s undefined for task %s (%s)", ", ".join(undefined),
+                           task.name, "; ".join(row[k][UNDEFINED_KEY] for k in undefined))
+        rows.append(row)
     return rows
 
 
@@ -218,7 +225,8 @@ def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95) -> list[d
 
     Rows: ``pleomorphic_adenoma``, ``warthin`` (correct = exact type), ``benign`` (PA +
     Warthin; correct = diagnosed as either benign type, as in the paper's 13/12 row) and
-    ``malignant``. Types without patients are left out.
+    ``malignant``, always all four. A type without patients has ``patients == 0`` and an
+    undefined ``accuracy`` with the reason ``"no <type> patient"``.
 
     Parameters
     ----------
@@ -229,7 +237,7 @@ def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95) -> list[d
     -------
     list of dict
         ``{"type", "patients", "correct", "accuracy"}``; ``accuracy`` is a
-        :func:`parotidlib.evaluation.stats.proportion_summary` (Wilson interval).
+        :func:`parotidlib.evaluation.stats.proportion_or_undefined` (Wilson interval).
     """
     _check_patient_df(patient_df)
     true, pred = patient_df["true_histology"], patient_df["predicted_histology"]
@@ -242,9 +250,11 @@ def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95) -> list[d
     rows = []
     for name, member, correct in groups:
         n, k = int(member.sum()), int((member & correct).sum())
-        if n:
-            rows.append({"type": name, "patients": n, "correct": k,
-                         "accuracy": proportion_summary(k, n, confidence)})
+        if not n:
+            logger.warning("table5: no %s patient; its accuracy is undefined", name)
+        rows.append({"type": name, "patients": n, "correct": k,
+                     "accuracy": proportion_or_undefined(k, n, f"no {name} patient",
+                                                         confidence)})
     return rows
 
 
@@ -261,7 +271,10 @@ def threshold_sweep(predictions: pd.DataFrame, thresholds: Iterable[int] = range
         One row per threshold: ``malignant_threshold``, ``tp``, ``fn``, ``fp``, ``tn``,
         ``sensitivity`` with ``sensitivity_lo``/``sensitivity_hi`` and ``specificity`` with
         ``specificity_lo``/``specificity_hi`` (Wilson with continuity correction, as for
-        Table 4; NaN when there are no malignant resp. benign patients).
+        Table 4). Without malignant (benign) patients the sensitivity (specificity) and its
+        bounds are NaN, and a column ``sensitivity_undefined`` (``specificity_undefined``)
+        gives the reason, ``"no malignant patient"`` (``"no benign patient"``); the
+        column is present only then.
     """
     frame = select_split(predictions, split)
     rows = []
@@ -274,10 +287,14 @@ def threshold_sweep(predictions: pd.DataFrame, thresholds: Iterable[int] = range
             "tp": int((is_mal & said_mal).sum()), "fn": int((is_mal & ~said_mal).sum()),
             "fp": int((~is_mal & said_mal).sum()), "tn": int((~is_mal & ~said_mal).sum()),
         }
-        for name, k, n in (("sensitivity", row["tp"], row["tp"] + row["fn"]),
-                           ("specificity", row["tn"], row["tn"] + row["fp"])):
-            s = _summary_or_none(k, n, True, confidence)
-            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = (
-                (s["value"], *s["ci95"]) if s else (np.nan, np.nan, np.nan))
+        for name, k, n, group in (("sensitivity", row["tp"], row["tp"] + row["fn"], "malignant"),
+                                  ("specificity", row["tn"], row["tn"] + row["fp"], "benign")):
+            s = proportion_or_undefined(k, n, f"no {group} patient", confidence,
+                                        continuity_correction=True)
+            if UNDEFINED_KEY in s:
+                row[name], row[f"{name}_lo"], row[f"{name}_hi"] = np.nan, np.nan, np.nan
+                row[f"{name}_{UNDEFINED_KEY}"] = s[UNDEFINED_KEY]
+            else:
+                row[name], row[f"{name}_lo"], row[f"{name}_hi"] = s["value"], *s["ci95"]
         rows.append(row)
     return pd.DataFrame(rows)

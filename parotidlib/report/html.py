@@ -8,13 +8,17 @@ code hidden and figures embedded.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from parotidlib.data.manifest import read_manifest_table
+from parotidlib.data.sources import run_manifest
 from parotidlib.io import write_text_atomic
+from parotidlib.notebook import cohort_label
+from parotidlib.paths import PROJECT_ROOT
 
 
 def load_metrics(run_dir: str | Path) -> dict[str, Any]:
@@ -57,7 +61,7 @@ def curated_manifest(run_dir: str | Path) -> pd.DataFrame:
     stay text.
     """
     run_dir = Path(run_dir)
-    manifest = Path(json.loads((run_dir / "cohort.json").read_text())["manifest"])
+    manifest = run_manifest(run_dir)
     frame = read_manifest_table(manifest)
     meta = json.loads((run_dir / "data" / "dataset.json").read_text())
     skipped = {str(p["patient_id"]) for p in meta.get("skipped_patients", [])}
@@ -103,3 +107,39 @@ def stage_table(run_dir: str | Path) -> pd.DataFrame:
         ("curate", "train", "evaluate", "statistics", "report"))}
     rows.sort(key=lambda r: order.get(r["stage"], len(order)))
     return pd.DataFrame(rows, columns=["stage", "how", "seconds", "key"]).set_index("stage")
+
+
+def cohort_frame(run_dir: str | Path) -> pd.DataFrame:
+    """The run's cohort for the report: where it lies (relative to the project, or its folder
+    name: never the absolute path, which names the user's home folder) and its fingerprint."""
+    try:
+        info = json.loads((Path(run_dir) / "cohort.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    return pd.Series({"cohort": cohort_label(run_dir).strip("`"),
+                      "fingerprint (SHA-256)": info.get("fingerprint") or "n/a"},
+                     name="cohort").to_frame()
+
+
+def params_frame(params: Mapping[str, Any]) -> pd.DataFrame:
+    """The run's resolved params as a table (a cohort path outside the project shortened to
+    its folder and file name)."""
+    shown = {}
+    for key, value in params.items():
+        if key == "cohort_manifest" and value and Path(str(value)).is_absolute():
+            path = Path(str(value))
+            try:
+                value = str(path.resolve().relative_to(PROJECT_ROOT))
+            except ValueError:
+                value = f"{path.parent.name}/{path.name}"
+        shown[key] = str(value)
+    return pd.Series(shown, name="value").to_frame()
+
+
+def skipped_patients_frame(run_dir: str | Path) -> pd.DataFrame:
+    """The patients curation skipped as invalid (``skip_invalid_patients``), with the problems
+    that made it skip them; empty when none was."""
+    meta = json.loads((Path(run_dir) / "data" / "dataset.json").read_text())
+    rows = [{"patient": entry["patient_id"], "problem": problem}
+            for entry in meta.get("skipped_patients", []) for problem in entry["problems"]]
+    return pd.DataFrame(rows, columns=["patient", "problem"])

@@ -1,5 +1,10 @@
 """The paper's published values (Xia et al. 2021, Front. Oncol. 11:632104), in one place, and
-the side-by-side comparisons of a run with them (headline table, slice counts, Results text)."""
+the side-by-side comparisons of a run with them (headline table, slice counts, Results text).
+
+A quantity that a small run leaves undefined (docs/metrics.md, "Undefined quantities") is
+shown as ``undefined (<reason>)`` and said so in the Results text; nothing here assumes that
+every class or tumour type is present.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from parotidlib.constants import CLASSES
+from parotidlib.evaluation.frames import undefined_text
+from parotidlib.evaluation.stats import UNDEFINED_KEY
 
 #: Published values (Xia et al. 2021: Abstract, Results, Tables 3-5, Methods).
 PAPER: dict[str, Any] = {
@@ -57,6 +64,20 @@ def _fmt(value: float | None, ci: tuple[float, float] | list[float] | None = Non
     return text
 
 
+def _fmt_block(block: Mapping[str, Any] | None) -> str:
+    """A metrics.json block as ``value [lo, hi]``, or ``undefined (<reason>)``."""
+    if not block or block.get("value") is None:
+        return undefined_text(block.get(UNDEFINED_KEY) if block else None)
+    text = _fmt(block["value"], block.get("ci95"))
+    if block.get("ci95") is None and block.get(f"ci95_{UNDEFINED_KEY}"):
+        text += f" [CI {undefined_text(block[f'ci95_{UNDEFINED_KEY}'])}]"
+    return text
+
+
+def _reason(block: Mapping[str, Any] | None) -> str:
+    return (block or {}).get(UNDEFINED_KEY) or "not computed"
+
+
 def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Headline numbers of the paper beside this run's, one row per quantity.
 
@@ -75,10 +96,10 @@ def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
         acc = metrics["slice"][split]["accuracy"]
         paper_acc, paper_ci = PAPER["slice_accuracy"][split]
         rows.append((f"Slice accuracy, {split} [95% CI]", _fmt(paper_acc, paper_ci),
-                     _fmt(acc["value"], acc["ci95"])))
+                     _fmt_block(acc)))
         auc = metrics["slice"][split]["micro_auc"]
         rows.append((f"Micro-AUC, {split}" + (" [95% CI]" if auc.get("ci95") else ""),
-                     _fmt(PAPER["micro_auc"][split]), _fmt(auc["value"], auc.get("ci95"))))
+                     _fmt(PAPER["micro_auc"][split]), _fmt_block(auc)))
     for row in metrics.get("table4", []):
         paper_row = PAPER["table4"].get(row["task"], {})
         for measure in ("accuracy", "sensitivity", "specificity"):
@@ -91,13 +112,14 @@ def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
             label = f"Table 4 {row['task'].replace('_', ' ')}: {measure}"
             if key != measure:
                 label += f" as printed (= {key.upper()})"
-            rows.append((label, _fmt(*pv) if pv else "n/a",
-                         _fmt(block["value"], block["ci95"]) if block else "n/a"))
+            rows.append((label, _fmt(*pv) if pv else "n/a", _fmt_block(block)))
     for row in metrics.get("patient", {}).get("table5", []):
         paper = PAPER["table5"].get(row["type"])
+        ours = f"{row['correct']} / {row['patients']}"
+        if not row["patients"]:
+            ours += f", {undefined_text(_reason(row.get('accuracy')))}"
         rows.append((f"Table 5 {row['type'].replace('_', ' ')}: correct / patients",
-                     f"{paper[1]} / {paper[0]}" if paper else "n/a",
-                     f"{row['correct']} / {row['patients']}"))
+                     f"{paper[1]} / {paper[0]}" if paper else "n/a", ours))
     return pd.DataFrame(rows, columns=["quantity", "paper", "this run"]).set_index("quantity")
 
 
@@ -119,37 +141,66 @@ def slice_counts_vs_paper(slices: pd.DataFrame) -> pd.DataFrame:
 def results_paragraph(metrics: Mapping[str, Any]) -> str:
     """A Markdown paragraph that reads like the paper's Results, with this run's numbers.
 
-    The paper's values follow in parentheses; a synthetic run says so in its first words.
+    The paper's values follow in parentheses; a synthetic run says so in its first words. A
+    quantity the run leaves undefined is said to be undefined, with its reason.
     """
     s = metrics["slice"]
     tr, te = s["train"], s["test"]
     prefix = "On the synthetic cohort, the" if metrics.get("synthetic") else "The"
-    auc_ci = te["micro_auc"].get("ci95")
-    auc_ci_text = (f" (95% CI [{auc_ci[0]:.2f}, {auc_ci[1]:.2f}], patient bootstrap)"
-                   if auc_ci else "")
+
+    def percent(block: Mapping[str, Any]) -> str:
+        if block.get("value") is None:
+            return undefined_text(_reason(block))
+        return f"{100 * block['value']:.2f}%"
+
+    def auc(block: Mapping[str, Any], with_ci: bool) -> str:
+        if block.get("value") is None:
+            return undefined_text(_reason(block))
+        ci = block.get("ci95") if with_ci else None
+        if ci:
+            return f"{block['value']:.2f} (95% CI [{ci[0]:.2f}, {ci[1]:.2f}], patient bootstrap)"
+        reason = block.get(f"ci95_{UNDEFINED_KEY}") if with_ci else None
+        return f"{block['value']:.2f}" + (f" (95% CI undefined: {reason})" if reason else "")
+
+    acc_ci = te["accuracy"].get("ci95")
+    acc_ci_text = f"95% CI [{acc_ci[0]:.2f}, {acc_ci[1]:.2f}]; " if acc_ci else ""
     text = (
         f"{prefix} accuracy of slice classification was "
-        f"{100 * tr['accuracy']['value']:.2f}% for the training set "
-        f"({tr['accuracy']['successes']}/{tr['accuracy']['total']} slices; paper 92.94%) and "
-        f"{100 * te['accuracy']['value']:.2f}% "
-        f"(95% CI [{te['accuracy']['ci95'][0]:.2f}, {te['accuracy']['ci95'][1]:.2f}]; "
-        f"{te['accuracy']['successes']}/{te['accuracy']['total']} slices) for the test set "
-        f"(paper 82.18% [0.77, 0.86]). The micro-AUC was {tr['micro_auc']['value']:.2f} for the "
-        f"training set and {te['micro_auc']['value']:.2f}{auc_ci_text} for the test set "
+        f"{percent(tr['accuracy'])} for the training set "
+        f"({tr['accuracy'].get('successes')}/{tr['accuracy'].get('total')} slices; "
+        f"paper 92.94%) and {percent(te['accuracy'])} "
+        f"({acc_ci_text}"
+        f"{te['accuracy'].get('successes')}/{te['accuracy'].get('total')} slices) for the test "
+        f"set (paper 82.18% [0.77, 0.86]). The micro-AUC was {auc(tr['micro_auc'], False)} for "
+        f"the training set and {auc(te['micro_auc'], True)} for the test set "
         f"(paper 0.98 and 0.93)."
     )
     rows = {r["task"]: r for r in metrics.get("table4", [])}
     if "benign_vs_malignant" in rows and "pleomorphic_vs_warthin" in rows:
+
+        def accuracy(block: Mapping[str, Any], paper: str) -> str:
+            if block.get("value") is None:
+                return f"an accuracy that is undefined ({_reason(block)}; paper {paper})"
+            return f"an accuracy of {block['value']:.3f} (paper {paper})"
+
         bm, pw = rows["benign_vs_malignant"], rows["pleomorphic_vs_warthin"]
         text += (
-            f" Benign and malignant test slices were told apart with an accuracy of "
-            f"{bm['accuracy']['value']:.3f} (paper 0.882); pleomorphic adenoma and Warthin "
-            f"tumour with {pw['accuracy']['value']:.3f} (paper 0.634)."
+            f" Benign and malignant test slices were told apart with "
+            f"{accuracy(bm['accuracy'], '0.882')}; pleomorphic adenoma and Warthin "
+            f"tumour with {accuracy(pw['accuracy'], '0.634')}."
         )
     t5 = {r["type"]: r for r in metrics.get("patient", {}).get("table5", [])}
     if t5:
         parts = [f"{r['correct']} of {r['patients']} {k.replace('_', ' ')}"
-                 for k, r in t5.items() if k != "benign"]
-        text += (" At the patient level, the decision rule of Figure 5 classified "
-                 + ", ".join(parts) + " test patients correctly (paper: 6 of 8, 3 of 5, 8 of 8).")
+                 for k, r in t5.items() if k != "benign" and r["patients"]]
+        absent = [f"{k.replace('_', ' ')} ({_reason(r.get('accuracy'))})"
+                  for k, r in t5.items() if k != "benign" and not r["patients"]]
+        if parts:
+            text += (" At the patient level, the decision rule of Figure 5 classified "
+                     + ", ".join(parts) + " test patients correctly")
+        else:
+            text += " At the patient level, the decision rule of Figure 5 had no test patient"
+        if absent:
+            text += "; its accuracy is undefined for " + " and ".join(absent)
+        text += " (paper: 6 of 8, 3 of 5, 8 of 8)."
     return text

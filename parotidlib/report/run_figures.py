@@ -4,12 +4,16 @@ The computing stages (curate, train, evaluate, statistics) write data; the figur
 here, from ``data/``, ``model/history.csv``, ``predictions.csv`` and ``metrics.json``, so that
 a change to a figure reruns the report stage only (docs/design.md, "Stage cache"). Each is
 saved as ``figures/<name>.png`` (300 dpi) and ``.pdf``, labelled synthetic where it is.
+
+A run whose test split lacks a class still gets every figure: each draws what is defined
+and names what is not, with its reason (see :mod:`parotidlib.report.figures.evaluation`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,8 +21,9 @@ from typing import Any
 import pandas as pd
 
 from parotidlib.data.dataset import load_dataset
+from parotidlib.data.sources import run_manifest
 from parotidlib.evaluation.frames import threshold_sweep_frame
-from parotidlib.evaluation.metrics import confusion, roc_curves, select_split
+from parotidlib.evaluation.metrics import RocResult, confusion, roc_curves, select_split
 from parotidlib.evaluation.results import read_predictions
 from parotidlib.report.figures import save_figure
 from parotidlib.report.figures.cohort import plot_patient_series
@@ -43,6 +48,16 @@ RUN_FIGURES: tuple[str, ...] = (
 def _title(split: str, synthetic: bool) -> str:
     return ("Test slices" if split == "test" else "Training slices") + (
         " (synthetic cohort)" if synthetic else "")
+
+
+def _roc(predictions: pd.DataFrame, split: str) -> RocResult:
+    # A class without a curve is named in the figure's legend; its warning is only logged.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        roc = roc_curves(predictions, split=split)
+    for warning in caught:
+        logger.info("%s split: %s", split, warning.message)
+    return roc
 
 
 def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: bool
@@ -73,7 +88,7 @@ def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: 
 
     if (run_dir / "data" / "dataset.json").is_file():
         dataset = load_dataset(run_dir / "data")
-        manifest = Path(json.loads((run_dir / "cohort.json").read_text())["manifest"])
+        manifest = run_manifest(run_dir)
         lesions = dataset.slices.query("split == 'test' and label != 'free'")["patient_id"]
         if len(lesions):
             save(plot_patient_series(manifest, lesions.iloc[0]), "fig2_patient_series")
@@ -89,7 +104,7 @@ def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: 
             save(plot_confusion_matrices(confusion(part["true_label"], part["predicted_label"]),
                                          title=_title(split, synthetic)),
                  f"fig7_confusion_matrix_{split}")
-            save(plot_roc(roc_curves(predictions, split=split), title=_title(split, synthetic)),
+            save(plot_roc(_roc(predictions, split), title=_title(split, synthetic)),
                  f"fig6_roc_{split}")
     if (run_dir / "metrics.json").is_file():
         metrics = json.loads((run_dir / "metrics.json").read_text())

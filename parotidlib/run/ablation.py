@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from parotidlib.config import composition_channels
 from parotidlib.constants import CHANNELS
 from parotidlib.io import write_text_atomic
-from parotidlib.paths import NOTEBOOKS_DIR, REPORTS_DIR
+from parotidlib.paths import NOTEBOOKS_DIR
+from parotidlib.paths import reports_dir as default_reports_dir
+from parotidlib.processes import worker_pool
 from parotidlib.run.stages import ABLATION_REPORT, STAGES
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _link_data(member_dir: Path, data_dir: Path) -> None:
 
 
 def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1,
-                 force: bool = False, reports_dir: str | Path = REPORTS_DIR,
+                 force: bool = False, reports_dir: str | Path | None = None,
                  notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
     """Run the Table 3 ablation and build ``reports/<run>/ablation.html``.
 
@@ -72,8 +72,8 @@ def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1
     # No date or commit in the default name: an interrupted batch resumes in the same folder
     # (the stage keys, which hold the library's code, decide what reruns).
     run_name = name or f"{params_path.stem}_ablation"
-    logger.info("ablation batch in %s", Path(reports_dir) / run_name)
-    reports_dir = Path(reports_dir).resolve()
+    reports_dir = Path(reports_dir or default_reports_dir()).resolve()
+    logger.info("ablation batch in %s", reports_dir / run_name)
     # Curate once, with every channel, into the batch's own run folder.
     curated = run_study(params_path, name=run_name, force=force, reports_dir=reports_dir,
                         overrides={"channels": list(CHANNELS)}, stages=STAGES[:1],
@@ -87,7 +87,7 @@ def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1
     if jobs == 1:
         done = [_run_member(t) for t in tasks]
     else:  # separate processes: each drives its own papermill kernels
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        with worker_pool(jobs, "spawn") as pool:  # members die with the batch
             done = list(pool.map(_run_member, tasks))
     write_text_atomic(run_dir / "ablation" / "members.json", json.dumps(done, indent=2))
     stage = ABLATION_REPORT

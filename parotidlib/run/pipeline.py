@@ -31,7 +31,8 @@ from typing import Any
 from parotidlib.config import TrainConfig, section
 from parotidlib.io import sha256_file, sha256_json, sha256_text, write_text_atomic
 from parotidlib.params import load_params, to_yaml
-from parotidlib.paths import NOTEBOOKS_DIR, REPORTS_DIR
+from parotidlib.paths import NOTEBOOKS_DIR
+from parotidlib.paths import reports_dir as default_reports_dir
 from parotidlib.run.imports import PACKAGE_DIR, source_fingerprint, stage_modules
 from parotidlib.run.provenance import default_run_name
 from parotidlib.run.stages import SPEED_KEYS, STAGES, Stage
@@ -219,7 +220,7 @@ def notebook_parameters(stage: Stage, params: Mapping[str, Any], run_dir: Path
 
 
 def run_study(params_path: str | Path, name: str | None = None, force: bool = False,
-              reports_dir: str | Path = REPORTS_DIR, overrides: Mapping[str, Any] | None = None,
+              reports_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
               stages: Sequence[Stage] = STAGES, notebooks_dir: Path = NOTEBOOKS_DIR,
               upstream: str = "", package_dir: Path = PACKAGE_DIR) -> RunResult:
     """Run the study notebooks into ``reports_dir/<name>`` and build its report.html.
@@ -257,16 +258,18 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
 
     params_path = Path(params_path)
     params = load_params(params_path, overrides)
-    run_dir = Path(reports_dir).resolve() / (name or default_run_name(params_path))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # The cohort is found (or the built-in one generated) before the run folder is made: a
+    # wrong cohort_manifest leaves no empty folder behind.
     manifest = manifest_path(params)
-    params = {**params, "cohort_manifest": str(manifest)}
-    write_text_atomic(run_dir / "params.yaml", to_yaml(params))
     # Hashing the cohort reads every volume: only a chain that curates needs it (an ablation
     # member starts at training on the batch's shared, already fingerprinted dataset).
     cohort_fp = (cohort_fingerprint(manifest) if any(s.name == "curate" for s in stages)
                  else None)
-    write_text_atomic(run_dir / "cohort.json", json.dumps(
+    run_dir = (Path(reports_dir or default_reports_dir()).resolve()
+               / (name or default_run_name(params_path)))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_if_changed(run_dir / "params.yaml", to_yaml(params))
+    _write_if_changed(run_dir / "cohort.json", json.dumps(
         {"manifest": str(manifest), "fingerprint": cohort_fp}, indent=2))
 
     result = RunResult(run_dir=run_dir, report=run_dir / "report.html", keys={})
@@ -293,8 +296,10 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
             if source is not None:
                 old = read_stamp(source, stage) or {}
                 _bring_outputs(stage, source, run_dir)
-                _write_stamp(run_dir, stage, {**old, "reused_from": str(source)})
-                logger.info("stage %-10s reused from %s", stage.name, source)
+                _write_stamp(run_dir, stage, {**old, "reused_from": str(source), "seconds": 0.0,
+                                              "seconds_when_run": old.get("seconds")})
+                logger.info("stage %-10s reused from the run folder %s", stage.name,
+                            source.name)
                 result.timing_s[stage.name] = 0.0
                 result.skipped.append(stage.name)
                 result.reused[stage.name] = str(source)
@@ -308,8 +313,8 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
                 if source is not None:
                     _bring_outputs(stage, source, run_dir)
                     resuming = True
-                    logger.info("stage %-10s resumes from the checkpoints of %s",
-                                stage.name, source)
+                    logger.info("stage %-10s resumes from the checkpoints of the run folder %s",
+                                stage.name, source.name)
         if not resuming:
             for rel in stage.stale:
                 shutil.rmtree(run_dir / rel, ignore_errors=True)
@@ -319,22 +324,46 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
                                       "complete": False})
         logger.info("stage %-10s running %s", stage.name, stage.notebook)
         start = time.perf_counter()
-        execute_stage(stage, run_dir, notebook_parameters(stage, params, run_dir),
-                      notebooks_dir)
+        execute_stage(stage, run_dir, notebook_parameters(stage, params, run_dir), notebooks_dir)
         if stage.name == "report":
             from parotidlib.report.html import export_html
 
             export_html(run_dir / stage.notebook, run_dir / stage.output)
         seconds = round(time.perf_counter() - start, 2)
+        if stage.name == "curate":
+            _log_skipped_patients(run_dir)
         result.timing_s[stage.name] = seconds
         logger.info("stage %-10s done in %.1f s", stage.name, seconds)
         _write_stamp(run_dir, stage, {"key": key, "resume_key": rkey, "params": own,
                                       "complete": True, "seconds": seconds,
                                       "resumed": resuming})
         write_text_atomic(timing_path, json.dumps(result.timing_s, indent=2))
-    write_text_atomic(timing_path, json.dumps(result.timing_s, indent=2))
+    _write_if_changed(timing_path, json.dumps(result.timing_s, indent=2))
     _merge_timing(run_dir, result.timing_s)
     return result
+
+
+def _log_skipped_patients(run_dir: Path) -> None:
+    """Say on the console which patients curation skipped (``skip_invalid_patients``) and why:
+    the kernel's own warnings stay in the executed notebook."""
+    try:
+        meta = json.loads((run_dir / "data" / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return
+    for entry in meta.get("skipped_patients", []):
+        logger.warning("curation skipped patient %s: %s", entry["patient_id"],
+                       "; ".join(entry.get("problems", [])))
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` atomically unless the file holds it already (so that a complete run in
+    a read-only reports folder can be looked up again)."""
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    write_text_atomic(path, text)
 
 
 def _reusable(stage: Stage, run_dir: Path, key: str) -> Path | None:
@@ -363,4 +392,4 @@ def _merge_timing(run_dir: Path, timing: Mapping[str, float]) -> None:
         return
     metrics = json.loads(metrics_path.read_text())
     metrics["timing_s"] = {**dict(timing), "total": round(sum(timing.values()), 2)}
-    write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
+    _write_if_changed(metrics_path, json.dumps(metrics, indent=2))

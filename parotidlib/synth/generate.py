@@ -1,11 +1,13 @@
 """Write the synthetic cohort: NIfTI volumes, label maps and manifest.csv (docs/cohort-format.md).
 
-The cohort is written into a temporary folder beside ``out_dir`` and moved into place only
-when complete, so an interrupted run never leaves a manifest pointing at missing or partial
-files. A stamp file (:data:`STAMP_NAME`) records the generator version and settings; asking
-again for the same cohort returns at once. Files are byte-identical for the same settings:
-every patient has its own seeded random stream, BLAS runs single-threaded, and the gzip
-header carries no time stamp or file name.
+The cohort is written into a temporary folder beside ``out_dir`` (``.<name>.XXXXXXXX.partial``,
+owned by this process: :func:`parotidlib.io.make_temp_dir`) and moved into place only when
+complete, so an interrupted run never leaves a manifest pointing at missing or partial
+files; the next generation beside it removes such leftovers of dead runs. A stamp file
+(:data:`STAMP_NAME`) records the generator version and settings; asking again for the same
+cohort returns at once. Files are byte-identical for the same settings: every patient has its
+own seeded random stream, BLAS runs single-threaded, and the gzip header carries no time
+stamp or file name.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ import concurrent.futures as cf
 import gzip
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +30,8 @@ from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import MANIFEST_COLUMNS, SERIES
 from parotidlib.data.manifest import manifest_files
-from parotidlib.io import sha256_file
+from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, sha256_file
+from parotidlib.processes import worker_pool
 from parotidlib.synth.composition import PatientSpec, draw_patients
 from parotidlib.synth.patient import simulate_patient
 
@@ -51,6 +52,11 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 )
 #: gzip level of the .nii.gz files (1: fast; higher levels save only ~2 % on noisy images).
 GZIP_LEVEL = 1
+
+
+#: Suffixes of the temporary siblings of a cohort folder: the cohort being written, and the
+#: previous cohort being replaced.
+_STAGING_SUFFIX, _OLD_SUFFIX = ".partial", ".old"
 
 
 class CohortExistsError(FileExistsError):
@@ -171,9 +177,9 @@ def _simulate_all(specs: list[PatientSpec], seed: int, pixel_scale: float, folde
         else:
             # fork on Linux: works from scripts without a __main__ guard and starts fast (the
             # workers use numpy/scipy only); elsewhere the platform default (spawn on macOS)
-            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux")
-                                              else None)
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            # The workers die with this process (parotidlib.processes).
+            method = "fork" if sys.platform.startswith("linux") else None
+            with worker_pool(jobs, method) as pool:
                 futures = [pool.submit(_write_patient, spec, *args) for spec in specs]
                 for future in cf.as_completed(futures):
                     rows.append(future.result())
@@ -197,7 +203,9 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
         Cohort folder. Created if absent; if it already holds this exact cohort (same
         generator version, ``n_patients``, ``seed`` and ``pixel_scale``) nothing is done;
         a cohort written by this generator with other settings is replaced; a folder with
-        any other content is refused.
+        any other content is refused. Staging folders that generations which died left
+        beside it (``.<name>.XXXXXXXX.partial``, ``.<name>.XXXXXXXX.old``) are removed
+        first; those of a live generation are kept.
     n_patients : int
         Cohort size (>= 1; >= 3 gives every histology). 233 reproduces Table 1's counts.
     seed : int
@@ -225,6 +233,7 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     _validate(n_patients, seed, jobs, pixel_scale)
     out_dir = Path(out_dir)
     stamp = _stamp(int(n_patients), int(seed), float(pixel_scale))
+    _remove_leftovers(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
             raise CohortExistsError(f"out_dir {str(out_dir)!r} exists and is not a folder")
@@ -241,9 +250,8 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     workers = min(int(jobs or os.cpu_count() or 1), int(n_patients))
     logger.info("generating synthetic cohort: %d patients, seed %d, %d worker(s) -> %s",
                 n_patients, seed, workers, out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
-                                    dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the cohort is an ordinary folder
+    # an ordinary folder (0o777 less the umask), as the cohort it becomes
+    staging = make_temp_dir(out_dir.parent, f".{out_dir.name}.", _STAGING_SUFFIX)
     start = time.perf_counter()
     try:
         specs = draw_patients(int(n_patients), int(seed))
@@ -261,6 +269,13 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     return out_dir / MANIFEST_NAME
 
 
+def _remove_leftovers(out_dir: Path) -> None:
+    """Remove the staging and replaced-cohort folders that dead generations left beside
+    ``out_dir`` (never those of a live one: :func:`parotidlib.io.remove_stale_temp_dirs`)."""
+    for suffix in (_STAGING_SUFFIX, _OLD_SUFFIX):
+        remove_stale_temp_dirs(out_dir.parent, f".{out_dir.name}.", suffix)
+
+
 def _swap_into_place(staging: Path, out_dir: Path, stamp: dict) -> None:
     """Move the finished cohort onto ``out_dir`` (replacing an empty folder or an old cohort)."""
     old = None
@@ -271,11 +286,11 @@ def _swap_into_place(staging: Path, out_dir: Path, stamp: dict) -> None:
             if not _is_ours(out_dir):
                 raise CohortExistsError(f"out_dir {str(out_dir)!r} gained foreign content "
                                         f"while the cohort was generated; not replacing it")
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old",
-                                        dir=out_dir.parent))
+            old = make_temp_dir(out_dir.parent, f".{out_dir.name}.", _OLD_SUFFIX)
             os.replace(out_dir, old / "cohort")
         else:
             out_dir.rmdir()
+    release_temp_dir(staging)  # the owner file is no part of the cohort
     os.replace(staging, out_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -20,6 +20,7 @@ from nibabel.affines import apply_affine
 
 from parotidlib.constants import MANIFEST_COLUMNS
 from parotidlib.data.cohort import CohortError, load_patient, read_manifest, validate_cohort
+from parotidlib.data.manifest import ManifestReadError, manifest_files, read_manifest_table
 
 # ------------------------------------------------------------------ hand-made cohort builder
 
@@ -295,3 +296,85 @@ def test_truncated_data_is_reported(tmp_path):
     with pytest.raises(CohortError, match=r"patient T1, column t2.*(cannot read|unreadable)"):
         read_manifest(write_manifest(tmp_path, rows))
     shutil.rmtree(tmp_path)
+
+
+def test_tumour_on_another_side_than_the_manifest_is_a_problem(tmp_path):
+    rows = [write_patient(tmp_path, "OK", "warthin", "left"),
+            # tumor_side right, but the tumour lies in the left gland
+            write_patient(tmp_path, "WRONG", "malignant", "right",
+                          tumour_centre=(LEFT_X, 1.0, 0.0)),
+            # bilateral in the manifest, one tumour (in the right gland) in the label maps
+            write_patient(tmp_path, "HALF", "warthin", "both",
+                          tumour_centre=(RIGHT_X, 1.0, 0.0))]
+    manifest = write_manifest(tmp_path, rows)
+    with pytest.raises(CohortError) as info:
+        read_manifest(manifest)
+    problems = info.value.problems
+    assert {(p.patient_id, p.column) for p in problems} == {("WRONG", "tumor_side"),
+                                                            ("HALF", "tumor_side")}
+    # all three label maps conflict: one problem, naming the T1 label map, the manifest's
+    # side and the tumour's
+    (wrong,) = [p for p in problems if p.patient_id == "WRONG"]
+    assert wrong.path == str((tmp_path / "WRONG_t1_labels.nii.gz").resolve())
+    assert wrong.message.endswith("(label map t1_labels; ce_t1_labels and t2_labels "
+                                  "contradict the manifest too)")
+    message = str(info.value)
+    assert "patient WRONG, column tumor_side" in message
+    assert "manifest tumor_side is 'right' but the tumour (label 3) lies on the left side" \
+        in message
+    assert "manifest tumor_side is 'both' but the tumour (label 3) lies only on the right side" \
+        in message and "the left side has no tumour" in message
+    with pytest.warns(UserWarning, match="skipping patient HALF"):
+        cohort = read_manifest(manifest, skip_invalid=True)
+    assert cohort.patient_ids == ["OK"] and cohort.skipped_ids == ["HALF", "WRONG"]
+
+
+def test_one_label_map_on_the_other_side_is_named(tmp_path):
+    # the manifest and T1/CE-T1 agree; the T2 label map has its tumour in the other gland
+    rows = [write_patient(tmp_path, "T2X", "warthin", "left")]
+    img = make_volumes("left", tumour_centre=(RIGHT_X, 1.0, 0.0))["t2"][1]
+    nib.save(img, tmp_path / "T2X_t2_labels.nii.gz")
+    with pytest.raises(CohortError) as info:
+        read_manifest(write_manifest(tmp_path, rows))
+    (problem,) = info.value.problems
+    assert (problem.patient_id, problem.column) == ("T2X", "tumor_side")
+    assert problem.path == str((tmp_path / "T2X_t2_labels.nii.gz").resolve())
+    assert problem.message.startswith("manifest tumor_side is 'left' but the tumour (label 3) "
+                                      "lies on the right side")
+    assert problem.message.endswith("(label map t2_labels)")
+
+
+def test_empty_manifest_file_is_named(tmp_path):
+    for content in (b"", b"\n  \n"):
+        (tmp_path / "manifest.csv").write_bytes(content)
+        with pytest.raises(ManifestReadError, match=r"manifest .*manifest\.csv is empty"):
+            read_manifest_table(tmp_path / "manifest.csv")
+        with pytest.raises(CohortError) as info:
+            read_manifest(tmp_path / "manifest.csv")
+        assert f"manifest {(tmp_path / 'manifest.csv').resolve()} is empty" in str(info.value)
+        assert "No columns to parse" not in str(info.value)
+
+
+@pytest.mark.parametrize("sep, name", [(";", "semicolon"), ("\t", "tab")])
+def test_other_separators_are_refused_with_advice(tmp_path, sep, name):
+    rows = [write_patient(tmp_path, "P1", "warthin", "left", t1_tr_ms="480,5")]
+    path = tmp_path / "manifest.csv"
+    # as a spreadsheet writes it in a locale with decimal commas (and a byte-order mark)
+    pd.DataFrame(rows).to_csv(path, index=False, sep=sep, encoding="utf-8-sig")
+    with pytest.raises(CohortError) as info:
+        read_manifest(path)
+    message = str(info.value)
+    assert f"manifest {path.resolve()} looks {name}-separated" in message
+    assert "save it as comma-separated CSV" in message
+    assert "missing column" not in message
+    with pytest.raises(ManifestReadError, match=f"looks {name}-separated"):
+        manifest_files(path)  # the cohort fingerprint's reader says the same
+
+
+def test_comma_separated_manifest_with_semicolons_in_cells_is_read(tmp_path):
+    rows = [write_patient(tmp_path, "P1", "warthin", "left", notes="a; b; c")]
+    path = write_manifest(tmp_path, rows)
+    assert read_manifest_table(path)["notes"].tolist() == ["a; b; c"]
+    # a byte-order mark (Excel's "CSV UTF-8") does not hide the first column
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_manifest(path).patient_ids == ["P1"]

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -11,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_cohort import (
+    LEFT_X,
+    RIGHT_X,
     T2_GRID,
     folder_digest,
     make_affine,
@@ -20,6 +27,7 @@ from test_cohort import (
 )
 
 import parotidlib.data.curate as dataset_module
+import parotidlib.io
 from parotidlib.config import CurationConfig
 from parotidlib.constants import CLASSES
 from parotidlib.data.cohort import CohortError
@@ -235,3 +243,101 @@ def test_config_from_params_converts_lists():
     config = CurationConfig.from_params({"channels": ["t1", "t2"], "image_size": 64,
                                          "lr": 0.1})
     assert config.channels == ("t1", "t2") and config.image_size == 64
+
+
+@pytest.fixture()
+def side_cohort(tmp_path) -> Path:
+    """Four good patients, one whose tumour lies in the other gland than tumor_side says, and
+    one 'both' patient with a tumour on one side only."""
+    folder = tmp_path / "sides"
+    folder.mkdir()
+    rows = [write_patient(folder, f"G{i}", h, s) for i, (h, s) in enumerate(
+        [("warthin", "right"), ("malignant", "left"), ("pleomorphic_adenoma", "right"),
+         ("warthin", "left")])]
+    rows.append(write_patient(folder, "WRONG", "malignant", "right",
+                              tumour_centre=(LEFT_X, 1.0, 0.0)))
+    rows.append(write_patient(folder, "HALF", "warthin", "both",
+                              tumour_centre=(RIGHT_X, 1.0, 0.0)))
+    return write_manifest(folder, rows)
+
+
+def test_tumour_side_conflict_stops_curation_or_skips_the_patient(side_cohort, tmp_path):
+    with pytest.raises(CohortError) as info:
+        curate(side_cohort, tmp_path / "data")
+    assert {(p.patient_id, p.column) for p in info.value.problems} == \
+        {("WRONG", "tumor_side"), ("HALF", "tumor_side")}
+    message = str(info.value)
+    assert "patient WRONG, column tumor_side" in message
+    assert "manifest tumor_side is 'right' but the tumour (label 3) lies on the left side, " \
+           "in or next to the left gland (label 2)" in message
+    assert "patient HALF, column tumor_side" in message
+    assert "manifest tumor_side is 'both' but the tumour (label 3) lies only on the right " \
+           "side" in message and "the left side has no tumour" in message
+    assert sorted(tmp_path.iterdir()) == [side_cohort.parent]  # no dataset, no temporary
+    with pytest.warns(UserWarning, match="skipping patient WRONG: manifest tumor_side is 'right'"):
+        ds = curate_cohort(side_cohort, tmp_path / "data",
+                           CurationConfig(**SMALL, skip_invalid_patients=True), progress=False)
+    assert sorted(ds.slices["patient_id"].unique()) == ["G0", "G1", "G2", "G3"]
+    skipped = {s["patient_id"]: s["problems"] for s in ds.meta["skipped_patients"]}
+    assert sorted(skipped) == ["HALF", "WRONG"]
+    assert skipped["WRONG"] == [str(p) for p in info.value.problems if p.patient_id == "WRONG"]
+    assert "lies on the left side" in skipped["WRONG"][0]
+    assert "the left side has no tumour" in skipped["HALF"][0]
+
+
+@pytest.fixture()
+def umask():
+    """Set the process umask for one test (restored afterwards)."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield os.umask
+    os.umask(before)
+
+
+@pytest.mark.parametrize("mask, folder_mode, file_mode", [(0o022, 0o755, 0o644),
+                                                          (0o027, 0o750, 0o640)])
+def test_dataset_permissions_follow_the_umask(cohort, tmp_path, umask, mask, folder_mode,
+                                              file_mode):
+    umask(mask)
+    curate(cohort, tmp_path / "data")
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == folder_mode
+    for path in (tmp_path / "data").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == file_mode, path.name
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == \
+        ["dataset.json", "images.npy", "slices.csv"]  # no owner file left in the dataset
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def leftover(folder: Path, owner_pid: int | None = None, age_s: float = 0.0) -> Path:
+    """A temporary folder as a run leaves it: some content, an owner file unless None."""
+    folder.mkdir()
+    (folder / "images.npy").write_bytes(b"half")
+    if owner_pid is not None:
+        record = {**parotidlib.io._owner_record(), "pid": owner_pid, "start": None}
+        (folder / parotidlib.io.OWNER_FILE).write_text(json.dumps(record))
+    if age_s:
+        then = time.time() - age_s
+        for path in (*folder.iterdir(), folder):
+            os.utime(path, (then, then))
+    return folder
+
+
+def test_curation_removes_what_dead_runs_left(cohort, tmp_path):
+    dead = dead_pid()
+    gone = [leftover(tmp_path / ".data.tmp-deadbeef", dead),
+            leftover(tmp_path / ".data.old-0dead000", dead),
+            leftover(tmp_path / ".data.tmp-noowner0", None, age_s=2 * 86400)]  # old, no owner
+    kept = [leftover(tmp_path / ".data.tmp-live0000", os.getpid()),  # a live run's
+            leftover(tmp_path / ".data.tmp-young000", None, age_s=60),  # no owner, recent
+            leftover(tmp_path / ".data.tmp-deadbeef-mine", dead),  # not a temporary name
+            leftover(tmp_path / ".other.tmp-deadbeef", dead)]  # another folder's
+    curate(cohort, tmp_path / "data")
+    assert sorted(tmp_path.iterdir()) == sorted([tmp_path / "data", *kept])
+    assert all((p / "images.npy").read_bytes() == b"half" for p in kept)
+    assert not any(p.exists() for p in gone)

@@ -14,7 +14,7 @@ from parotidlib.config import CurationConfig
 from parotidlib.data.align import AlignmentError, align_labels, bbox3d
 from parotidlib.data.crop import Box, extract_box, resize_square, square_box, to_display
 from parotidlib.data.preprocess import intensity_window, preprocess_patient
-from parotidlib.data.volumes import PatientVolumes
+from parotidlib.data.volumes import PatientVolumes, check_patient_data
 
 
 def patient(tumor_side="right", histology="malignant", pid="X1", **kwargs) -> PatientVolumes:
@@ -263,13 +263,32 @@ def test_missing_contralateral_gland_reported():
     assert out.no_free_slices and (out.slices["label"] == "free").sum() == 0
 
 
-def test_swapped_gland_labels_warn():
+def test_swapped_gland_labels_warn_and_a_side_conflict_is_a_problem():
     def swapped(xyz):
         lab = label_world(xyz, "right")
         return np.select([lab == 1, lab == 2], [2, 1], lab.astype(int)).astype(np.uint8)
 
+    # sides follow the labels: the tumour (at +x) now lies in the gland labelled left (2),
+    # which contradicts the manifest's "right": a validation problem of the patient, which
+    # preprocessing no longer merely warns about
+    vols = patient("right", pid="SWAP", label_fn=swapped)
+    problems = check_patient_data(vols)
+    assert {(p.patient_id, p.column) for p in problems} == {("SWAP", "tumor_side")}
+    assert problems[0].message.startswith("manifest tumor_side is 'right' but the tumour "
+                                          "(label 3) lies on the left side")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        preprocess_patient(vols)
+    messages = [str(w.message) for w in caught]
+    assert any("RAS" in m for m in messages)
+    assert not any("tumor_side" in m for m in messages)
+    # labelled as the manifest says ("left"): valid, and the RAS contradiction still warns
+    vols = patient("left", pid="SWAP", label_fn=swapped)
+    assert check_patient_data(vols) == []
     with pytest.warns(UserWarning, match="RAS"):
-        preprocess_patient(patient("right", pid="SWAP", label_fn=swapped))
+        out = preprocess_patient(vols)
+    assert set(out.slices.loc[out.slices["label"] != "free", "side"]) == {"left"}
+    assert set(out.slices.loc[out.slices["label"] == "free", "side"]) == {"right"}
 
 
 def test_centroid_is_the_exact_integer_moment_over_the_count():

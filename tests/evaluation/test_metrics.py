@@ -170,12 +170,17 @@ def test_lesion_slice_predicted_free_counts_as_error():
     assert ln == {"tp": 1, "fn": 0, "fp": 2, "tn": 3, "n": 6, "n_other": 0}
 
 
-def test_table4_skips_empty_task_and_nulls_empty_denominator():
+def test_table4_keeps_empty_task_and_marks_empty_denominator_undefined():
     df = with_probs(pd.DataFrame({"patient_id": ["a"] * 3, "true_label": [FREE, MAL, MAL],
                                   "predicted_label": [FREE, MAL, PA]}))
     rows = {r["task"]: r for r in table4(df)}
-    assert "pleomorphic_vs_warthin" not in rows
-    assert rows["benign_vs_malignant"]["sensitivity"] is None   # no benign slice
+    assert list(rows) == [t.name for t in TABLE4_TASKS]  # every task, in the paper's order
+    pw = rows["pleomorphic_vs_warthin"]
+    assert pw["n"] == 0
+    assert pw["accuracy"] == {"value": None, "ci95": None,
+                              "undefined": "no pleomorphic_adenoma or warthin slice"}
+    assert rows["benign_vs_malignant"]["sensitivity"] == {  # no benign slice
+        "value": None, "ci95": None, "undefined": "no benign slice"}
     assert rows["benign_vs_malignant"]["specificity"]["successes"] == 1
 
 
@@ -272,8 +277,9 @@ def test_bootstrap_errors():
     df.loc[df["patient_id"] == "p0", "true_label"] = FREE
     df.loc[df["patient_id"] == "p1", "true_label"] = MAL
     seed = next(s for s in range(200) if _all_miss_one(2, 3, s))
-    with pytest.raises(ValueError, match="all 3 bootstrap resamples"):
+    with pytest.raises(ValueError, match="all 3 bootstrap resamples") as err:
         bootstrap_micro_auc_ci(df, n_resamples=3, seed=seed)
+    assert err.value.reason == "every resample lacked a class"  # an UndefinedError
 
 
 def _all_miss_one(n_patients, n_resamples, seed):
@@ -336,6 +342,12 @@ def test_patient_table_bad_input():
 
 
 # ---- metrics.json -----------------------------------------------------------------------
+
+#: One threshold-sweep record of metrics.json (the paper's counts at threshold 2).
+SWEEP_ROW = {"malignant_threshold": 2, "tp": 8, "fn": 0, "fp": 1, "tn": 12,
+             "sensitivity": 1.0, "sensitivity_lo": 0.598, "sensitivity_hi": 1.0,
+             "specificity": 0.923, "specificity_lo": 0.621, "specificity_hi": 0.996}
+
 
 @pytest.fixture
 def good_metrics(paper_frame):
@@ -405,8 +417,45 @@ def test_to_jsonable_converts_numpy():
     ("slice.test.accuracy.successes must be integer",  # JSON Schema would accept 164.0
      lambda m: m["slice"]["test"]["accuracy"].update(successes=164.0)),
     ("table4[0].tp must be integer", lambda m: m["table4"][0].update(tp=True)),
-    ("table4[0].sensitivity must be object or null",
-     lambda m: m["table4"][0].update(sensitivity="x")),
+    ("table4[0].sensitivity must be object", lambda m: m["table4"][0].update(sensitivity="x")),
+    ("table4[0].sensitivity must be object",  # a bare null has no reason
+     lambda m: m["table4"][0].update(sensitivity=None)),
+    ("table4[0].sensitivity.undefined is required",
+     lambda m: m["table4"][0].update(sensitivity={"value": None, "ci95": None})),
+    ("table4[0].sensitivity.ci95 must be null",
+     lambda m: m["table4"][0].update(sensitivity={"value": None, "ci95": [0.1, 0.2],
+                                                  "undefined": "no benign slice"})),
+    ("table4[0].sensitivity.undefined must have at least 1 characters",
+     lambda m: m["table4"][0].update(sensitivity={"value": None, "ci95": None,
+                                                  "undefined": ""})),
+    ("table4[0].sensitivity.undefined must be absent when value is defined",
+     lambda m: m["table4"][0]["sensitivity"].update(undefined="no benign slice")),
+    ("slice.test.micro_auc.ci95_undefined is required",
+     lambda m: m["slice"]["test"]["micro_auc"].update(ci95=None)),
+    ("slice.test.micro_auc.ci95_undefined must be absent when ci95 is defined",
+     lambda m: m["slice"]["test"]["micro_auc"].update(ci95_undefined="fewer than 2 patients")),
+    ("slice.test.macro_auc_undefined is required",
+     lambda m: m["slice"]["test"].update(macro_auc=None)),
+    ("slice.test.macro_auc_undefined must be absent when macro_auc is defined",
+     lambda m: m["slice"]["test"].update(macro_auc=0.9, macro_auc_undefined="x")),
+    ("slice.test.class_auc_undefined must name only entries left out of class_auc",
+     lambda m: m["slice"]["test"].update(class_auc={"free": 1.0},
+                                         class_auc_undefined={"free": "only free slices"})),
+    ("patient.table5[0].accuracy must be undefined exactly when patients is 0",
+     lambda m: m["patient"]["table5"][0].update(patients=0, correct=0)),
+    ("patient.table5[0].accuracy must be undefined exactly when patients is 0",
+     lambda m: m["patient"]["table5"][0].update(
+         accuracy={"value": None, "ci95": None, "undefined": "no pleomorphic_adenoma patient"})),
+    ("patient.threshold_sweep[0].sensitivity_undefined is required",
+     lambda m: m["patient"].update(threshold_sweep=[dict(SWEEP_ROW, sensitivity=None,
+                                                         sensitivity_lo=None,
+                                                         sensitivity_hi=None)])),
+    ("patient.threshold_sweep[0].sensitivity_lo must be null",
+     lambda m: m["patient"].update(threshold_sweep=[dict(
+         SWEEP_ROW, sensitivity=None, sensitivity_undefined="no malignant patient")])),
+    ("patient.threshold_sweep[0].specificity_undefined must be absent when specificity is",
+     lambda m: m["patient"].update(threshold_sweep=[dict(
+         SWEEP_ROW, specificity_undefined="no benign patient")])),
     ("timing_s.train must be number", lambda m: m["timing_s"].update(train=float("nan"))),
     ("timing_s.train must be number", lambda m: m["timing_s"].update(train=float("inf"))),
     ("synthetic is required", lambda m: m.pop("synthetic")),
@@ -423,11 +472,24 @@ def test_validate_metrics_root_must_be_an_object():
         validate_metrics([1])  # type: ignore[arg-type]
 
 
-def test_validate_metrics_accepts_nulls_where_allowed(good_metrics):
+def test_validate_metrics_accepts_undefined_values_with_their_reason(good_metrics):
     metrics = json.loads(json.dumps(to_jsonable(good_metrics)))
-    metrics["slice"]["test"]["micro_auc"]["ci95"] = None  # bootstrap could not run
-    metrics["table4"][0]["sensitivity"] = None  # empty denominator
-    metrics["table4"][0]["ppv"] = None
+    undefined = {"value": None, "ci95": None, "undefined": "no benign slice"}
+    metrics["slice"]["test"]["micro_auc"].update(ci95=None,  # bootstrap could not run
+                                                 ci95_undefined="fewer than 2 patients")
+    metrics["slice"]["train"]["micro_auc"] = {"value": None, "ci95": None,
+                                              "undefined": "no slice"}
+    metrics["slice"]["test"].update(macro_auc=None, macro_auc_undefined="only free slices",
+                                    class_auc={},
+                                    class_auc_undefined={"free": "only free slices"})
+    metrics["table4"][0]["sensitivity"] = dict(undefined)  # empty denominator
+    metrics["table4"][0]["ppv"] = dict(undefined, undefined="no slice predicted benign")
+    metrics["table4"][1]["accuracy"] = dict(undefined, undefined="no benign or malignant slice")
+    metrics["patient"]["table5"][1] = {"type": "warthin", "patients": 0, "correct": 0,
+                                       "accuracy": dict(undefined, undefined="no warthin patient")}
+    metrics["patient"]["threshold_sweep"] = [
+        SWEEP_ROW, dict(SWEEP_ROW, specificity=None, specificity_lo=None, specificity_hi=None,
+                        specificity_undefined="no benign patient")]
     metrics["timing_s"] = {}
     validate_metrics(metrics)
 

@@ -2,6 +2,7 @@
 of the papermill pipeline (dummy notebooks)."""
 
 import json
+import time
 
 import nbformat
 import pytest
@@ -238,3 +239,15 @@ def test_schedule_change_after_the_trained_epochs_keeps_the_checkpoint():
     assert not schedule_agrees(old, {**old, "lr_decay_start": 20}, epochs_done=12)
     assert not schedule_agrees(old, {**old, "lr_decay_factor": 0.5}, epochs_done=12)
     assert schedule_agrees(old, {**old, "lr_decay_factor": 0.5}, epochs_done=11)
+
+
+def test_rerunning_a_complete_run_writes_nothing(chain):
+    """So a finished run can be looked up again in a read-only (shared) reports folder."""
+    first = _run(chain)
+    files = [p for p in first.run_dir.rglob("*") if p.is_file()]
+    before = {p: p.stat().st_mtime_ns for p in files}
+    time.sleep(0.01)
+    again = _run(chain)
+    assert again.skipped == ["a", "b"]
+    assert {p: p.stat().st_mtime_ns for p in files} == before
+    assert sorted(p for p in first.run_dir.rglob("*") if p.is_file()) == sorted(files)

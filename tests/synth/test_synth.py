@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -12,6 +17,7 @@ import pytest
 from nibabel.affines import apply_affine
 from scipy import ndimage
 
+import parotidlib.io
 from parotidlib.constants import HISTOLOGIES, LABEL_TUMOR, MANIFEST_COLUMNS, SERIES
 from parotidlib.synth import (
     OPTIONAL_COLUMNS,
@@ -383,3 +389,47 @@ def test_invalid_arguments_are_rejected(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_cohort(tmp_path / "x", **kwargs)
     assert not (tmp_path / "x").exists()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _leftover(folder: Path, pid: int) -> Path:
+    """A staging folder as an interrupted generation leaves it, owned by ``pid``."""
+    (folder / "SYN0001").mkdir(parents=True)
+    (folder / "SYN0001" / "t1.nii.gz").write_bytes(b"half")
+    record = {**parotidlib.io._owner_record(), "pid": pid, "start": None}
+    (folder / parotidlib.io.OWNER_FILE).write_text(json.dumps(record))
+    return folder
+
+
+def test_generation_removes_what_dead_runs_left(tmp_path):
+    dead = _dead_pid()
+    gone = [_leftover(tmp_path / ".cohort.deadbeef.partial", dead),
+            _leftover(tmp_path / ".cohort.0dead000.old", dead)]
+    kept = [_leftover(tmp_path / ".cohort.live0000.partial", os.getpid()),  # a live run's
+            _leftover(tmp_path / ".other.deadbeef.partial", dead)]  # another cohort's
+    generate_cohort(tmp_path / "cohort", n_patients=1, seed=0, jobs=1, pixel_scale=SCALE)
+    assert not any(p.exists() for p in gone)
+    assert sorted(tmp_path.iterdir()) == sorted([tmp_path / "cohort", *kept])
+    assert parotidlib.io.OWNER_FILE not in {p.name for p in (tmp_path / "cohort").iterdir()}
+    # also when the cohort is up to date and nothing is generated
+    late = _leftover(tmp_path / ".cohort.late0000.partial", dead)
+    generate_cohort(tmp_path / "cohort", n_patients=1, seed=0, jobs=1, pixel_scale=SCALE)
+    assert not late.exists()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_cohort_permissions_follow_the_umask(tmp_path, mask):
+    before = os.umask(mask)
+    try:
+        manifest = generate_cohort(tmp_path / "cohort", n_patients=1, seed=0, jobs=1,
+                                   pixel_scale=SCALE)
+    finally:
+        os.umask(before)
+    for path in (manifest.parent, *manifest.parent.rglob("*")):
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
