@@ -1,4 +1,4 @@
-"""Command line: ``python -m parotidlib {synth,run,ablation}``."""
+"""Command line: ``python -m parotidlib {synth,import-dicom,run,ablation}``."""
 
 from __future__ import annotations
 
@@ -14,11 +14,39 @@ logger = logging.getLogger("parotidlib")
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.format == "dicom":
+        from parotidlib.synth.dicom import write_dicom_cohort
+
+        out = write_dicom_cohort(args.out, n_patients=args.patients, seed=args.seed,
+                                 oblique_deg=args.oblique_deg, anisotropic=args.anisotropic,
+                                 shuffle=args.shuffle, contours_on=args.contours_on,
+                                 jobs=args.jobs)
+        print(f"synthetic cohort as DICOM: {args.patients} patients (seed {args.seed}) -> {out} "
+              f"(clinical table: {Path(out) / 'clinical.csv'})")
+        return 0
     from parotidlib.synth import generate_cohort
 
     manifest = generate_cohort(args.out, n_patients=args.patients, seed=args.seed, jobs=args.jobs)
     print(f"synthetic cohort: {args.patients} patients (seed {args.seed}) -> {manifest}")
     return 0
+
+
+def _import_dicom(args: argparse.Namespace) -> int:
+    from parotidlib.dicom.importer import import_dicom
+
+    result = import_dicom(args.src, args.out, clinical=args.clinical, rules=args.rules,
+                          key_file=args.key_file, pseudonymise=not args.keep_patient_ids)
+    print(f"imported {len(result.imported)} patient(s), {len(result.resumed)} from an earlier "
+          f"run, refused {len(result.refused)} -> {result.manifest}")
+    for pid, problems in result.refused.items():
+        print(f"  refused {pid}: " + "; ".join(problems))
+    if result.not_in_dicom:
+        print(f"  {len(result.not_in_dicom)} row(s) of the clinical table have no DICOM data")
+    print(f"import report: {result.report}")
+    if result.identities is not None:
+        print(f"pseudonyms: key {result.key_file}; pseudonym -> PatientID table "
+              f"{result.identities} (both outside the cohort folder: keep them private)")
+    return 0 if result.imported or result.resumed else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -61,7 +89,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=233)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--format", choices=("nifti", "dicom"), default="nifti",
+                   help="dicom: MR series, one RTSTRUCT per series and clinical.csv")
+    p.add_argument("--oblique-deg", type=float, default=0.0,
+                   help="dicom: tilt the geometry by this angle (the awkward case)")
+    p.add_argument("--anisotropic", action="store_true", help="dicom: anisotropic pixels")
+    p.add_argument("--shuffle", action="store_true",
+                   help="dicom: shuffled file names and instance numbers")
+    p.add_argument("--contours-on", choices=("all", "t1"), default="all",
+                   help="dicom: contours on every series or on T1 only")
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("import-dicom", help="import a DICOM export (MR + RTSTRUCT/SEG) into a "
+                       "cohort folder (manifest.csv + NIfTI)")
+    p.add_argument("src", type=Path, help="the DICOM export (any folder layout, or a DICOMDIR)")
+    p.add_argument("--out", type=Path, required=True, help="the cohort folder to write")
+    p.add_argument("--clinical", type=Path, required=True,
+                   help="CSV: patient_id (DICOM PatientID) or accession_number, histology"
+                        "[, tumor_side, age, sex]")
+    p.add_argument("--rules", type=Path, default=None,
+                   help="YAML rules merged over the defaults (series roles, ROI names, pins)")
+    p.add_argument("--key-file", type=Path, default=None,
+                   help="pseudonymisation key (default: <out>.key beside the cohort)")
+    p.add_argument("--keep-patient-ids", action="store_true",
+                   help="use the DICOM PatientID as patient_id (already pseudonymised exports)")
+    p.set_defaults(func=_import_dicom)
 
     for name, func, helptext in (
         ("run", _run, "run the study notebooks and build reports/<run>/report.html"),

@@ -1,0 +1,488 @@
+"""Walk a DICOM tree, read headers only, and group the files into series.
+
+:func:`scan_tree` reads every file under a folder (any layout, any file names), headers only
+(``pydicom.dcmread(stop_before_pixels=True)``), and groups the DICOM files by
+``(PatientID, StudyInstanceUID, SeriesInstanceUID)``. Files that are not DICOM (a README, a
+``.DS_Store``) are skipped and counted; a file that looks like DICOM but cannot be read, or
+lacks the identifiers a series needs, is a :class:`~parotidlib.data.problems.Problem` that
+names the file. A DICOMDIR is an index, not an image: it is skipped, and the files it lists
+are found by the walk like any other.
+
+Within an image series the files are sorted by their position along the slice normal, never
+by InstanceNumber or file name. Only the fields of :class:`DicomFile` and :class:`Series` are
+kept: no personal tags (names, dates of birth, addresses) leave this module. The tree is only
+read, never written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from parotidlib.data.problems import Problem
+
+log = logging.getLogger(__name__)
+
+# Problem is the kit's one "what is wrong" record (patient, column, path, message); the
+# series (description and SeriesInstanceUID) is named in the message.
+DicomProblem = Problem
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+NON_IMAGE_MODALITIES = frozenset({"RTSTRUCT", "SEG", "SR", "PR", "KO", "REG", "RTPLAN"})
+
+
+@dataclass(frozen=True)
+class DicomFile:
+    """The header of one DICOM file: identifiers, geometry and the series-level fields.
+
+    ``image_orientation`` is ImageOrientationPatient as read (row direction first, then column
+    direction); ``pixel_spacing_mm`` is PixelSpacing as read (row spacing first, i.e. the
+    distance between rows, then between columns).
+    """
+
+    path: Path
+    patient_id: str
+    accession_number: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    modality: str
+    frame_of_reference_uid: str
+    instance_number: int | None
+    image_position: tuple[float, float, float] | None
+    image_orientation: tuple[float, float, float, float, float, float] | None
+    description: str = ""
+    protocol: str = ""
+    repetition_time_ms: float | None = None
+    echo_time_ms: float | None = None
+    flip_angle_deg: float | None = None
+    contrast_agent: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    field_strength_t: float | None = None
+    series_date: str = ""
+    series_time: str = ""
+    pixel_spacing_mm: tuple[float, float] | None = None
+    slice_thickness_mm: float | None = None
+    patient_age: str = ""
+    patient_sex: str = ""
+    rows: int | None = None
+    columns: int | None = None
+    number_of_frames: int = 1
+    echo_number: int | None = None
+    acquisition_number: int | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of one study of one patient; ``files`` sorted along the slice normal.
+
+    The series-level fields come from the first file. For RTSTRUCT and SEG series ``files``
+    are the structure-set / SEG instances and ``frame_of_reference_uid`` is the one they refer
+    to.
+    """
+
+    patient_id: str
+    accession_number: str
+    study_uid: str
+    series_uid: str
+    modality: str
+    frame_of_reference_uid: str
+    description: str
+    protocol: str
+    repetition_time_ms: float | None
+    echo_time_ms: float | None
+    flip_angle_deg: float | None
+    contrast_agent: str
+    manufacturer: str
+    model: str
+    field_strength_t: float | None
+    series_date: str
+    series_time: str
+    pixel_spacing_mm: tuple[float, float] | None
+    slice_thickness_mm: float | None
+    patient_age: str
+    patient_sex: str
+    files: tuple[DicomFile, ...] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """``series 'T1 AX' (1.2.3...)``: how problems name this series."""
+        return series_label(self.description, self.series_uid)
+
+
+@dataclass(frozen=True)
+class TreeScan:
+    """Everything :func:`scan` found: the series, the problems and what was skipped."""
+
+    series: list[Series]
+    problems: list[Problem]
+    n_files: int
+    n_dicom: int
+    skipped: tuple[Path, ...]
+    """Files that are not DICOM (and DICOMDIR indexes); not problems."""
+
+
+def series_label(description: str, series_uid: str) -> str:
+    return f"series {description!r} ({series_uid})"
+
+
+# ---------------------------------------------------------------------------- value helpers
+
+
+def _str(ds, keyword: str) -> str:
+    try:
+        value = ds.get(keyword, "")
+    except Exception:  # a malformed element: treat as absent
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _float(ds, keyword: str) -> float | None:
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return None
+        if isinstance(value, pydicom.multival.MultiValue):
+            value = value[0]
+        out = float(value)
+    except Exception:
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _int(ds, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return None
+        return int(value)
+    except Exception:
+        return None
+
+
+def _floats(ds, keyword: str, n: int) -> tuple[float, ...] | None:
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return None
+        out = tuple(float(v) for v in value)
+    except Exception:
+        return None
+    if len(out) != n or not all(np.isfinite(out)):
+        return None
+    return out
+
+
+def _first_item(ds, *keywords: str):
+    """``ds.A[0].B[0]...`` or None."""
+    item = ds
+    for kw in keywords:
+        try:
+            seq = item.get(kw)
+        except Exception:
+            return None
+        if not seq:
+            return None
+        item = seq[0]
+    return item
+
+
+def _pixel_spacing(ds) -> tuple[float, float] | None:
+    ps = _floats(ds, "PixelSpacing", 2)
+    if ps is None:  # enhanced (multi-frame) objects keep it in the shared functional groups
+        pm = _first_item(ds, "SharedFunctionalGroupsSequence", "PixelMeasuresSequence")
+        if pm is not None:
+            ps = _floats(pm, "PixelSpacing", 2)
+    return ps  # type: ignore[return-value]
+
+
+def _frame_of_reference(ds, modality: str) -> str:
+    for_uid = _str(ds, "FrameOfReferenceUID")
+    if for_uid:
+        return for_uid
+    if modality == "RTSTRUCT" or _str(ds, "SOPClassUID") == RTSTRUCT_SOP_CLASS:
+        item = _first_item(ds, "ReferencedFrameOfReferenceSequence")
+        if item is not None:
+            return _str(item, "FrameOfReferenceUID")
+    return ""
+
+
+def _sex(ds) -> str:
+    sex = _str(ds, "PatientSex").upper()
+    return sex if sex in ("M", "F", "O") else ""
+
+
+def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
+    """The :class:`DicomFile` of a dataset read from ``path`` (only the kept fields)."""
+    modality = _str(ds, "Modality").upper()
+    sop_class = _str(ds, "SOPClassUID")
+    if not sop_class:
+        meta = getattr(ds, "file_meta", None)
+        sop_class = _str(meta, "MediaStorageSOPClassUID") if meta is not None else ""
+    sop_uid = _str(ds, "SOPInstanceUID")
+    if not sop_uid:
+        meta = getattr(ds, "file_meta", None)
+        sop_uid = _str(meta, "MediaStorageSOPInstanceUID") if meta is not None else ""
+    position = _floats(ds, "ImagePositionPatient", 3)
+    orientation = _floats(ds, "ImageOrientationPatient", 6)
+    return DicomFile(
+        path=path,
+        patient_id=_str(ds, "PatientID"),
+        accession_number=_str(ds, "AccessionNumber"),
+        study_uid=_str(ds, "StudyInstanceUID"),
+        series_uid=_str(ds, "SeriesInstanceUID"),
+        sop_uid=sop_uid,
+        sop_class_uid=sop_class,
+        modality=modality,
+        frame_of_reference_uid=_frame_of_reference(ds, modality),
+        instance_number=_int(ds, "InstanceNumber"),
+        image_position=position,  # type: ignore[arg-type]
+        image_orientation=orientation,  # type: ignore[arg-type]
+        description=_str(ds, "SeriesDescription"),
+        protocol=_str(ds, "ProtocolName"),
+        repetition_time_ms=_float(ds, "RepetitionTime"),
+        echo_time_ms=_float(ds, "EchoTime"),
+        flip_angle_deg=_float(ds, "FlipAngle"),
+        contrast_agent=_str(ds, "ContrastBolusAgent"),
+        manufacturer=_str(ds, "Manufacturer"),
+        model=_str(ds, "ManufacturerModelName"),
+        field_strength_t=_float(ds, "MagneticFieldStrength"),
+        series_date=_str(ds, "SeriesDate"),
+        series_time=_str(ds, "SeriesTime"),
+        pixel_spacing_mm=_pixel_spacing(ds),
+        slice_thickness_mm=_float(ds, "SliceThickness"),
+        patient_age=_str(ds, "PatientAge"),
+        patient_sex=_sex(ds),
+        rows=_int(ds, "Rows"),
+        columns=_int(ds, "Columns"),
+        number_of_frames=_int(ds, "NumberOfFrames") or 1,
+        echo_number=_int(ds, "EchoNumbers"),
+        acquisition_number=_int(ds, "AcquisitionNumber"),
+    )
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """A 'DICM' magic at offset 128, or a .dcm name: unreadable then means broken DICOM."""
+    if path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _maybe_raw_dataset(path: Path) -> bool:
+    """A DICOM dataset without preamble and file meta (old exports) starts with group 0008."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return len(head) == 8 and head[:2] == b"\x08\x00" and head[3:4] == b"\x00"
+
+
+def read_header(path: Path):
+    """``(dataset | None, problem message | None)``; (None, None) for a non-DICOM file."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True), None
+    except InvalidDicomError:
+        if _maybe_raw_dataset(path):
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            except Exception as exc:
+                return None, f"cannot read as DICOM: {type(exc).__name__}: {exc}"
+            if "SOPClassUID" in ds or "SeriesInstanceUID" in ds:
+                return ds, None
+        if _looks_like_dicom(path):
+            return None, "looks like DICOM but is not readable (no valid preamble / file meta)"
+        return None, None
+    except Exception as exc:  # truncated, malformed: broken DICOM if it looked like DICOM
+        if _looks_like_dicom(path):
+            return None, f"cannot read as DICOM: {type(exc).__name__}: {exc}"
+        return None, None
+
+
+def _iter_files(src: Path) -> list[Path]:
+    out = []
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            out.append(Path(root) / name)
+    return out
+
+
+def _is_dicomdir(path: Path, ds) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    sop = _str(meta, "MediaStorageSOPClassUID") if meta is not None else ""
+    return sop == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds
+
+
+def slice_normal(orientation: Iterable[float]) -> np.ndarray:
+    """Unit normal row x column of an ImageOrientationPatient (the direction of increasing
+    slice index in the kit's volumes)."""
+    o = np.asarray(tuple(orientation), dtype=float)
+    n = np.cross(o[:3], o[3:])
+    norm = np.linalg.norm(n)
+    return n / norm if norm > 0 else n
+
+
+def sort_files(files: Iterable[DicomFile]) -> tuple[DicomFile, ...]:
+    """Files sorted by position along the slice normal of the first oriented file; files
+    without geometry come last, by InstanceNumber. Ties keep InstanceNumber, then path order.
+    """
+    files = list(files)
+    oriented = [f for f in files if f.image_orientation is not None and f.image_position]
+    if not oriented:
+        return tuple(sorted(files, key=lambda f: (f.instance_number is None,
+                                                   f.instance_number or 0, str(f.path))))
+    normal = slice_normal(oriented[0].image_orientation)  # type: ignore[arg-type]
+
+    def key(f: DicomFile):
+        if f.image_position is None or f.image_orientation is None:
+            return (1, 0.0, f.instance_number or 0, str(f.path))
+        d = float(np.dot(normal, f.image_position))
+        return (0, d, f.instance_number if f.instance_number is not None else 0, str(f.path))
+
+    return tuple(sorted(files, key=key))
+
+
+def _series_from_files(files: tuple[DicomFile, ...]) -> Series:
+    first = files[0]
+    return Series(
+        patient_id=first.patient_id,
+        accession_number=first.accession_number,
+        study_uid=first.study_uid,
+        series_uid=first.series_uid,
+        modality=first.modality,
+        frame_of_reference_uid=first.frame_of_reference_uid,
+        description=first.description,
+        protocol=first.protocol,
+        repetition_time_ms=first.repetition_time_ms,
+        echo_time_ms=first.echo_time_ms,
+        flip_angle_deg=first.flip_angle_deg,
+        contrast_agent=first.contrast_agent,
+        manufacturer=first.manufacturer,
+        model=first.model,
+        field_strength_t=first.field_strength_t,
+        series_date=first.series_date,
+        series_time=first.series_time,
+        pixel_spacing_mm=first.pixel_spacing_mm,
+        slice_thickness_mm=first.slice_thickness_mm,
+        patient_age=first.patient_age,
+        patient_sex=first.patient_sex,
+        files=files,
+    )
+
+
+def group_series(files: Iterable[DicomFile]) -> tuple[list[Series], list[Problem]]:
+    """Group files by (patient, study, series); drop repeated SOPInstanceUIDs (reported)."""
+    groups: dict[tuple[str, str, str], list[DicomFile]] = {}
+    for f in files:
+        groups.setdefault((f.patient_id, f.study_uid, f.series_uid), []).append(f)
+    series: list[Series] = []
+    problems: list[Problem] = []
+    for key in sorted(groups):
+        seen: dict[str, DicomFile] = {}
+        kept = []
+        for f in groups[key]:
+            if f.sop_uid in seen:
+                problems.append(Problem(
+                    f.patient_id, None, str(f.path),
+                    f"{series_label(f.description, f.series_uid)}: SOPInstanceUID {f.sop_uid} "
+                    f"occurs twice (also in {seen[f.sop_uid].path}); the second copy is "
+                    f"ignored"))
+                continue
+            seen[f.sop_uid] = f
+            kept.append(f)
+        if kept[0].modality in NON_IMAGE_MODALITIES:
+            ordered = tuple(sorted(kept, key=lambda f: str(f.path)))
+        else:
+            ordered = sort_files(kept)
+        series.append(_series_from_files(ordered))
+    return series, problems
+
+
+def scan(src: str | Path, progress: bool = False) -> TreeScan:
+    """Read the headers of every file under ``src`` and group them into series.
+
+    Never writes into ``src``. Non-DICOM files are skipped and counted (``TreeScan.skipped``);
+    broken DICOM files and files without the identifiers a series needs are problems.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise NotADirectoryError(f"DICOM source {src} is not a folder")
+    paths = _iter_files(src)
+    iterator: Iterable[Path] = paths
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(paths, desc="DICOM headers", unit="file")
+    problems: list[Problem] = []
+    skipped: list[Path] = []
+    dicom_files: list[DicomFile] = []
+    n_dicom = 0
+    for path in iterator:
+        if not path.is_file():
+            continue
+        ds, message = read_header(path)
+        if ds is None:
+            if message is None:
+                skipped.append(path)
+            else:
+                problems.append(Problem(None, None, str(path), message))
+            continue
+        if _is_dicomdir(path, ds):
+            skipped.append(path)
+            continue
+        n_dicom += 1
+        try:
+            f = dicom_file_from_dataset(path, ds)
+        except Exception as exc:  # a header too malformed to take apart
+            problems.append(Problem(_str(ds, "PatientID") or None, None, str(path),
+                                    f"cannot read the DICOM header: {type(exc).__name__}: "
+                                    f"{exc}"))
+            continue
+        missing = [name for name, value in (
+            ("PatientID", f.patient_id), ("StudyInstanceUID", f.study_uid),
+            ("SeriesInstanceUID", f.series_uid), ("SOPInstanceUID", f.sop_uid))
+            if not value]
+        if missing:
+            problems.append(Problem(
+                f.patient_id or None, None, str(path),
+                f"{series_label(f.description, f.series_uid)}: missing {', '.join(missing)}; "
+                f"the file cannot be grouped and is left out"))
+            continue
+        dicom_files.append(f)
+    series, group_problems = group_series(dicom_files)
+    problems.extend(group_problems)
+    if skipped:
+        log.info("skipped %d non-DICOM file(s) under %s", len(skipped), src)
+    return TreeScan(series=series, problems=problems, n_files=len(paths), n_dicom=n_dicom,
+                    skipped=tuple(skipped))
+
+
+def scan_tree(src: str | Path, progress: bool = False) -> tuple[list[Series], list[Problem]]:
+    """Series (grouped by patient, study and SeriesInstanceUID; files sorted along the slice
+    normal) and problems of the DICOM tree ``src``. See :func:`scan` for the counts."""
+    result = scan(src, progress=progress)
+    return result.series, result.problems

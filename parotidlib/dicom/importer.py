@@ -1,0 +1,439 @@
+"""The DICOM import: a hospital's export (MR series, RTSTRUCT or SEG contours) to a cohort.
+
+:func:`import_dicom` walks the export (:mod:`.headers`), picks each patient's T1, CE-T1 and T2
+series (:mod:`.rules`), stacks them into RAS+ NIfTI volumes (:mod:`.volume`), rasterises the
+gland and tumour contours onto the grid of the series they were drawn on (:mod:`.contours`),
+carries label maps over to the series without contours through the shared frame of reference,
+joins the clinical table, and writes the kit's cohort format (docs/cohort-format.md):
+``COHORT/manifest.csv``, ``COHORT/<patient>/{t1,ce_t1,t2}[_labels].nii.gz`` and
+``COHORT/import_report.csv``.
+
+Privacy: the cohort's patient ids are pseudonyms (a keyed hash of the DICOM PatientID; the key
+and the pseudonym -> PatientID table are written beside the cohort folder, never inside it);
+names, birth dates and other identifying tags are never read into the cohort, the NIfTI
+headers, the logs or the report. A patient that cannot be imported is refused with its
+problems and the others go on; each patient is written atomically, so an interrupted import
+resumes. The source tree is only read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nibabel.processing import resample_from_to
+
+from parotidlib.constants import HISTOLOGIES, MANIFEST_COLUMNS, SERIES, SIDES
+from parotidlib.data.laterality import tumour_parts
+from parotidlib.dicom.rules import Rules, assign_roles, load_rules, map_rois
+from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+#: Optional manifest columns the import fills from the DICOM headers (Table 2 of the report).
+SCANNER_COLUMNS = ("field_strength_t", "t1_tr_ms", "t1_te_ms", "t2_tr_ms", "t2_te_ms",
+                   "ce_t1_tr_ms", "ce_t1_te_ms", "ce_t1_flip_deg", "pixel_size_mm",
+                   "slice_thickness_mm", "t2_pixel_size_mm", "t2_slice_thickness_mm")
+LABEL_SOURCE_COLUMNS = tuple(f"{s}_labels_source" for s in SERIES)
+REPORT_COLUMNS = ("patient_id", "status", "series", "rois_used", "rois_unmatched",
+                  "labels", "problems")
+
+
+class PatientRefused(ValueError):
+    """One patient cannot be imported; ``problems`` says why (no personal data)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ImportResult:
+    """What an import wrote and refused."""
+
+    cohort_dir: Path
+    manifest: Path
+    report: Path
+    key_file: Path | None
+    identities: Path | None
+    imported: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    refused: dict[str, list[str]] = field(default_factory=dict)
+    not_in_dicom: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- clinical data
+
+
+def read_clinical(path: str | Path) -> pd.DataFrame:
+    """The clinical table: ``patient_id`` (the DICOM PatientID) or ``accession_number``,
+    ``histology``, optionally ``tumor_side``, ``age``, ``sex``; all values as stripped text.
+
+    Raises
+    ------
+    ValueError
+        Unreadable file, no key column, no histology column, a repeated key, or a value
+        outside the allowed ones (naming the row's key and the column).
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"cannot read the clinical table {path}: {exc}") from None
+    table = table.apply(lambda col: col.str.strip())
+    key = next((k for k in ("patient_id", "accession_number") if k in table.columns), None)
+    if key is None or "histology" not in table.columns:
+        raise ValueError(f"clinical table {path} needs a patient_id (DICOM PatientID) or "
+                         f"accession_number column and a histology column; it has "
+                         f"{list(table.columns)}")
+    repeated = sorted(table[key][table[key].duplicated()].unique())
+    if repeated:
+        raise ValueError(f"clinical table {path}: {key} repeated for {len(repeated)} row(s)")
+    allowed = {"histology": HISTOLOGIES, "tumor_side": SIDES, "sex": ("M", "F")}
+    for col, values in allowed.items():
+        if col in table.columns:
+            bad = table[(table[col] != "") & ~table[col].isin(values)]
+            if len(bad):
+                raise ValueError(f"clinical table {path}: column {col} holds "
+                                 f"{sorted(set(bad[col]))[:5]}; allowed: {list(values)}")
+    return table.set_index(key, drop=False)
+
+
+def dicom_age_years(age: str) -> float | None:
+    """DICOM Age String ("052Y", "006M", "010W", "003D") in years, None when absent."""
+    match = re.fullmatch(r"(\d{1,3})([YMWD])", str(age or "").strip().upper())
+    if not match:
+        return None
+    value, unit = int(match.group(1)), match.group(2)
+    return round(value / {"Y": 1, "M": 12, "W": 52.1775, "D": 365.25}[unit], 2)
+
+
+# --------------------------------------------------------------------------- pseudonyms
+
+
+def load_key(path: Path) -> bytes:
+    """The pseudonymisation key at ``path``, created (random, 256 bits, mode 0600) if absent."""
+    if path.is_file():
+        return bytes.fromhex(path.read_text().strip())
+    key = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    return key
+
+
+def pseudonym(patient_id: str, key: bytes) -> str:
+    """``P`` + 10 hex digits of HMAC-SHA256(key, PatientID): stable for one key, not
+    reversible without it (RFC 2104)."""
+    return "P" + hmac.new(key, str(patient_id).encode(), sha256).hexdigest()[:10].upper()
+
+
+# --------------------------------------------------------------------------- one patient
+
+
+def _referenced_series_uid(structure: Any) -> str | None:
+    """The SeriesInstanceUID an RTSTRUCT or SEG refers to (None when it does not say)."""
+    import pydicom
+
+    ds = pydicom.dcmread(str(structure.files[0].path), stop_before_pixels=True)
+    try:
+        if ds.Modality == "RTSTRUCT":
+            ref = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+            return str(ref.RTReferencedSeriesSequence[0].SeriesInstanceUID)
+        return str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    except (AttributeError, IndexError, KeyError):
+        return None
+
+
+def _clean_header(image: nib.Nifti1Image) -> nib.Nifti1Image:
+    header = image.header.copy()
+    header["descrip"] = b""
+    header["aux_file"] = b""
+    header["db_name"] = b""
+    return nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine, header)
+
+
+def _rasterise(structure: Any, image: nib.Nifti1Image, frame_of_reference: str,
+               pid: str) -> dict[str, np.ndarray]:
+    from parotidlib.dicom.contours import rasterise_rtstruct, read_seg
+
+    path = structure.files[0].path
+    if structure.modality == "SEG":
+        return read_seg(path, image.affine, image.shape[:3], patient_id=pid)
+    return rasterise_rtstruct(path, image.affine, image.shape[:3], frame_of_reference,
+                              patient_id=pid)
+
+
+def _label_map(masks: Mapping[str, np.ndarray], mapping: Mapping[str, int],
+               shape: tuple[int, ...]) -> np.ndarray:
+    """Glands first, the tumour last: tumour voxels carry 3 even inside a gland."""
+    labels = np.zeros(shape[:3], dtype=np.uint8)
+    for name, label in sorted(mapping.items(), key=lambda item: item[1]):
+        labels[masks[name]] = label
+    return labels
+
+
+def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str] | None,
+                   rules: Rules, pid: str) -> tuple[dict[str, Any], dict[str, Any],
+                                                    dict[str, nib.Nifti1Image]]:
+    """Import one patient: returns (manifest row, report row, images by file stem).
+
+    Raises
+    ------
+    PatientRefused
+        With every problem found (series roles, geometry, contours, clinical data).
+    """
+    from parotidlib.dicom.contours import ContourError
+    from parotidlib.dicom.volume import SeriesError, read_volume
+
+    if clinical is None:
+        raise PatientRefused(["no row in the clinical table (its histology is needed)"])
+    mr = [s for s in series if s.modality == "MR"]
+    structures = [s for s in series if s.modality in ("RTSTRUCT", "SEG")]
+    roles, problems = assign_roles(mr, rules, dicom_pid)
+    if problems:
+        raise PatientRefused(problems)
+    volumes: dict[str, nib.Nifti1Image] = {}
+    for role, s in roles.items():
+        try:
+            volumes[role] = read_volume(s)
+        except SeriesError as exc:
+            problems += [f"{role}: {p.message if hasattr(p, 'message') else p}"
+                         for p in exc.problems] or [f"{role}: {exc}"]
+    if problems:
+        raise PatientRefused(problems)
+    by_uid = {s.series_uid: role for role, s in roles.items()}
+    drawn: dict[str, np.ndarray] = {}
+    used, unmatched = [], []
+    for structure in structures:
+        target = by_uid.get(_referenced_series_uid(structure) or "")
+        candidates = [target] if target else [r for r in SERIES if roles[r].frame_of_reference_uid
+                                              == structure.frame_of_reference_uid]
+        masks, errors = None, []
+        for role in candidates:
+            try:
+                masks = _rasterise(structure, volumes[role], roles[role].frame_of_reference_uid,
+                                   pid)
+                target = role
+                break
+            except ContourError as exc:
+                errors += [str(getattr(p, "message", p)) for p in exc.problems] or [str(exc)]
+        if masks is None:
+            problems += [f"{structure.modality} {structure.description!r}: " + "; ".join(
+                errors or ["refers to no series of the three (and to no frame of reference "
+                           "they share)"])]
+            continue
+        mapping, rest = map_rois(list(masks), rules)
+        unmatched += [f"{name} ({target})" for name in rest]
+        if not mapping:
+            continue
+        used += [f"{name}->{label} ({target})" for name, label in mapping.items()]
+        labels = _label_map(masks, mapping, volumes[target].shape)
+        drawn[target] = np.maximum(drawn[target], labels) if target in drawn else labels
+    if problems:
+        raise PatientRefused(problems)
+    if not drawn:
+        raise PatientRefused([f"no contour of a gland or the tumour; ROIs found: "
+                              f"{unmatched or 'none'} (map ROI names in the rules file)"])
+    label_images = {role: nib.Nifti1Image(drawn[role], volumes[role].affine) for role in drawn}
+    sources = {role: "drawn" for role in drawn}
+    source_role = next(r for r in SERIES if r in drawn)
+    for role in SERIES:
+        if role in drawn:
+            continue
+        image = volumes[role]
+        if roles[role].frame_of_reference_uid != roles[source_role].frame_of_reference_uid:
+            raise PatientRefused([f"{role}: no contours of its own and another frame of "
+                                  f"reference than {source_role}: labels cannot be carried over"])
+        # nearest neighbour through the shared frame of reference (both affines in RAS mm)
+        carried = resample_from_to(label_images[source_role], image, order=0, mode="constant",
+                                   cval=0)
+        label_images[role] = nib.Nifti1Image(np.asarray(carried.dataobj).astype(np.uint8),
+                                             image.affine)
+        sources[role] = f"carried over from {source_role}"
+    row = _manifest_row(pid, clinical, roles, label_images[source_role], problems)
+    if problems:
+        raise PatientRefused(problems)
+    row.update({f"{role}_labels_source": sources[role] for role in SERIES})
+    images = {role: volumes[role] for role in SERIES}
+    images.update({f"{role}_labels": label_images[role] for role in SERIES})
+    report = {"series": "; ".join(f"{r}: {roles[r].description}" for r in SERIES),
+              "rois_used": "; ".join(used), "rois_unmatched": "; ".join(unmatched),
+              "labels": "; ".join(f"{r}: {sources[r]}" for r in SERIES)}
+    return row, report, images
+
+
+def _manifest_row(pid: str, clinical: Mapping[str, str], roles: Mapping[str, Any],
+                  labels: nib.Nifti1Image, problems: list[str]) -> dict[str, Any]:
+    t1, t2, ce = roles["t1"], roles["t2"], roles["ce_t1"]
+    _, parts = tumour_parts(np.asarray(labels.dataobj), labels.affine)
+    sides = {p.side for p in parts if p.side}
+    derived = "both" if sides == {"left", "right"} else next(iter(sides)) if sides else ""
+    side = clinical.get("tumor_side", "") or derived
+    if not side:
+        problems.append("tumor_side: not in the clinical table and not decidable from the "
+                        "contours")
+    elif derived and side != derived:
+        problems.append(f"tumor_side: the clinical table says {side!r} but the tumour contours "
+                        f"lie on the {derived} side")
+    age = clinical.get("age", "") or dicom_age_years(t1.patient_age)
+    sex = clinical.get("sex", "") or (t1.patient_sex if t1.patient_sex in ("M", "F") else "")
+    if age in ("", None):
+        problems.append("age: not in the clinical table nor in the DICOM header")
+    if not sex:
+        problems.append("sex: not in the clinical table nor M/F in the DICOM header")
+    scanner = " ".join(x for x in (t1.manufacturer, t1.model,
+                                   f"{t1.field_strength_t:g}T" if t1.field_strength_t else "")
+                       if x).strip() or "unknown"
+
+    def size(s: Any) -> float | None:
+        return round(float(np.mean(s.pixel_spacing_mm)), 4) if s.pixel_spacing_mm else None
+
+    row = {"patient_id": pid, "histology": clinical["histology"], "tumor_side": side,
+           "age": age, "sex": sex, "scanner": scanner,
+           **{col: f"{pid}/{col}.nii.gz" for col in MANIFEST_COLUMNS[6:]},
+           "field_strength_t": t1.field_strength_t,
+           "t1_tr_ms": t1.repetition_time_ms, "t1_te_ms": t1.echo_time_ms,
+           "t2_tr_ms": t2.repetition_time_ms, "t2_te_ms": t2.echo_time_ms,
+           "ce_t1_tr_ms": ce.repetition_time_ms, "ce_t1_te_ms": ce.echo_time_ms,
+           "ce_t1_flip_deg": ce.flip_angle_deg, "pixel_size_mm": size(t1),
+           "slice_thickness_mm": t1.slice_thickness_mm, "t2_pixel_size_mm": size(t2),
+           "t2_slice_thickness_mm": t2.slice_thickness_mm}
+    return row
+
+
+def _write_patient(out: Path, pid: str, row: Mapping[str, Any], report: Mapping[str, Any],
+                   images: Mapping[str, nib.Nifti1Image]) -> None:
+    """Write one patient into ``out/<pid>/`` atomically (a temporary folder renamed)."""
+    tmp = make_temp_dir(out, f".{pid}.tmp-")
+    try:
+        for stem, image in images.items():
+            nib.save(_clean_header(image), str(tmp / f"{stem}.nii.gz"))
+        (tmp / "import.json").write_text(json.dumps({"row": row, "report": report},
+                                                    indent=2, default=str) + "\n")
+        release_temp_dir(tmp)
+        final = out / pid
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the import
+
+
+def import_dicom(src: str | Path, out: str | Path, clinical: str | Path | None = None,
+                 rules: str | Path | None = None, key_file: str | Path | None = None,
+                 pseudonymise: bool = True, progress: bool = True) -> ImportResult:
+    """Import a DICOM export into a cohort folder (see the module docstring).
+
+    Parameters
+    ----------
+    src : path
+        The export: a folder of DICOM files in any layout (a DICOMDIR is allowed).
+    out : path
+        The cohort folder to write (created; it must not be inside ``src``).
+    clinical : path
+        The clinical CSV (:func:`read_clinical`). Required: histology comes from it.
+    rules : path, optional
+        A rules YAML merged over the defaults (:func:`parotidlib.dicom.rules.load_rules`).
+    key_file : path, optional
+        The pseudonymisation key; default ``<out>.key`` beside the cohort folder (created on
+        first use, reused after, so that re-imports give the same pseudonyms).
+    pseudonymise : bool
+        False keeps the DICOM PatientID as the cohort's patient_id (only for exports that are
+        already pseudonymised).
+
+    Returns
+    -------
+    ImportResult
+    """
+    from parotidlib.dicom.headers import scan_tree
+
+    src, out = Path(src).resolve(), Path(out).resolve()
+    if out == src or src in out.parents:
+        raise ValueError(f"the cohort folder {out} lies inside the DICOM export {src}; the "
+                         f"export is never written to: choose another --out")
+    if clinical is None:
+        raise ValueError("a clinical table is needed (--clinical clinical.csv: patient_id or "
+                         "accession_number, histology[, tumor_side, age, sex])")
+    table = read_clinical(clinical)
+    rule_set = load_rules(rules)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp-*"):  # patients a killed import left half-written
+        remove_stale_temp_dirs(out, stale.name[:stale.name.index(".tmp-") + len(".tmp-")])
+    key_path = Path(key_file) if key_file else out.parent / f"{out.name}.key"
+    if key_path.resolve().is_relative_to(out):
+        raise ValueError(f"the key file {key_path} must lie outside the cohort folder {out}")
+    key = load_key(key_path) if pseudonymise else b""
+    series, scan_problems = scan_tree(src, progress=progress)
+    by_patient: dict[str, list[Any]] = {}
+    for s in series:
+        by_patient.setdefault(s.patient_id, []).append(s)
+    key_column = table.index.name
+    result = ImportResult(out, out / "manifest.csv", out / "import_report.csv",
+                          key_path if pseudonymise else None,
+                          out.parent / f"{out.name}.identities.csv" if pseudonymise else None)
+    rows, report_rows, identities = [], [], []
+    for dicom_pid in sorted(by_patient):
+        patient_series = by_patient[dicom_pid]
+        lookup = dicom_pid if key_column == "patient_id" else patient_series[0].accession_number
+        pid = pseudonym(dicom_pid, key) if pseudonymise else dicom_pid
+        identities.append({"patient_id": pid, "dicom_patient_id": dicom_pid,
+                           "accession_number": patient_series[0].accession_number})
+        done = out / pid / "import.json"
+        if done.is_file():
+            record = json.loads(done.read_text())
+            rows.append(record["row"])
+            report_rows.append({"patient_id": pid, "status": "imported earlier (resumed)",
+                                **record["report"], "problems": ""})
+            result.resumed.append(pid)
+            continue
+        clinical_row = table.loc[lookup].to_dict() if lookup in table.index else None
+        try:
+            row, report, images = import_patient(dicom_pid, patient_series, clinical_row,
+                                                 rule_set, pid)
+        except PatientRefused as exc:
+            result.refused[pid] = exc.problems
+            report_rows.append({"patient_id": pid, "status": "refused",
+                                "problems": " | ".join(exc.problems)})
+            logger.warning("patient %s refused: %s", pid, "; ".join(exc.problems))
+            continue
+        _write_patient(out, pid, row, report, images)
+        rows.append(row)
+        report_rows.append({"patient_id": pid, "status": "imported", **report, "problems": ""})
+        result.imported.append(pid)
+    seen = {i["dicom_patient_id"] for i in identities} | {
+        i["accession_number"] for i in identities}
+    result.not_in_dicom = sorted(k for k in table.index if k not in seen)
+    for problem in scan_problems:
+        report_rows.append({"patient_id": "", "status": "file skipped",
+                            "problems": str(getattr(problem, "message", problem))})
+    manifest = pd.DataFrame(rows)
+    if len(manifest):
+        extras = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
+        manifest = manifest[[*MANIFEST_COLUMNS, *extras]].sort_values("patient_id")
+    write_text_atomic(result.manifest, manifest.to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(result.report, pd.DataFrame(report_rows, columns=REPORT_COLUMNS).to_csv(
+        index=False, lineterminator="\n"))
+    if result.identities is not None:
+        write_text_atomic(result.identities, pd.DataFrame(identities).to_csv(
+            index=False, lineterminator="\n"))
+        os.chmod(result.identities, 0o600)
+    return result
