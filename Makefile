@@ -40,6 +40,7 @@ bench: $(STAMP) ## Run the benchmarks under bench/ (prints figures, asserts noth
 	$(PY) bench/bench_synth.py
 	$(PY) bench/bench_curate.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_import.py
 
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)

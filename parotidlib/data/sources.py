@@ -51,11 +51,17 @@ def manifest_path(params: Mapping[str, Any]) -> Path:
     return Path(generate_cohort(out, n_patients=n, seed=seed)).resolve()
 
 
+#: Marker file of a cohort imported from the synthetic cohort's DICOM export.
+SYNTHETIC_MARKER = "SYNTHETIC.json"
+
+
 def is_synthetic(manifest: Path) -> bool:
-    """True when ``manifest`` is a cohort written by the built-in generator (its stamp file)."""
+    """True when ``manifest`` is a cohort written by the built-in generator (its stamp file),
+    or imported from the synthetic cohort's DICOM export (:data:`SYNTHETIC_MARKER`)."""
     from parotidlib.synth import STAMP_NAME
 
-    return (Path(manifest).parent / STAMP_NAME).is_file()
+    folder = Path(manifest).parent
+    return (folder / STAMP_NAME).is_file() or (folder / SYNTHETIC_MARKER).is_file()
 
 
 def cohort_fingerprint(manifest: str | Path) -> str:

@@ -38,6 +38,7 @@ from nibabel.processing import resample_from_to
 
 from parotidlib.constants import HISTOLOGIES, MANIFEST_COLUMNS, SERIES, SIDES
 from parotidlib.data.laterality import tumour_parts
+from parotidlib.data.sources import SYNTHETIC_MARKER
 from parotidlib.dicom.rules import Rules, assign_roles, load_rules, map_rois
 from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, write_text_atomic
 
@@ -338,6 +339,16 @@ def _write_patient(out: Path, pid: str, row: Mapping[str, Any], report: Mapping[
 # --------------------------------------------------------------------------- the import
 
 
+def _synthetic_export(src: Path) -> bool:
+    """Whether ``src`` is the kit's own synthetic DICOM export (its SOURCE.json)."""
+    from parotidlib.synth.dicom import SOURCE_NAME
+
+    try:
+        return bool(json.loads((src / SOURCE_NAME).read_text()))
+    except (OSError, ValueError):
+        return False
+
+
 def import_dicom(src: str | Path, out: str | Path, clinical: str | Path | None = None,
                  rules: str | Path | None = None, key_file: str | Path | None = None,
                  pseudonymise: bool = True, progress: bool = True) -> ImportResult:
@@ -425,6 +436,11 @@ def import_dicom(src: str | Path, out: str | Path, clinical: str | Path | None =
     for problem in scan_problems:
         report_rows.append({"patient_id": "", "status": "file skipped",
                             "problems": str(getattr(problem, "message", problem))})
+    if _synthetic_export(src):
+        # results from it must say synthetic, like those of the NIfTI cohort it came from
+        write_text_atomic(out / SYNTHETIC_MARKER, json.dumps(
+            {"synthetic": True, "source": "the kit's synthetic cohort exported as DICOM"},
+            indent=2) + "\n")
     manifest = pd.DataFrame(rows)
     if len(manifest):
         extras = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]

@@ -13,6 +13,7 @@ import pytest
 
 from parotidlib.constants import SERIES
 from parotidlib.data.cohort import read_manifest
+from parotidlib.data.sources import is_synthetic
 from parotidlib.dicom.importer import import_dicom
 from parotidlib.synth.dicom import reference_manifest, write_dicom_cohort
 
@@ -71,6 +72,7 @@ def test_round_trip_equals_the_nifti_cohort(export, imported):
     compare(imported.manifest, reference_manifest(src))
     cohort = read_manifest(imported.manifest, check_data=True)  # a valid cohort of the kit
     assert len(cohort.manifest) == 3
+    assert is_synthetic(imported.manifest)  # its results will be labelled synthetic
     manifest = pd.read_csv(imported.manifest, dtype=str)
     assert set(manifest["t1_labels_source"]) == {"drawn"}
     assert manifest["t1_tr_ms"].notna().all() and manifest["scanner"].str.len().gt(0).all()
@@ -119,6 +121,9 @@ def test_a_bad_patient_is_refused_and_the_others_imported(export, tmp_path):
     assert (report["status"] == "refused").sum() == 1
     # the export is only read
     assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in copy.rglob("*")} == snapshot
+    (copy / "SOURCE.json").unlink()  # not the kit's export any more: not labelled synthetic
+    again = import_dicom(copy, tmp_path / "C2", clinical=copy / "clinical.csv", progress=False)
+    assert not is_synthetic(again.manifest)
 
 
 def test_awkward_export_oblique_anisotropic_shuffled_contours_on_t1(tmp_path):
