@@ -25,3 +25,18 @@ def test_synth_refuses_a_foreign_folder(tmp_path, capsys):
 def test_bad_params_file_exits_2(tmp_path, capsys):
     assert main(["run", "--params", str(tmp_path / "missing.yaml")]) == 2
     assert "params file not found" in capsys.readouterr().err
+
+
+def test_synth_as_dicom_and_import_dicom_from_the_command_line(tmp_path, capsys):
+    export, cohort = tmp_path / "D", tmp_path / "C"
+    assert main(["synth", "--format", "dicom", "--out", str(export), "--patients", "3",
+                 "--seed", "2", "--jobs", "1", "--contours-on", "t1"]) == 0
+    assert (export / "clinical.csv").is_file()
+    assert main(["import-dicom", str(export), "--out", str(cohort), "--clinical",
+                 str(export / "clinical.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "imported 3 patient(s)" in out and "import report" in out
+    assert (cohort / "manifest.csv").is_file() and (tmp_path / "C.key").is_file()
+    assert main(["import-dicom", str(export), "--out", str(export / "inside"), "--clinical",
+                 str(export / "clinical.csv")]) == 1  # never written into the export
+    assert "inside the DICOM export" in capsys.readouterr().err
