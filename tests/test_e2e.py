@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from parotidlib.evaluation.schema import validate_metrics
+from parotidlib.learn.bundle import load_bundle
 from parotidlib.params import load_params
 from parotidlib.run.imports import PACKAGE_DIR
 from parotidlib.run.pipeline import StageError, run_study
@@ -60,6 +61,9 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
         assert (run_dir / "figures" / f"{name}.pdf").stat().st_size > 0
     for stage in ("10-curate", "20-train", "30-evaluate", "40-statistics", "50-report"):
         assert (run_dir / f"{stage}.ipynb").exists()
+    bundle = load_bundle(run_dir)  # the model, ready for new patients
+    assert bundle.channels == ("t1", "ce_t1", "t2", "gland")
+    assert bundle.curation.image_size == load_params(SMOKE)["image_size"]
 
 
 def test_papermill_has_no_unknown_parameter_to_warn_about(smoke_run):

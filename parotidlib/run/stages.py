@@ -60,8 +60,11 @@ STAGES: tuple[Stage, ...] = (
           resumable=("epochs", "checkpoint_every"), stale=("model",), outputs=("model",)),
     Stage("evaluate", "30-evaluate.ipynb", "predictions.csv",
           ("channels", "checkpoint", "predict_batch_size", "device")),
+    # The statistics stage also writes the model bundle (learn/bundle.py): the decision
+    # rule's threshold is fixed here, and `checkpoint` names the weights evaluated.
     Stage("statistics", "40-statistics.ipynb", "metrics.json",
-          ("malignant_threshold", "bootstrap_resamples", "bootstrap_seed")),
+          ("malignant_threshold", "bootstrap_resamples", "bootstrap_seed", "checkpoint"),
+          outputs=("metrics.json", "bundle.pt")),
     Stage("report", "50-report.ipynb", "report.html", outputs=("report.html", "figures")),
 )
 

@@ -1,0 +1,145 @@
+"""A trained model as one self-describing file: the model bundle (``<run>/bundle.pt``).
+
+Everything needed to apply a run's model to new patients travels with its weights: the
+network's settings, the input channels and their order, the curation settings the inputs must
+be made with (image size, crop margin, normalisation and percentiles, masking, minimum tumour
+area), the class names, the decision rule's malignant-slice threshold, the kit's version and
+git commit, and the training cohort's fingerprint. The file holds plain tensors, dicts, lists,
+numbers and strings only, so it loads with ``torch.load(weights_only=True)`` and runs no code.
+
+The statistics stage (40-statistics) writes it, once the decision rule's threshold is fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from parotidlib import __version__
+from parotidlib.config import CurationConfig, section
+from parotidlib.constants import CLASSES
+from parotidlib.io import atomic_path
+from parotidlib.learn.checkpoint import read_checkpoint
+from parotidlib.learn.model import ReducedResNet
+
+logger = logging.getLogger(__name__)
+
+#: Format tag of a bundle; :func:`load_bundle` refuses any other.
+BUNDLE_FORMAT = "parotidlib.model-bundle/1"
+BUNDLE_NAME = "bundle.pt"
+#: Curation settings a new cohort must be curated with to be fed to the model (the rest of
+#: CurationConfig, the split and the job count, do not change a slice).
+INPUT_SETTINGS = ("image_size", "channels", "crop_margin_mm", "mask_background",
+                  "min_tumor_area_mm2", "normalisation", "percentile_low", "percentile_high")
+
+
+class BundleError(ValueError):
+    """A bundle cannot be read or cannot be applied; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded model bundle."""
+
+    path: Path
+    model: ReducedResNet
+    channels: tuple[str, ...]
+    curation: CurationConfig
+    classes: tuple[str, ...]
+    malignant_threshold: int
+    meta: dict[str, Any]
+
+    def require_channels(self, available: Iterable[str], where: str = "the target cohort"
+                         ) -> None:
+        """Refuse a target that cannot supply every input channel of the model."""
+        missing = [c for c in self.channels if c not in set(available)]
+        if missing:
+            raise BundleError(f"the model in {self.path} needs the input channel(s) "
+                              f"{list(self.channels)}; {where} cannot supply {missing}")
+
+
+def write_bundle(run_dir: str | Path, checkpoint: str = "best", malignant_threshold: int = 2,
+                 git_commit: str = "unknown") -> Path:
+    """Write ``run_dir/bundle.pt`` from the run's checkpoint and curated dataset.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder with ``model/checkpoints/<checkpoint>.pt`` and ``data/dataset.json``.
+    checkpoint : str
+        ``"best"`` or ``"last"``: the weights the run was evaluated with.
+    malignant_threshold : int
+        The decision rule's threshold (Figure 5) the run's patient results used.
+    git_commit : str
+        The kit's commit (``parotidlib.run.provenance.git_commit``).
+    """
+    run_dir = Path(run_dir)
+    ckpt = read_checkpoint(run_dir / "model" / "checkpoints" / f"{checkpoint}.pt")
+    dataset = json.loads((run_dir / "data" / "dataset.json").read_text())
+    curation = {k: dataset["config"][k] for k in INPUT_SETTINGS if k in dataset["config"]}
+    curation["channels"] = list(ckpt.get("channels") or dataset["channels"])
+    cohort = {}
+    if (run_dir / "cohort.json").is_file():
+        cohort = json.loads((run_dir / "cohort.json").read_text())
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "model": ckpt["model"],
+        "model_args": ckpt["model_args"],
+        "channels": curation["channels"],
+        "curation": curation,
+        "classes": list(ckpt.get("classes") or CLASSES),
+        "malignant_threshold": int(malignant_threshold),
+        "checkpoint": checkpoint,
+        "epoch": int(ckpt["epoch"]),
+        "train_config": ckpt.get("config", {}),
+        "kit_version": __version__,
+        "git_commit": git_commit,
+        "training_cohort_fingerprint": cohort.get("fingerprint") or dataset.get("cohort_sha256"),
+        "training_counts": dataset.get("counts", {}),
+    }
+    path = run_dir / BUNDLE_NAME
+    with atomic_path(path) as tmp:
+        torch.save(bundle, tmp)
+    return path
+
+
+def load_bundle(source: str | Path, device: str | torch.device = "cpu") -> Bundle:
+    """Load a bundle file, or the bundle of a run folder, with the safe unpickler.
+
+    Raises
+    ------
+    BundleError
+        No bundle there, or one of a format this kit does not know.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / BUNDLE_NAME
+    if not path.is_file():
+        raise BundleError(f"no model bundle at {path} (a run folder's statistics stage "
+                          f"writes {BUNDLE_NAME})")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file, or holds objects the safe unpickler refuses
+        raise BundleError(f"{path} is not a model bundle: {type(exc).__name__}: {exc}") from None
+    found = raw.get("format") if isinstance(raw, Mapping) else None
+    if found != BUNDLE_FORMAT:
+        raise BundleError(f"{path} has bundle format {found!r}; this kit reads "
+                          f"{BUNDLE_FORMAT!r}")
+    args = raw["model_args"]
+    model = ReducedResNet(in_channels=int(args["in_channels"]),
+                          num_classes=int(args["num_classes"]),
+                          widths=tuple(int(w) for w in args["widths"]),
+                          blocks_per_stage=tuple(int(b) for b in args["blocks_per_stage"]))
+    model.load_state_dict(raw["model"])
+    model.to(device=device, memory_format=torch.channels_last).eval()
+    curation = section(raw["curation"], CurationConfig)
+    meta = {k: v for k, v in raw.items() if k not in ("model",)}
+    return Bundle(path=path, model=model, channels=tuple(raw["channels"]), curation=curation,
+                  classes=tuple(raw["classes"]),
+                  malignant_threshold=int(raw["malignant_threshold"]), meta=meta)
