@@ -24,11 +24,31 @@ def _synth(args: argparse.Namespace) -> int:
         print(f"synthetic cohort as DICOM: {args.patients} patients (seed {args.seed}) -> {out} "
               f"(clinical table: {Path(out) / 'clinical.csv'})")
         return 0
-    from parotidlib.synth import generate_cohort
+    from parotidlib.synth import EXTERNAL_SHIFT, generate_cohort
 
-    manifest = generate_cohort(args.out, n_patients=args.patients, seed=args.seed, jobs=args.jobs)
-    print(f"synthetic cohort: {args.patients} patients (seed {args.seed}) -> {manifest}")
+    mixes = dict(EXTERNAL_SHIFT) if args.external_shift else {}
+    for key in ("scanners", "histologies"):
+        if getattr(args, key):
+            mixes[key] = _parse_mix(getattr(args, key), f"--{key}")
+    manifest = generate_cohort(args.out, n_patients=args.patients, seed=args.seed,
+                               jobs=args.jobs, **mixes)
+    shift = f", shifted: {mixes}" if mixes else ""
+    print(f"synthetic cohort: {args.patients} patients (seed {args.seed}{shift}) -> {manifest}")
     return 0
+
+
+def _parse_mix(text: str, option: str) -> dict[str, float]:
+    """``"warthin=0.5,malignant=0.5"`` -> ``{"warthin": 0.5, "malignant": 0.5}``."""
+    mix = {}
+    for part in text.split(","):
+        name, sep, weight = part.rpartition("=")
+        try:
+            mix[name.strip()] = float(weight)
+        except ValueError:
+            name = ""
+        if not sep or not name.strip():
+            raise ValueError(f"{option} must be NAME=WEIGHT[,NAME=WEIGHT...], got {text!r}")
+    return mix
 
 
 def _import_dicom(args: argparse.Namespace) -> int:
@@ -89,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=233)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--external-shift", action="store_true",
+                   help="the shifted cohort of a second hospital (synth.EXTERNAL_SHIFT: one "
+                        "3 T scanner, more Warthin tumours); use another --seed")
+    p.add_argument("--scanners", default=None,
+                   help="scanner mix, e.g. 'Siemens Skyra 3T=1' (default: the paper's Table 2)")
+    p.add_argument("--histologies", default=None,
+                   help="case mix, e.g. 'warthin=0.5,malignant=0.5' (default: Table 1)")
     p.add_argument("--format", choices=("nifti", "dicom"), default="nifti",
                    help="dicom: MR series, one RTSTRUCT per series and clinical.csv")
     p.add_argument("--oblique-deg", type=float, default=0.0,

@@ -12,12 +12,18 @@ Modules: :mod:`~parotidlib.synth.composition` (who is in the cohort, Table 1),
 :mod:`~parotidlib.synth.scanners` (Table 2), :mod:`~parotidlib.synth.signal` and
 :mod:`~parotidlib.synth.render` (the acquisition), :mod:`~parotidlib.synth.patient` and
 :mod:`~parotidlib.synth.generate` (the writer).
+
+For external validation, ``generate_cohort(..., scanners=..., histologies=...)`` writes a
+shifted cohort (another scanner and case mix, as a second hospital);
+:data:`EXTERNAL_SHIFT` is a ready-made one.
 """
 
 from parotidlib.synth.composition import (
+    EXTERNAL_SHIFT,
     PAPER_COUNTS,
     PatientSpec,
     apportion,
+    check_mix,
     cohort_composition,
     draw_patients,
 )
@@ -32,6 +38,7 @@ from parotidlib.synth.patient import SimulatedPatient, simulate_patient
 from parotidlib.synth.scanners import SCANNERS, ScannerProfile
 
 __all__ = [
+    "EXTERNAL_SHIFT",
     "GENERATOR_VERSION",
     "OPTIONAL_COLUMNS",
     "PAPER_COUNTS",
@@ -42,6 +49,7 @@ __all__ = [
     "ScannerProfile",
     "SimulatedPatient",
     "apportion",
+    "check_mix",
     "cohort_composition",
     "draw_patients",
     "generate_cohort",

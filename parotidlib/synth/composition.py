@@ -9,11 +9,16 @@ that n = 233 reproduces the published counts exactly and other sizes keep the pr
 Within the cohort, attributes are assigned as is clinically typical: Warthin tumours occur
 mostly in older (smoking) men and account for most bilateral parotid tumours, pleomorphic
 adenomas occur in younger patients with a slight female predominance.
+
+A *shifted* cohort (another hospital, for external validation) replaces the scanner mix
+and/or the case mix by weights (``scanners=``, ``histologies=``; :data:`EXTERNAL_SHIFT` is a
+ready-made one). Sex, age and tumour-side rules are unchanged: the sex and side totals keep
+Table 1's proportions and are apportioned within histologies as above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +26,11 @@ import numpy as np
 from parotidlib.constants import HISTOLOGIES
 
 __all__ = [
+    "EXTERNAL_SHIFT",
     "PAPER_COUNTS",
     "PatientSpec",
     "apportion",
+    "check_mix",
     "cohort_composition",
     "draw_patients",
 ]
@@ -47,6 +54,18 @@ _BILATERAL_WEIGHT = {"warthin": 0.80, "pleomorphic_adenoma": 0.13, "malignant": 
 # Age (years) per histology: mean and SD of a normal truncated to AGE_RANGE; the cohort mean
 # comes out near the published 52.4.
 _AGE = {"warthin": (62.0, 10.0), "pleomorphic_adenoma": (45.0, 14.0), "malignant": (53.5, 16.0)}
+
+#: A ready-made "second hospital" for external validation (``generate_cohort(...,
+#: **EXTERNAL_SHIFT)``, together with another seed). It shifts the acquisition and the case
+#: mix: every patient is scanned on the Siemens Skyra 3T, the smallest group of Table 2
+#: (33/233, 14 %), so its TR/TE ranges, pixel sizes, noise (SNR) and intensity scale, and the
+#: 3 T tissue relaxation, dominate instead of the 1.5 T GE majority; and Warthin tumours are
+#: the largest class (45 % instead of 27 %), with fewer pleomorphic adenomas (30 % instead of
+#: 39 %) and malignant tumours (25 % instead of 34 %), as in a centre with many older smokers.
+EXTERNAL_SHIFT: dict[str, dict[str, float]] = {
+    "scanners": {"Siemens Skyra 3T": 1.0},
+    "histologies": {"pleomorphic_adenoma": 0.3, "warthin": 0.45, "malignant": 0.25},
+}
 
 
 @dataclass(frozen=True)
@@ -133,31 +152,102 @@ def apportion(n: int, weights: Sequence[float], caps: Sequence[int] | None = Non
     return counts
 
 
-def cohort_composition(n: int) -> dict[str, dict[str, int]]:
+def check_mix(weights: Mapping[str, float], kind: str) -> dict[str, float]:
+    """Validate a scanner or histology mix; return it as ``{name: float weight}``.
+
+    Parameters
+    ----------
+    weights : mapping
+        Name -> weight (finite, >= 0, at least one > 0). Names not given get weight 0.
+    kind : {"scanners", "histologies"}
+        Which names are valid: the keys of :data:`parotidlib.synth.scanners.SCANNERS`, or
+        :data:`parotidlib.constants.HISTOLOGIES`.
+
+    Returns
+    -------
+    dict
+        The given names in the canonical order (Table 2 / Table 1 order), weights as float.
+
+    Raises
+    ------
+    ValueError
+        Unknown names (the message lists the valid ones), bad weights or no positive weight.
+    """
+    valid = _valid_names(kind)
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"{kind} must be a mapping name -> weight, got {weights!r}")
+    unknown = [k for k in weights if k not in valid]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown!r}; valid: {list(valid)!r}")
+    out = {}
+    for name in valid:
+        if name in weights:
+            w = weights[name]
+            if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(w) or w < 0:
+                raise ValueError(f"{kind} weight of {name!r} must be a finite number >= 0, "
+                                 f"got {w!r}")
+            out[name] = float(w)
+    if not any(w > 0 for w in out.values()):
+        raise ValueError(f"{kind} needs at least one positive weight, got {dict(weights)!r}")
+    return out
+
+
+def _valid_names(kind: str) -> tuple[str, ...]:
+    if kind == "scanners":
+        from parotidlib.synth.scanners import SCANNERS
+        return tuple(SCANNERS)
+    if kind == "histologies":
+        return tuple(PAPER_COUNTS["histology"])
+    raise ValueError(f"kind must be 'scanners' or 'histologies', got {kind!r}")
+
+
+def cohort_composition(n: int, *, scanners: Mapping[str, float] | None = None,
+                       histologies: Mapping[str, float] | None = None
+                       ) -> dict[str, dict[str, int]]:
     """Counts per histology, sex, tumour side and scanner for a cohort of ``n`` patients.
 
     Parameters
     ----------
     n : int
-        Cohort size (>= 1); with ``n >= 3`` every histology is present.
+        Cohort size (>= 1); with ``n >= 3`` every histology is present (with
+        ``histologies``: every histology of positive weight, when ``n`` allows).
+    scanners : mapping, optional
+        Scanner name (a key of :data:`~parotidlib.synth.scanners.SCANNERS`) -> weight; the
+        scanner counts are apportioned from these weights (largest remainder). None: Table 2.
+    histologies : mapping, optional
+        Histology (``pleomorphic_adenoma``, ``warthin``, ``malignant``) -> weight; likewise.
+        None: Table 1.
 
     Returns
     -------
     dict
-        ``{"histology": {...}, "sex": {...}, "tumor_side": {...}, "scanner": {...}}``;
-        n = 233 gives :data:`PAPER_COUNTS`.
+        ``{"histology": {...}, "sex": {...}, "tumor_side": {...}, "scanner": {...}}``, each
+        with every name (count 0 for names of weight 0); n = 233 with no mixes gives
+        :data:`PAPER_COUNTS`.
     """
     if n < 1:
         raise ValueError(f"n_patients must be >= 1, got {n}")
+    mixes = {"histology": None if histologies is None else check_mix(histologies, "histologies"),
+             "scanner": None if scanners is None else check_mix(scanners, "scanners")}
     out = {}
     for key, paper in PAPER_COUNTS.items():
-        counts = apportion(n, list(paper.values()))
-        if key == "histology" and n >= 3:
-            # Guarantee every class for tiny cohorts: take from the largest share.
-            while np.any(counts == 0):
+        names = list(paper) if key != "scanner" else list(_valid_names("scanners"))
+        mix = mixes.get(key)
+        if mix is None:
+            names = list(paper)
+            weights = [float(v) for v in paper.values()]
+        else:
+            weights = [mix.get(name, 0.0) for name in names]
+        counts = apportion(n, weights)
+        positive = np.asarray(weights) > 0
+        if key == "histology" and n >= int(positive.sum()):
+            # Guarantee every class (of positive weight) for tiny cohorts: take from the
+            # largest share.
+            while np.any(counts[positive] == 0):
                 counts[np.argmax(counts)] -= 1
-                counts[np.argmin(counts)] += 1
-        out[key] = dict(zip(paper, (int(c) for c in counts), strict=True))
+                counts[np.flatnonzero(positive)[np.argmin(counts[positive])]] += 1
+        out[key] = dict(zip(names, (int(c) for c in counts), strict=True))
     return out
 
 
@@ -181,7 +271,8 @@ def _truncated_normal_age(rng: np.random.Generator, mean: float, sd: float) -> i
             return int(np.clip(round(age), lo, hi))
 
 
-def draw_patients(n: int, seed: int) -> list[PatientSpec]:
+def draw_patients(n: int, seed: int, *, scanners: Mapping[str, float] | None = None,
+                  histologies: Mapping[str, float] | None = None) -> list[PatientSpec]:
     """Draw the cohort-level attributes of ``n`` patients (Table 1 and Table 2 proportions).
 
     Marginal counts are exact (:func:`cohort_composition`). Sex and bilaterality are
@@ -196,13 +287,16 @@ def draw_patients(n: int, seed: int) -> list[PatientSpec]:
         Cohort size (>= 1).
     seed : int
         Cohort seed (>= 0).
+    scanners, histologies : mapping, optional
+        Shifted scanner or case mix (name -> weight; :func:`cohort_composition`). None (the
+        default) keeps Table 2 / Table 1 and the exact draw of earlier versions.
 
     Returns
     -------
     list of PatientSpec
         Ordered by index (``SYN0001`` first).
     """
-    comp = cohort_composition(n)
+    comp = cohort_composition(n, scanners=scanners, histologies=histologies)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     hist = comp["histology"]
     males = _split_by_histology(comp["sex"]["M"], hist, _MALE_SHARE)

@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import nibabel as nib
@@ -32,7 +33,7 @@ from parotidlib.constants import MANIFEST_COLUMNS, SERIES
 from parotidlib.data.manifest import manifest_files
 from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, sha256_file
 from parotidlib.processes import worker_pool
-from parotidlib.synth.composition import PatientSpec, draw_patients
+from parotidlib.synth.composition import PatientSpec, check_mix, draw_patients
 from parotidlib.synth.patient import simulate_patient
 
 __all__ = ["GENERATOR_VERSION", "OPTIONAL_COLUMNS", "STAMP_NAME", "CohortExistsError",
@@ -112,9 +113,20 @@ def _write_patient(spec: PatientSpec, seed: int, pixel_scale: float, folder: str
     return row
 
 
-def _stamp(n_patients: int, seed: int, pixel_scale: float) -> dict:
-    return {"generator": "parotidlib.synth", "version": GENERATOR_VERSION,
-            "n_patients": n_patients, "seed": seed, "pixel_scale": pixel_scale}
+#: Stamp keys written only for a shifted cohort (absent in a default cohort's stamp, whose
+#: bytes are unchanged from earlier versions).
+_MIX_KEYS = ("scanners", "histologies")
+
+
+def _stamp(n_patients: int, seed: int, pixel_scale: float,
+           scanners: dict[str, float] | None = None,
+           histologies: dict[str, float] | None = None) -> dict:
+    stamp = {"generator": "parotidlib.synth", "version": GENERATOR_VERSION,
+             "n_patients": n_patients, "seed": seed, "pixel_scale": pixel_scale}
+    for key, mix in zip(_MIX_KEYS, (scanners, histologies), strict=True):
+        if mix is not None:
+            stamp[key] = dict(mix)
+    return stamp
 
 
 def _read_stamp(folder: Path) -> dict | None:
@@ -130,7 +142,8 @@ def _is_complete(folder: Path, stamp: dict) -> bool:
     manifest = folder / MANIFEST_NAME
     if found is None or not manifest.is_file():
         return False
-    if {k: found.get(k) for k in stamp} != stamp:
+    keys = set(stamp) | set(_MIX_KEYS)  # a default request never matches a shifted cohort
+    if {k: found.get(k) for k in keys} != {k: stamp.get(k) for k in keys}:
         return False
     if found.get("manifest_sha256") != sha256_file(manifest):
         return False
@@ -188,7 +201,9 @@ def _simulate_all(specs: list[PatientSpec], seed: int, pixel_scale: float, folde
 
 
 def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int = 0,
-                    jobs: int | None = None, *, pixel_scale: float = 1.0) -> Path:
+                    jobs: int | None = None, *, pixel_scale: float = 1.0,
+                    scanners: Mapping[str, float] | None = None,
+                    histologies: Mapping[str, float] | None = None) -> Path:
     """Generate the physics-based synthetic parotid MRI cohort (or reuse it); return the manifest.
 
     Composition follows Xia et al. 2021, Table 1 and Table 2 (see
@@ -201,7 +216,8 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     ----------
     out_dir : path
         Cohort folder. Created if absent; if it already holds this exact cohort (same
-        generator version, ``n_patients``, ``seed`` and ``pixel_scale``) nothing is done;
+        generator version, ``n_patients``, ``seed``, ``pixel_scale``, ``scanners`` and
+        ``histologies``) nothing is done;
         a cohort written by this generator with other settings is replaced; a folder with
         any other content is refused. Staging folders that generations which died left
         beside it (``.<name>.XXXXXXXX.partial``, ``.<name>.XXXXXXXX.old``) are removed
@@ -215,6 +231,15 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     pixel_scale : float
         Multiplies every pixel size (1 to 8), making smaller volumes for tests and quick
         looks. Keep 1 for the study cohort.
+    scanners : mapping, optional
+        Shifted scanner mix for an external-validation cohort: scanner name (a key of
+        :data:`~parotidlib.synth.scanners.SCANNERS`) -> weight, e.g.
+        ``{"Siemens Skyra 3T": 1.0}``. None: Table 2's mix.
+    histologies : mapping, optional
+        Shifted case mix: histology -> weight. None: Table 1's counts. Both mixes are
+        recorded in the stamp (only when given), so a folder holding the default cohort is
+        never taken for a shifted one or the reverse; see
+        :data:`~parotidlib.synth.composition.EXTERNAL_SHIFT` for a ready-made shift.
 
     Returns
     -------
@@ -229,10 +254,15 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     Examples
     --------
     >>> manifest = generate_cohort("data/synthetic", n_patients=233, seed=0)  # doctest: +SKIP
+    >>> from parotidlib.synth.composition import EXTERNAL_SHIFT
+    >>> external = generate_cohort("data/synthetic_external", seed=1,
+    ...                            **EXTERNAL_SHIFT)  # doctest: +SKIP
     """
     _validate(n_patients, seed, jobs, pixel_scale)
+    scanners = None if scanners is None else check_mix(scanners, "scanners")
+    histologies = None if histologies is None else check_mix(histologies, "histologies")
     out_dir = Path(out_dir)
-    stamp = _stamp(int(n_patients), int(seed), float(pixel_scale))
+    stamp = _stamp(int(n_patients), int(seed), float(pixel_scale), scanners, histologies)
     _remove_leftovers(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -254,7 +284,8 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     staging = make_temp_dir(out_dir.parent, f".{out_dir.name}.", _STAGING_SUFFIX)
     start = time.perf_counter()
     try:
-        specs = draw_patients(int(n_patients), int(seed))
+        specs = draw_patients(int(n_patients), int(seed), scanners=scanners,
+                              histologies=histologies)
         rows = _simulate_all(specs, int(seed), float(pixel_scale), staging, workers)
         frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OPTIONAL_COLUMNS])
         frame.to_csv(staging / MANIFEST_NAME, index=False, lineterminator="\n")

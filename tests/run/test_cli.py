@@ -40,3 +40,17 @@ def test_synth_as_dicom_and_import_dicom_from_the_command_line(tmp_path, capsys)
     assert main(["import-dicom", str(export), "--out", str(export / "inside"), "--clinical",
                  str(export / "clinical.csv")]) == 1  # never written into the export
     assert "inside the DICOM export" in capsys.readouterr().err
+
+
+def test_synth_writes_a_shifted_cohort(tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "external"
+    assert main(["synth", "--out", str(out), "--patients", "5", "--seed", "1", "--jobs", "1",
+                 "--external-shift"]) == 0
+    manifest = pd.read_csv(out / "manifest.csv", dtype=str)
+    assert set(manifest["scanner"]) == {"Siemens Skyra 3T"}
+    assert "shifted" in capsys.readouterr().out
+    assert main(["synth", "--out", str(tmp_path / "x"), "--patients", "5",
+                 "--histologies", "warthin"]) == 1
+    assert "NAME=WEIGHT" in capsys.readouterr().err
