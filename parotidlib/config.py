@@ -12,6 +12,7 @@ curate      :class:`CurationConfig` 10-curate (``data.curate``, ``data.preproces
 train       :class:`TrainConfig`    20-train (``learn.train``)
 evaluate    :class:`EvaluationConfig` 30-evaluate and 40-statistics
 ablation    :class:`AblationConfig` the channel ablation batch (``run.ablation``)
+predict     :class:`PredictConfig`  70-72, a trained model applied to another cohort
 =========== ======================= ===================================================
 
 The defaults are the quick CPU profile (``params/default.yaml``: 64 px, 24 epochs at a high
@@ -352,6 +353,23 @@ class AblationConfig:
             composition_channels(comp)
 
 
+@dataclass(frozen=True)
+class PredictConfig:
+    """Settings of applying a trained model to another cohort (``python -m parotidlib
+    predict``: notebooks 70-72). The curation settings come from the model bundle."""
+
+    model: str = ""  # the model bundle (bundle.pt) applied; the predict command sets it
+    calibration_bins: int = 10  # equal-width bins of the reliability diagrams and the ECE
+    strip_patients: int = 12  # patients shown with their input crops (all when fewer)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str):
+            raise ParamsError(f"model must be the path of a model bundle (text), got "
+                              f"{self.model!r}")
+        check_int("calibration_bins", self.calibration_bins, 1)
+        check_int("strip_patients", self.strip_patients, 0)
+
+
 #: Section name -> config dataclass; the params keys are the union of their fields.
 SECTIONS: dict[str, type] = {
     "run": RunConfig,
@@ -359,6 +377,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "evaluate": EvaluationConfig,
     "ablation": AblationConfig,
+    "predict": PredictConfig,
 }
 
 

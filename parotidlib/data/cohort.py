@@ -110,8 +110,10 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise CohortError([Problem(None, None, str(path), str(exc))], path) from None
 
 
-def _check_table(table: pd.DataFrame, manifest: Path) -> tuple[list[Problem], list[Problem]]:
-    """Return (fatal problems of the whole table, per-patient problems)."""
+def _check_table(table: pd.DataFrame, manifest: Path, unknown_histology: bool = False
+                 ) -> tuple[list[Problem], list[Problem]]:
+    """Return (fatal problems of the whole table, per-patient problems); with
+    ``unknown_histology`` an empty histology cell is allowed (a patient without diagnosis)."""
     fatal: list[Problem] = []
     missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
     if missing:
@@ -134,7 +136,8 @@ def _check_table(table: pd.DataFrame, manifest: Path) -> tuple[list[Problem], li
     for _, row in table.iterrows():
         pid = row["patient_id"]
         for col, values in allowed.items():
-            if row[col] not in values:
+            if row[col] not in values and not (col == "histology" and unknown_histology
+                                               and row[col] == ""):
                 problems.append(Problem(pid, col, str(manifest),
                                         f"unknown {col} {row[col]!r}; allowed: {list(values)}"))
         age = pd.to_numeric(pd.Series([row["age"]]), errors="coerce").iloc[0]
@@ -168,8 +171,12 @@ def validate_cohort(cohort: Cohort, progress: bool = True) -> list[Problem]:
 # --------------------------------------------------------------------------- entry point
 
 
-def scan_manifest(path: str | Path, check_data: bool = True) -> tuple[Cohort, list[Problem]]:
+def scan_manifest(path: str | Path, check_data: bool = True, unknown_histology: bool = False
+                  ) -> tuple[Cohort, list[Problem]]:
     """Read a manifest and collect its problems without raising for patients' problems.
+
+    ``unknown_histology`` allows empty histology cells: patients without a diagnosis, whom a
+    trained model is applied to (``curate_cohort(external=True)``); training needs them all.
 
     Returns
     -------
@@ -190,7 +197,7 @@ def scan_manifest(path: str | Path, check_data: bool = True) -> tuple[Cohort, li
         raise FileNotFoundError(f"manifest not found: {manifest}")
     root = manifest.parent
     table = _read_table(manifest)
-    fatal, problems = _check_table(table, manifest)
+    fatal, problems = _check_table(table, manifest, unknown_histology)
     if fatal:
         raise CohortError(fatal, manifest)
     table = _resolve_paths(table, root)
@@ -218,7 +225,7 @@ def skip_patients(cohort: Cohort, problems: list[Problem]) -> Cohort:
 
 
 def read_manifest(path: str | Path, skip_invalid: bool = False,
-                  check_data: bool = True) -> Cohort:
+                  check_data: bool = True, unknown_histology: bool = False) -> Cohort:
     """Read and validate a cohort's ``manifest.csv``.
 
     Parameters
@@ -232,6 +239,9 @@ def read_manifest(path: str | Path, skip_invalid: bool = False,
     check_data : bool
         Also read the voxels (:func:`validate_cohort`); False checks headers only (fast;
         curation checks the data of each patient as it loads them).
+    unknown_histology : bool
+        Allow patients without histology (empty cells): a cohort a trained model is applied
+        to (:func:`scan_manifest`).
 
     Returns
     -------
@@ -249,7 +259,8 @@ def read_manifest(path: str | Path, skip_invalid: bool = False,
     >>> cohort = read_manifest("data/synthetic/manifest.csv")  # doctest: +SKIP
     >>> volumes = load_patient(cohort, cohort.patient_ids[0])  # doctest: +SKIP
     """
-    cohort, problems = scan_manifest(path, check_data=check_data)
+    cohort, problems = scan_manifest(path, check_data=check_data,
+                                     unknown_histology=unknown_histology)
     if problems and not skip_invalid:
         raise CohortError(problems, cohort.manifest_path)
     if problems:

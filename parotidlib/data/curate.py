@@ -46,7 +46,7 @@ from parotidlib.data.cohort import (
 )
 from parotidlib.data.dataset import DATASET_FORMAT, CuratedDataset, load_dataset
 from parotidlib.data.preprocess import preprocess_patient
-from parotidlib.data.split import SPLITS, check_no_leakage, split_patients
+from parotidlib.data.split import EXTERNAL, SPLITS, check_no_leakage, split_patients
 from parotidlib.io import (
     make_temp_dir,
     release_temp_dir,
@@ -148,16 +148,22 @@ def _slices_table(results: list[dict], manifest: pd.DataFrame, split: pd.Series)
     return slices[order]
 
 
-def _counts(slices: pd.DataFrame, patients: pd.DataFrame, split: pd.Series) -> dict:
+def _counts(slices: pd.DataFrame, patients: pd.DataFrame, split: pd.Series,
+            external: bool = False) -> dict:
+    names = (EXTERNAL, "total") if external else (*SPLITS, "total")
     counts = {}
-    for name in (*SPLITS, "total"):
+    for name in names:
         part = slices if name == "total" else slices[slices["split"] == name]
         counts[name] = {c: int((part["label"] == c).sum()) for c in CLASSES}
+        if external:  # lesion slices of patients without histology
+            counts[name]["unknown"] = int((part["label"] == "").sum())
     per_patient = {}
-    for name in (*SPLITS, "total"):
+    for name in names:
         ids = split.index if name == "total" else split.index[split == name]
         hist = patients.set_index("patient_id").loc[list(ids), "histology"]
         per_patient[name] = {h: int((hist == h).sum()) for h in HISTOLOGIES}
+        if external:
+            per_patient[name]["unknown"] = int((hist == "").sum())
         per_patient[name]["all"] = len(ids)
     return {"slices": counts, "patients": per_patient}
 
@@ -205,8 +211,8 @@ def _move_into_place(tmp: Path, out_dir: Path) -> None:
 
 
 def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
-                  config: CurationConfig | None = None, progress: bool = True
-                  ) -> CuratedDataset:
+                  config: CurationConfig | None = None, progress: bool = True,
+                  external: bool = False) -> CuratedDataset:
     """Curate a cohort into ``out_dir`` (images.npy, slices.csv, dataset.json).
 
     Parameters
@@ -223,6 +229,11 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
         Defaults reproduce the paper's inputs (224 px, four channels).
     progress : bool
         Show a tqdm bar over patients.
+    external : bool
+        Curate for a trained model (external validation, new patients): no split, every
+        patient's split is ``"external"``, and patients without histology (an empty cell) are
+        allowed; their lesion slices get an empty label and label_index -1. dataset.json
+        then counts ``external`` and ``total``, with ``unknown`` for those patients.
 
     Returns
     -------
@@ -250,7 +261,8 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
         raise ValueError(f"out_dir {out_dir} is a non-empty folder without dataset.json; "
                          f"refusing to replace it (choose an empty or new folder)")
-    cohort, problems = scan_manifest(manifest_path, check_data=False)
+    cohort, problems = scan_manifest(manifest_path, check_data=False,
+                                     unknown_histology=external)
     manifest = cohort.manifest.sort_values("patient_id", kind="stable").reset_index(drop=True)
     rows = [row.to_dict() for _, row in manifest.iterrows()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -274,8 +286,12 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
         if not any(r["slices"] is not None and len(r["slices"]) for r in good):
             raise ValueError(f"no slice with an ROI of >= {config.min_tumor_area_mm2} mm^2 in "
                              f"the cohort {cohort.manifest_path}; nothing to curate")
-        split = split_patients(patients, config.test_fraction, config.split_seed,
-                               config.cv_folds, config.fold)
+        if external:
+            split = pd.Series(EXTERNAL, index=pd.Index(sorted(patients["patient_id"]),
+                                                        name="patient_id"), name="split")
+        else:
+            split = split_patients(patients, config.test_fraction, config.split_seed,
+                                   config.cv_folds, config.fold)
         slices = _slices_table(good, manifest, split)
         check_no_leakage(slices)
         cohort_hash = sha256_text("".join(
@@ -283,6 +299,7 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
             for r in good for col, digest in sorted(r["files_sha256"].items())))
         meta = {
             "format": DATASET_FORMAT,
+            **({"external": True} if external else {}),
             "channels": list(config.channels),
             "image_size": config.image_size,
             "classes": list(CLASSES),
@@ -293,7 +310,7 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
             "manifest": str(cohort.manifest_path),
             "manifest_sha256": sha256_file(cohort.manifest_path),
             "cohort_sha256": cohort_hash,
-            "counts": _counts(slices, patients, split),
+            "counts": _counts(slices, patients, split, external),
             "patients_without_free_slices": [r["patient_id"] for r in good if r["no_free"]],
             "patients_without_lesion_slices": sorted(
                 set(patients["patient_id"]) - set(slices.loc[slices.label != "free",

@@ -4,7 +4,10 @@ Written by :func:`parotidlib.data.curate.curate_cohort`:
 
 * ``images.npy``   uint8, shape (N, C, H, W), channels in ``dataset.json["channels"]`` order;
 * ``slices.csv``   one row per image: patient_id, slice_index, z_mm, label, label_index, side,
-  histology, tumor_side, scanner, age, sex, tumor_area_mm2, split, optional manifest columns;
+  histology, tumor_side, scanner, age, sex, tumor_area_mm2, split, optional manifest columns
+  (in a cohort curated for a trained model, ``curate_cohort(external=True)``, split is
+  "external" and a patient without histology has lesion slices of empty label and
+  label_index -1);
 * ``dataset.json`` channels, image size, classes, config, manifest and its fingerprint, counts
   per split and class, patients without free slices, skipped patients, warnings, and the
   SHA-256 of the two other files. Written last: it marks a complete dataset.
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from parotidlib.config import check_channels
-from parotidlib.data.split import SPLITS, check_no_leakage
+from parotidlib.data.split import EXTERNAL, SPLITS, check_no_leakage
 from parotidlib.io import sha256_file
 
 #: Format tag of dataset.json; load_dataset refuses other formats.
@@ -62,9 +65,10 @@ class CuratedDataset:
         return self.slices["label_index"].to_numpy()
 
     def indices(self, split: str) -> np.ndarray:
-        """Row indices of ``split`` ("train" or "test")."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        """Row indices of ``split`` ("train", "test", or "external" for a cohort curated
+        for a trained model)."""
+        if split not in (*SPLITS, EXTERNAL):
+            raise ValueError(f"split must be one of {[*SPLITS, EXTERNAL]}, got {split!r}")
         return np.flatnonzero(self.slices["split"].to_numpy() == split)
 
 

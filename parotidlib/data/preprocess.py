@@ -355,10 +355,14 @@ def preprocess_patient(volumes: PatientVolumes, config: CurationConfig | None = 
             crop = _crop(data[series], mask, k, ref_affine, spacing, windows[series], config,
                          f"patient {pid}, series {series}, slice {k}")
             images[n, c] = to_uint8(resize_square(to_display(crop), size))
+        # A patient without histology (a new patient, curated for a trained model) has lesion
+        # slices of unknown class: empty label, label_index -1.
         label = volumes.histology if sample.kind == "lesion" else "free"
         z_mm = apply_affine(ref_affine, [(ref_shape[0] - 1) / 2, (ref_shape[1] - 1) / 2, k])[2]
         rows.append({"patient_id": pid, "slice_index": k, "z_mm": round(float(z_mm), 4),
-                     "label": label, "label_index": CLASSES.index(label), "side": sample.side,
+                     "label": label,
+                     "label_index": CLASSES.index(label) if label in CLASSES else -1,
+                     "side": sample.side,
                      "tumor_area_mm2": round(float(t1_mask.sum()) * pixel_area, 4)})
     notes.warn()
     slices = pd.DataFrame(rows, columns=list(SLICE_COLUMNS))

@@ -18,6 +18,9 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 SPLITS: tuple[str, ...] = ("train", "test")
+#: The split of every patient of a cohort curated for a trained model (external validation,
+#: new patients): no patient of it is trained on (``curate_cohort(external=True)``).
+EXTERNAL = "external"
 
 
 class LeakageError(ValueError):

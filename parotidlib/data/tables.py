@@ -38,6 +38,9 @@ def table1(manifest: pd.DataFrame) -> pd.DataFrame:
         for g in groups:
             k = int(counts.get(g, 0))
             rows.append((title, _PRETTY.get(g, g), f"{k} ({100 * k / n:.1f}%)"))
+        unknown = int((manifest[column].fillna("") == "").sum())
+        if column == "histology" and unknown:  # new patients, before histology
+            rows.append((title, "no histology", f"{unknown} ({100 * unknown / n:.1f}%)"))
     return pd.DataFrame(rows, columns=["characteristic", "group", "value"]).set_index(
         ["characteristic", "group"])
 
@@ -79,8 +82,11 @@ def slice_counts(slices: pd.DataFrame) -> pd.DataFrame:
     """Slices per class (rows) and split (columns), with patients per split in the last row."""
     from parotidlib.constants import CLASSES
 
-    table = (slices.groupby(["label", "split"]).size().unstack("split", fill_value=0)
-             .reindex(list(CLASSES), fill_value=0))
+    unknown = "lesion, no histology"  # new patients' lesion slices (empty label)
+    labels = slices["label"].fillna(unknown).replace("", unknown)
+    rows = [*CLASSES, unknown] if (labels == unknown).any() else list(CLASSES)
+    table = (slices.assign(label=labels).groupby(["label", "split"]).size()
+             .unstack("split", fill_value=0).reindex(rows, fill_value=0))
     table.loc["total slices"] = table.sum()
     table.loc["patients"] = slices.groupby("split")["patient_id"].nunique()
     return table.fillna(0).astype(int)

@@ -43,7 +43,7 @@ def undefined_text(reason: str | None) -> str:
     return f"undefined ({reason})" if reason else "n/a"
 
 
-def _ci(block: Mapping[str, Any] | None, digits: int = 3) -> str:
+def ci_text(block: Mapping[str, Any] | None, digits: int = 3) -> str:
     if not block or block.get("value") is None:
         return undefined_text(block.get(UNDEFINED_KEY) if block else None)
     text = f"{block['value']:.{digits}f}"
@@ -56,7 +56,7 @@ def _ci(block: Mapping[str, Any] | None, digits: int = 3) -> str:
     return text
 
 
-def _number(mapping: Mapping[str, Any], key: str, digits: int = 3) -> str:
+def number_text(mapping: Mapping[str, Any], key: str, digits: int = 3) -> str:
     value = mapping.get(key)
     if value is None:
         return undefined_text(mapping.get(f"{key}_{UNDEFINED_KEY}"))
@@ -73,9 +73,9 @@ def slice_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
     for split, block in metrics["slice"].items():
         row = {"split": split, "patients": block.get("patients"),
                "slices": block.get("slices"),
-               "accuracy [95% Wilson CI] (k/n)": _ci(block["accuracy"]),
-               "micro-AUC [95% bootstrap CI]": _ci(block["micro_auc"]),
-               "macro-AUC": _number(block, "macro_auc")}
+               "accuracy [95% Wilson CI] (k/n)": ci_text(block["accuracy"]),
+               "micro-AUC [95% bootstrap CI]": ci_text(block["micro_auc"]),
+               "macro-AUC": number_text(block, "macro_auc")}
         missing = block.get(f"class_auc_{UNDEFINED_KEY}")
         if missing:
             row["AUC undefined"] = "; ".join(f"{c}: {r}" for c, r in missing.items())
@@ -91,9 +91,9 @@ def table4_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for row in metrics["table4"]:
         rows.append({"task": row["task"].replace("_", " "), "positive": row["positive"],
-                     "accuracy": _ci(row["accuracy"]),
-                     "sensitivity (CC)": _ci(row.get("sensitivity")),
-                     "specificity (CC)": _ci(row.get("specificity")),
+                     "accuracy": ci_text(row["accuracy"]),
+                     "sensitivity (CC)": ci_text(row.get("sensitivity")),
+                     "specificity (CC)": ci_text(row.get("specificity")),
                      "TP/FN/FP/TN": f"{row['tp']}/{row['fn']}/{row['fp']}/{row['tn']}"})
     return pd.DataFrame(rows).set_index("task")
 
@@ -101,7 +101,8 @@ def table4_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
 def table5_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Table 5: patients and correctly diagnosed patients per type, with Wilson intervals."""
     rows = [{"tumour type": r["type"].replace("_", " "), "patients": r["patients"],
-             "correctly predicted": r["correct"], "accuracy [95% Wilson CI]": _ci(r["accuracy"])}
+             "correctly predicted": r["correct"],
+             "accuracy [95% Wilson CI]": ci_text(r["accuracy"])}
             for r in metrics["patient"]["table5"]]
     return pd.DataFrame(rows).set_index("tumour type")
 

@@ -37,7 +37,7 @@ from parotidlib.io import write_text_atomic
 logger = logging.getLogger(__name__)
 
 
-def _slice_block(predictions: pd.DataFrame, split: str, resamples: int, seed: int) -> dict:
+def slice_block(predictions: pd.DataFrame, split: str, resamples: int, seed: int) -> dict:
     """``slice.<split>`` of metrics.json; undefined AUCs and intervals carry their reason."""
     frame = select_split(predictions, split)
     roc = roc_curves(frame)
@@ -89,7 +89,7 @@ def compute_metrics(predictions: pd.DataFrame, params: Mapping[str, Any],
     sweep = threshold_sweep(test, thresholds=range(0, 11))
     metrics = {
         "synthetic": bool(synthetic),
-        "slice": {split: _slice_block(predictions, split, resamples, seed)
+        "slice": {split: slice_block(predictions, split, resamples, seed)
                   for split in ("train", "test")},
         "table4": table4(test),
         "patient": {

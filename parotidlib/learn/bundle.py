@@ -55,6 +55,16 @@ class Bundle:
     malignant_threshold: int
     meta: dict[str, Any]
 
+    def internal_predictions(self):
+        """The training run's test predictions (a predictions.csv frame), None when the
+        bundle holds none."""
+        import pandas as pd
+
+        internal = self.meta.get("internal_test")
+        if not internal:
+            return None
+        return pd.DataFrame(internal["predictions"])
+
     def require_channels(self, available: Iterable[str], where: str = "the target cohort"
                          ) -> None:
         """Refuse a target that cannot supply every input channel of the model."""
@@ -103,10 +113,43 @@ def write_bundle(run_dir: str | Path, checkpoint: str = "best", malignant_thresh
         "training_cohort_fingerprint": cohort.get("fingerprint") or dataset.get("cohort_sha256"),
         "training_counts": dataset.get("counts", {}),
     }
+    internal = _internal_test(run_dir)
+    if internal is not None:
+        bundle["internal_test"] = internal
     path = run_dir / BUNDLE_NAME
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
     return path
+
+
+#: Columns of the training run's test predictions kept in the bundle (``internal_test``).
+INTERNAL_COLUMNS = ("patient_id", "slice_index", "true_label", "histology", "split",
+                    "prob_free", "prob_pleomorphic_adenoma", "prob_warthin", "prob_malignant",
+                    "predicted_label")
+
+
+def _internal_test(run_dir: Path) -> dict[str, Any] | None:
+    """The training run's test-split predictions (predictions.csv) as plain lists, so that an
+    external report shows the internal results beside its own, computed the same way, from
+    the bundle file alone."""
+    import pandas as pd
+
+    path = run_dir / "predictions.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, dtype={"patient_id": str, "split": str, "true_label": str,
+                                     "predicted_label": str, "histology": str})
+    test = table[table["split"] == "test"]
+    columns = [c for c in INTERNAL_COLUMNS if c in test.columns]
+    synthetic = None
+    try:
+        from parotidlib.data.sources import run_is_synthetic
+
+        synthetic = bool(run_is_synthetic(run_dir))
+    except (OSError, ValueError, KeyError):
+        pass
+    return {"run": run_dir.name, "synthetic": synthetic,
+            "predictions": {c: test[c].tolist() for c in columns}}
 
 
 def load_bundle(source: str | Path, device: str | torch.device = "cpu") -> Bundle:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m parotidlib {synth,import-dicom,run,ablation}``."""
+"""Command line: ``python -m parotidlib {synth,import-dicom,run,ablation,predict,external}``."""
 
 from __future__ import annotations
 
@@ -77,12 +77,33 @@ def _run(args: argparse.Namespace) -> int:
     print(describe_profile(load_params(args.params), args.params), flush=True)
     result = run_study(args.params, name=args.name, force=args.force,
                        reports_dir=args.reports_dir)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:
     for stage, seconds in result.timing_s.items():
         note = (f" (reused from {Path(result.reused[stage]).name})" if stage in result.reused
                 else " (unchanged, not rerun)" if stage in result.skipped
                 else " (resumed from its checkpoints)" if stage in result.resumed else "")
         print(f"  {stage:<11} {seconds:8.1f} s{note}")
     print(f"report: {result.report}")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from parotidlib.run.predict import run_predict
+
+    result = run_predict(args.model, args.cohort, name=args.name, params_path=args.params,
+                         force=args.force, reports_dir=args.reports_dir)
+    _print_result(result)
+    return 0
+
+
+def _external(args: argparse.Namespace) -> int:
+    from parotidlib.run.predict import run_external
+
+    result = run_external(args.params, reports_dir=args.reports_dir, force=args.force)
+    _print_result(result)
     return 0
 
 
@@ -156,6 +177,32 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ablation":
             p.add_argument("--jobs", type=int, default=1, help="compositions run in parallel")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("predict", help="apply a trained model to another cohort (external "
+                       "validation, new patients) -> reports/<name>/report.html")
+    p.add_argument("--model", type=Path, required=True,
+                   help="a model bundle (bundle.pt) or the run folder holding one")
+    p.add_argument("--cohort", type=Path, required=True,
+                   help="the cohort's manifest.csv or folder (e.g. import-dicom's output); "
+                        "empty histology cells: predicted, not scored")
+    p.add_argument("--name", default=None,
+                   help="run folder name (default: date_predict_<cohort>_commit)")
+    p.add_argument("--params", type=Path, default=None,
+                   help="prediction settings (device, bootstrap, bins; default "
+                        "params/default.yaml); curation settings come from the bundle")
+    p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
+    p.add_argument("--reports-dir", type=Path, default=None,
+                   help="where run folders go (default: $PAROTIDLIB_REPORTS_DIR or reports/)")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("external", help="make external: the newest run's model applied to "
+                       "the shifted synthetic cohort (a second hospital)")
+    p.add_argument("--params", type=Path, default=Path("params/default.yaml"),
+                   help="the profile whose newest run is applied (run first if none)")
+    p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
+    p.add_argument("--reports-dir", type=Path, default=None,
+                   help="where run folders go (default: $PAROTIDLIB_REPORTS_DIR or reports/)")
+    p.set_defaults(func=_external)
     return parser
 
 

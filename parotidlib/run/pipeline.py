@@ -265,6 +265,7 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     # member starts at training on the batch's shared, already fingerprinted dataset).
     cohort_fp = (cohort_fingerprint(manifest) if any(s.name == "curate" for s in stages)
                  else None)
+    model_digest = sha256_file(params["model"]) if params.get("model") else ""
     run_dir = (Path(reports_dir or default_reports_dir()).resolve()
                / (name or default_run_name(params_path)))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -276,8 +277,11 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     timing_path = run_dir / "timing.json"
     for stage in stages:
         extra = (cohort_fp or "") if stage.name == "curate" else ""
-        # The curate key leaves out the manifest's path: the cohort fingerprint stands for it.
+        # The curate key leaves out the manifest's path: the cohort fingerprint stands for it;
+        # a model bundle's path is replaced by its file's SHA-256 (the predict chain).
         key_params = {k: v for k, v in params.items() if k != "cohort_manifest"}
+        if key_params.get("model"):
+            key_params["model"] = model_digest
         key = stage_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
         rkey = (resume_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
                 if stage.resumable else None)

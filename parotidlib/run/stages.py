@@ -68,6 +68,21 @@ STAGES: tuple[Stage, ...] = (
     Stage("report", "50-report.ipynb", "report.html", outputs=("report.html", "figures")),
 )
 
+#: The predict chain (``python -m parotidlib predict``): a model bundle applied to another
+#: cohort. Curation takes its input settings from the bundle (``model``), whose file's
+#: SHA-256 stands for it in the cache keys (as the cohort's fingerprint for the manifest).
+PREDICT_STAGES: tuple[Stage, ...] = (
+    Stage("curate", "70-predict-curate.ipynb", "data/dataset.json",
+          ("model", "cohort_manifest", "curate_jobs", "skip_invalid_patients"),
+          outputs=("data",)),
+    Stage("predict", "71-predict.ipynb", "external.json",
+          ("model", "predict_batch_size", "device", "bootstrap_resamples", "bootstrap_seed",
+           "calibration_bins"),
+          outputs=("predictions.csv", "patients.csv", "external.json")),
+    Stage("report", "72-predict-report.ipynb", "report.html", ("strip_patients",),
+          outputs=("report.html", "figures")),
+)
+
 #: The ablation report notebook (run.ablation), declared like a stage.
 ABLATION_REPORT = Stage("ablation", "60-ablation.ipynb", "ablation.html")
 

@@ -341,3 +341,30 @@ def test_curation_removes_what_dead_runs_left(cohort, tmp_path):
     assert sorted(tmp_path.iterdir()) == sorted([tmp_path / "data", *kept])
     assert all((p / "images.npy").read_bytes() == b"half" for p in kept)
     assert not any(p.exists() for p in gone)
+
+
+def test_external_curation_without_split_and_histology(cohort, tmp_path):
+    """A cohort curated for a trained model: no split, patients without histology allowed."""
+    table = pd.read_csv(cohort, dtype=str, keep_default_na=False)
+    table.loc[table.index[:2], "histology"] = ""
+    unlabelled = tmp_path / "cohort" / "manifest.csv"
+    unlabelled.parent.mkdir()
+    for col in [c for c in table.columns if c.startswith(("t1", "ce_t1", "t2"))]:
+        table[col] = [str((cohort.parent / p).resolve()) for p in table[col]]
+    table.to_csv(unlabelled, index=False)
+    with pytest.raises(CohortError, match="unknown histology"):
+        curate(unlabelled, tmp_path / "refused")  # training needs every histology
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = curate_cohort(unlabelled, tmp_path / "data", CurationConfig(**SMALL),
+                           progress=False, external=True)
+    assert set(ds.slices["split"]) == {"external"}
+    assert len(ds.indices("external")) == len(ds.slices)
+    unknown = ds.slices[ds.slices["patient_id"].isin(table["patient_id"][:2])]
+    lesion = unknown[unknown["label"].isna()]
+    assert len(lesion) and (lesion["label_index"] == -1).all()
+    assert set(unknown["label"].dropna()) <= {"free"}
+    counts = ds.meta["counts"]
+    assert ds.meta["external"] is True and set(counts["patients"]) == {"external", "total"}
+    assert counts["patients"]["external"]["unknown"] == 2
+    assert counts["slices"]["external"]["unknown"] == len(lesion)
