@@ -201,3 +201,97 @@ def test_stage_notebooks_run_by_hand_record_their_params_for_the_report(smoke_ru
                             kernel_name="python3", progress_bar=False, cwd=str(run_dir))
     assert load_params(run_dir / "params.yaml")["bootstrap_resamples"] == 20
     assert json.loads((run_dir / "metrics.json").read_text())["synthetic"] is True
+
+
+# --------------------------------------------------------------------------- predict chain
+
+
+def _second_cohort(base: Path, n_patients: int = 4, seed: int = 5) -> Path:
+    """A tiny shifted synthetic cohort: another seed, one 3 T scanner, more Warthin."""
+    from parotidlib.synth import EXTERNAL_SHIFT, generate_cohort
+
+    return generate_cohort(base / "second", n_patients=n_patients, seed=seed, jobs=1,
+                           **EXTERNAL_SHIFT)
+
+
+def _copy_manifest(manifest: Path, out: Path, rows: slice | None = None,
+                   **blank: bool) -> Path:
+    """The manifest with absolute paths (optionally fewer rows, blanked columns) in ``out``."""
+    import pandas as pd
+
+    from parotidlib.data.manifest import FILE_COLUMNS
+
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    for col in FILE_COLUMNS:
+        table[col] = [str((manifest.parent / p).resolve()) for p in table[col]]
+    if rows is not None:
+        table = table.iloc[rows]
+    for col in blank:
+        table[col] = ""
+    out.mkdir(parents=True)
+    table.to_csv(out / "manifest.csv", index=False)
+    return out / "manifest.csv"
+
+
+def test_predict_validates_a_second_cohort_beside_the_internal_test(smoke_run, tmp_path):
+    from parotidlib.run.predict import run_predict
+
+    manifest = _second_cohort(tmp_path)
+    result = run_predict(smoke_run.run_dir, manifest, name="second", params_path=SMOKE,
+                         reports_dir=tmp_path / "reports")
+    run_dir = result.run_dir
+    results = json.loads((run_dir / "external.json").read_text())
+    assert results["validated"] and results["synthetic"] and results["n_patients"] == 4
+    assert results["internal"] is not None and "difference" in results
+    assert results["model"]["training_run"] == "smoke"
+    # every curated slice predicted once, in the external split
+    import pandas as pd
+
+    predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"patient_id": str})
+    slices = pd.read_csv(run_dir / "data" / "slices.csv", dtype={"patient_id": str})
+    assert len(predictions) == len(slices) and set(predictions["split"]) == {"external"}
+    assert len(pd.read_csv(run_dir / "patients.csv")) == 4
+    html = (run_dir / "report.html").read_text()
+    for text in ("Validation beside the internal test", "Table 4", "Table 5", "internal test",
+                 "External minus internal", "Calibration and decision curve", "Brier",
+                 "Siemens Skyra 3T 100%", "Synthetic data", "data:image/png;base64"):
+        assert text in html, text
+    assert str(tmp_path) not in html and str(ROOT) not in html  # no absolute paths
+    for name in ("calibration_malignant", "calibration_one_vs_rest", "decision_curve",
+                 "external_roc", "external_confusion_matrix", "patient_SYN0001"):
+        assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0
+    # the bundle's curation settings were used, not the params file's
+    dataset = json.loads((run_dir / "data" / "dataset.json").read_text())
+    assert dataset["image_size"] == load_bundle(smoke_run.run_dir).curation.image_size
+    again = run_predict(smoke_run.run_dir, manifest, name="second", params_path=SMOKE,
+                        reports_dir=tmp_path / "reports")
+    assert again.skipped == ["curate", "predict", "report"]
+
+
+def test_predict_one_new_patient_without_histology_is_unvalidated(smoke_run, tmp_path):
+    from parotidlib.run.predict import run_predict
+
+    manifest = _copy_manifest(_second_cohort(tmp_path), tmp_path / "new", rows=slice(1, 2),
+                              histology=True)
+    result = run_predict(smoke_run.run_dir / "bundle.pt", manifest, name="new-patient",
+                         params_path=SMOKE, reports_dir=tmp_path / "reports")
+    results = json.loads((result.run_dir / "external.json").read_text())
+    assert results["n_patients"] == 1 and results["validated"] is False
+    assert "external" not in results
+    (diagnosis,) = results["diagnoses"]
+    assert diagnosis["histology"] is None and diagnosis["correct"] is None
+    assert diagnosis["predicted_histology"] in ("pleomorphic_adenoma", "warthin", "malignant")
+    html = (result.run_dir / "report.html").read_text()
+    assert "Unvalidated" in html and "none (unvalidated)" in html
+    assert not (result.run_dir / "figures" / "calibration_malignant.png").exists()
+
+
+def test_predict_refuses_a_cohort_without_a_channel_of_the_model(smoke_run, tmp_path):
+    manifest = _copy_manifest(_second_cohort(tmp_path), tmp_path / "no-ce", ce_t1=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "parotidlib", "predict", "--model", str(smoke_run.run_dir),
+         "--cohort", str(manifest), "--name", "refused", "--reports-dir",
+         str(tmp_path / "reports")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "cannot supply ['ce_t1']" in proc.stderr and "'ce_t1' empty for 4" in proc.stderr
+    assert not (tmp_path / "reports" / "refused").exists()

@@ -315,7 +315,13 @@ def _fit_glm(y: np.ndarray, exog: np.ndarray, offset: np.ndarray | None) -> Any:
         warnings.simplefilter("error", PerfectSeparationWarning)
         warnings.simplefilter("error", ConvergenceWarning)
         try:
-            result = sm.GLM(y, exog, family=sm.families.Binomial(), offset=offset).fit()
+            # Started at "perfectly calibrated" (intercept 0, slope 1): IRLS from its
+            # default start (the mean outcome, offset ignored) can diverge when many
+            # offsets sit at the clipping bound (intercept -3e15 on real predictions).
+            start = np.zeros(exog.shape[1])
+            start[1:] = 1.0
+            result = sm.GLM(y, exog, family=sm.families.Binomial(), offset=offset).fit(
+                start_params=start)
         except (PerfectSeparationError, PerfectSeparationWarning):
             raise _Separation() from None
         except ConvergenceWarning:

@@ -58,9 +58,10 @@ def check_cohort(bundle: Bundle, manifest: str | Path) -> None:
                 missing.append(f"{channel} ({column!r} empty for {len(empty)} patient(s): "
                                f"{shown})")
     if missing:
-        bundle.require_channels([c for c in bundle.channels
-                                 if not any(m.startswith(f"{c} ") for m in missing)],
-                                where=f"the cohort {manifest} ({'; '.join(missing)})")
+        lacking = [c for c in bundle.channels if any(m.startswith(f"{c} ") for m in missing)]
+        raise BundleError(f"the model in {bundle.path} needs the input channel(s) "
+                          f"{list(bundle.channels)}; the cohort {manifest} cannot supply "
+                          f"{lacking}: {'; '.join(missing)}")
 
 
 def curation_for(bundle: Bundle, curate_jobs: int = 0, skip_invalid_patients: bool = False

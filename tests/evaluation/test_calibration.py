@@ -379,3 +379,16 @@ def test_calibration_module_does_not_import_torch():
     code = ("import sys; import parotidlib.evaluation.calibration; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_intercept_with_many_predictions_at_the_clipping_bound_solves_its_score_equation():
+    """Many probabilities far below eps (clipped offsets at logit(1e-6)) once sent statsmodels'
+    IRLS from its default start to an intercept of -6e14; the maximum-likelihood intercept is
+    the root of sum(expit(a + logit(p))) = sum(y), found here by scipy's brentq."""
+    rng = np.random.default_rng(0)
+    p = np.where(rng.random(1300) < 0.3, 1e-9, rng.uniform(0.05, 0.95, 1300))
+    y = (rng.random(1300) < np.clip(p * 1.1, 0, 1)).astype(int)
+    x = logit(np.clip(p, 1e-6, 1 - 1e-6))
+    root = brentq(lambda a: expit(a + x).sum() - y.sum(), -50, 50)
+    assert calibration_intercept_slope(y, p)["intercept"]["value"] == pytest.approx(root,
+                                                                                     abs=1e-6)

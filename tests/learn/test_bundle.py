@@ -1,42 +1,16 @@
 """The model bundle: one self-describing file that applies a run's model to new patients."""
 
 import json
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from parotidlib.config import CurationConfig, TrainConfig
-from parotidlib.data.curate import curate_cohort
 from parotidlib.learn.bundle import BUNDLE_FORMAT, BundleError, load_bundle, write_bundle
 from parotidlib.learn.checkpoint import load_model
 from parotidlib.learn.predict import predict_proba
-from parotidlib.learn.train import train_model
-from parotidlib.synth import generate_cohort
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("bundle")
-    manifest = generate_cohort(base / "cohort", n_patients=6, seed=3, jobs=1, pixel_scale=4)
-    run = base / "run"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = curate_cohort(manifest, run / "data", CurationConfig(
-            image_size=16, channels=("t1", "ce_t1", "gland"), test_fraction=0.34,
-            curate_jobs=1), progress=False)
-    train = ds.indices("train")
-    train_model(np.asarray(ds.images)[train], ds.labels[train],
-                ds.slices["patient_id"].to_numpy()[train],
-                TrainConfig(epochs=1, batch_size=8, lr=1e-3, model_widths=(4, 8),
-                            val_fraction=0.0, checkpoint_every=1),
-                run / "model", channels=ds.channels, progress=False)
-    (run / "cohort.json").write_text(json.dumps({"manifest": str(manifest),
-                                                 "fingerprint": "f" * 64}))
-    return run
 
 
 def test_a_bundle_holds_what_new_patients_need_and_predicts_like_the_checkpoint(run_dir):
@@ -76,3 +50,24 @@ def test_unknown_formats_and_other_files_are_refused(run_dir, tmp_path):
     other.write_text("not a torch file")
     with pytest.raises(BundleError, match="not a model bundle"):
         load_bundle(other)
+
+
+def test_a_bundle_carries_the_internal_test_predictions(run_dir, tmp_path):
+    import pandas as pd
+
+    assert load_bundle(write_bundle(run_dir)).internal_predictions() is None  # none yet
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("data", "model", "cohort.json"):
+        (run / name).symlink_to(run_dir / name, target_is_directory=name != "cohort.json")
+    table = pd.DataFrame({"patient_id": ["007", "007", "008"], "slice_index": [1, 2, 1],
+                          "true_label": ["free", "warthin", "free"],
+                          "histology": ["warthin", "warthin", "malignant"],
+                          "split": ["test", "test", "train"],
+                          "prob_free": [0.7, 0.1, 0.9], "prob_pleomorphic_adenoma": [0.1] * 3,
+                          "prob_warthin": [0.1, 0.7, 0.0], "prob_malignant": [0.1, 0.1, 0.0],
+                          "predicted_label": ["free", "warthin", "free"]})
+    table.to_csv(run / "predictions.csv", index=False)
+    internal = load_bundle(write_bundle(run)).internal_predictions()
+    assert list(internal["patient_id"]) == ["007", "007"]  # the test split, ids as text
+    assert internal["prob_warthin"].tolist() == [0.1, 0.7]
