@@ -4,28 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parotidlib.config import CurationConfig, EvaluationConfig, TrainConfig
+from parotidlib.config import EvaluationConfig
 from parotidlib.constants import CLASSES
-from parotidlib.data.curate import curate_cohort
 from parotidlib.learn.predict import predict_run, predictions_frame
-from parotidlib.learn.train import train_model
-from parotidlib.synth import generate_cohort
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("eval")
-    manifest = generate_cohort(base / "cohort", n_patients=6, seed=3, jobs=1, pixel_scale=4)
-    run = base / "run"
-    ds = curate_cohort(manifest, run / "data", CurationConfig(
-        image_size=16, test_fraction=0.34, curate_jobs=1), progress=False)
-    train = ds.indices("train")
-    train_model(np.asarray(ds.images)[train], ds.labels[train],
-                ds.slices["patient_id"].to_numpy()[train],
-                TrainConfig(epochs=1, batch_size=8, lr=1e-3, model_widths=(4, 8),
-                            val_fraction=0.0, checkpoint_every=1),
-                run / "model", channels=ds.channels, progress=False)
-    return run
+def run_dir(make_tiny_run):
+    return make_tiny_run()
 
 
 def test_predict_run_scores_every_slice_of_both_splits(run_dir):
