@@ -27,6 +27,7 @@ The last line printed is the speed-ratios, e.g. ``speedup_64px=1.9x speedup_224p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -171,17 +172,39 @@ def rates(runners: dict, batches: int, rounds: int, warmup: int, batch_size: int
     return {name: statistics.median(v) for name, v in seen.items()}
 
 
-def protocol_epoch_seconds(n_train: int, size: int, cfg: TrainConfig, epochs: int) -> list[float]:
-    """Seconds per epoch of the real ``train_model`` loop (with validation) on random data."""
-    n = math.ceil(n_train / (1 - cfg.val_fraction))
+def protocol_data(n_train: int, size: int, val_fraction: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random uint8 slices (4 channels), labels and patients (about 13 slices each), enough
+    that about ``n_train`` of them stay for training once the validation patients are out."""
+    n = math.ceil(n_train / (1 - val_fraction))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 4, size, size), dtype=np.uint8)
     labels = np.arange(n) % 4
     patients = np.arange(n) // 13  # about 13 slices a patient
+    return images, labels, patients
+
+
+class _TimeUp(Exception):
+    """Raised from ``on_epoch_end`` to stop a timed ``train_model`` run."""
+
+
+def protocol_epoch_seconds(n_train: int, size: int, cfg: TrainConfig, epochs: int,
+                           time_limit_s: float | None = None) -> list[float]:
+    """Seconds per epoch of the real ``train_model`` loop (with validation) on random data;
+    with ``time_limit_s`` the run stops after the first epoch that ends past it."""
+    images, labels, patients = protocol_data(n_train, size, cfg.val_fraction)
     run_cfg = dataclasses.replace(cfg, epochs=epochs, checkpoint_every=epochs)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train_model(images, labels, patients, run_cfg, tmp, progress=False)
-    return result.history["seconds"].tolist()
+    seconds: list[float] = []
+    t0 = time.perf_counter()
+
+    def timed(epoch: int, row) -> None:
+        seconds.append(row["seconds"])
+        if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
+            raise _TimeUp
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(_TimeUp):
+        train_model(images, labels, patients, run_cfg, tmp, progress=False, on_epoch_end=timed)
+    return seconds
 
 
 # ----------------------------------------------------------------------------- main

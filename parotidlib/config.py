@@ -13,6 +13,7 @@ train       :class:`TrainConfig`    20-train (``learn.train``)
 evaluate    :class:`EvaluationConfig` 30-evaluate and 40-statistics
 ablation    :class:`AblationConfig` the channel ablation batch (``run.ablation``)
 predict     :class:`PredictConfig`  70-72, a trained model applied to another cohort
+batch       :class:`BatchConfig`    a grid of runs and its executor (``run.batch``)
 =========== ======================= ===================================================
 
 The defaults are the quick CPU profile (``params/default.yaml``: 64 px, 24 epochs at a high
@@ -224,6 +225,10 @@ class TrainConfig:
     mixed_precision: str = "auto"
     checkpoint_every: int = 5  # epochs between epoch_XXXX.pt / last.pt checkpoints
     num_threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    # torch.compile the network for the training steps (speed only: validation, checkpoints and
+    # resuming use the plain module). CUDA: bench/device_check.sh measures the gain; on a CPU
+    # it needs a C++ compiler, and the first epoch spends tens of seconds compiling.
+    compile: bool = False
     augment: bool = True  # apply the random augmentation below to training batches
     aug_flip: bool = True  # random horizontal and vertical flips (p = 0.5 each)
     aug_rotate_deg: float = 10.0  # rotation drawn from [-x, x] degrees
@@ -260,6 +265,7 @@ class TrainConfig:
                               f"{mp!r}")
         else:
             _set(self, "mixed_precision", mp.lower())
+        check_bool("compile", self.compile)
         check_bool("augment", self.augment)
         check_bool("aug_flip", self.aug_flip)
         for key, upper in (("aug_rotate_deg", 180.0), ("aug_translate", 0.5),
@@ -370,6 +376,56 @@ class PredictConfig:
         check_int("strip_patients", self.strip_patients, 0)
 
 
+#: Executors of a batch (``run.batch``): this machine's processes, SLURM through submitit,
+#: or submitit's local executor (the SLURM code path without a cluster: the tests use it).
+EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
+#: Keys of the ``cluster:`` section (submitit's parameters, with their units in the name).
+CLUSTER_KEYS: tuple[str, ...] = (
+    "partition", "time_min", "gpus_per_member", "cpus_per_member", "mem_gb", "account",
+    "array_parallelism", "qos", "constraint", "setup",
+)
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """A batch of runs (``run.batch``): a grid of params, where and how its members run."""
+
+    # Params key -> list of values; every combination is one member (its own run folder).
+    grid: dict = dataclasses.field(default_factory=dict)
+    executor: str = "local"  # local | slurm | submitit-local
+    jobs: int = 1  # members run at once by the local executor (cores divided between them)
+    # SLURM settings (submitit): partition, time_min, gpus_per_member, cpus_per_member,
+    # mem_gb, account, array_parallelism, qos, constraint, setup (shell lines before a member)
+    cluster: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grid, Mapping):
+            raise ParamsError(f"grid must be a mapping of params key -> list of values, got "
+                              f"{self.grid!r}")
+        own = set(field_names(BatchConfig))
+        valid = {k for cls in SECTIONS.values() for k in field_names(cls)}
+        for key, values in self.grid.items():
+            if key not in valid or key in own:
+                raise ParamsError(f"grid key {key!r} is not a params key a run can vary "
+                                  f"(valid: the keys of params/default.yaml)")
+            if not isinstance(values, list | tuple) or not values:
+                raise ParamsError(f"grid[{key!r}] must be a non-empty list of values, got "
+                                  f"{values!r}")
+        check_choice("executor", self.executor, EXECUTORS)
+        check_int("jobs", self.jobs, 1)
+        if not isinstance(self.cluster, Mapping):
+            raise ParamsError(f"cluster must be a mapping, got {self.cluster!r}")
+        unknown = sorted(set(self.cluster) - set(CLUSTER_KEYS))
+        if unknown:
+            raise ParamsError(f"unknown cluster key(s) {unknown}; valid: {list(CLUSTER_KEYS)}")
+        for key in ("time_min", "gpus_per_member", "cpus_per_member", "array_parallelism"):
+            if key in self.cluster:
+                check_int(f"cluster.{key}", self.cluster[key], 0 if key.startswith("gpus")
+                          else 1)
+        if "mem_gb" in self.cluster:
+            check_real("cluster.mem_gb", self.cluster["mem_gb"], 0.0, math.inf, low_open=True)
+
+
 #: Section name -> config dataclass; the params keys are the union of their fields.
 SECTIONS: dict[str, type] = {
     "run": RunConfig,
@@ -378,6 +434,7 @@ SECTIONS: dict[str, type] = {
     "evaluate": EvaluationConfig,
     "ablation": AblationConfig,
     "predict": PredictConfig,
+    "batch": BatchConfig,
 }
 
 

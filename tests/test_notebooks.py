@@ -10,14 +10,15 @@ import nbformat
 import pytest
 
 from parotidlib import params as P
-from parotidlib.run.stages import ABLATION_REPORT, PREDICT_STAGES, STAGES
+from parotidlib.run.stages import ABLATION_REPORT, CV_REPORT, PREDICT_STAGES, STAGES
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_every_stage_has_its_notebook_and_no_notebook_is_orphaned():
-    expected = sorted([s.notebook for s in (*STAGES, *PREDICT_STAGES, ABLATION_REPORT)])
+    expected = sorted([s.notebook for s in (*STAGES, *PREDICT_STAGES, ABLATION_REPORT,
+                                            CV_REPORT)])
     assert expected == [p.name for p in BOOKS]
 
 
@@ -60,7 +61,7 @@ def test_notebook_defines_no_functions_or_classes(path):
             )
 
 
-@pytest.mark.parametrize("stage", [*STAGES, *PREDICT_STAGES, ABLATION_REPORT],
+@pytest.mark.parametrize("stage", [*STAGES, *PREDICT_STAGES, ABLATION_REPORT, CV_REPORT],
                          ids=lambda s: s.notebook)
 def test_parameters_cell_declares_exactly_the_keys_its_stage_is_passed(stage):
     """The parameters cell is the notebook's whole interface: the pipeline passes a stage

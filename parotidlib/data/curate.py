@@ -330,3 +330,65 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
     return load_dataset(out_dir)
 
 
+
+
+#: Split settings a derived dataset (:func:`resplit_dataset`) may change.
+SPLIT_SETTINGS = ("test_fraction", "split_seed", "cv_folds", "fold")
+
+
+def resplit_dataset(source: str | Path, out_dir: str | Path, config: CurationConfig
+                    ) -> CuratedDataset:
+    """The curated dataset ``source`` with another patient split, e.g. one cross-validation
+    fold, in ``out_dir``, without curating again.
+
+    ``out_dir/images.npy`` is a relative symbolic link to the source's images (read-only to
+    whoever trains on it); ``slices.csv`` is the source's with the ``split`` column of
+    :func:`parotidlib.data.split.split_patients` under ``config``'s split settings
+    (:data:`SPLIT_SETTINGS`), and ``dataset.json`` records them, the new counts and the
+    source (``derived_from``). Written atomically, and not rewritten when unchanged (a
+    resumed batch leaves finished members' data alone).
+
+    Raises
+    ------
+    ValueError
+        ``source`` is not a complete dataset, or ``out_dir`` a folder that is not a dataset.
+    """
+    source, out_dir = Path(source).resolve(), Path(out_dir).resolve()
+    src = load_dataset(source)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
+        raise ValueError(f"out_dir {out_dir} is a non-empty folder without dataset.json; "
+                         f"refusing to replace it")
+    patients = src.slices.drop_duplicates("patient_id")[["patient_id", "histology"]]
+    split = split_patients(patients, config.test_fraction, config.split_seed, config.cv_folds,
+                           config.fold)
+    slices = src.slices.copy()
+    slices["split"] = slices["patient_id"].map(split)
+    check_no_leakage(slices)
+    text = slices.to_csv(index=False, lineterminator="\n")
+    meta = json.loads(json.dumps(src.meta))
+    meta["config"].update({k: getattr(config, k) for k in SPLIT_SETTINGS})
+    meta["counts"] = _counts(slices, patients, split)
+    meta["slices_file"] = {"file": "slices.csv", "sha256": sha256_text(text)}
+    meta["derived_from"] = {"dataset": os.path.relpath(source, out_dir.parent),
+                            "slices_sha256": src.meta["slices_file"]["sha256"]}
+    meta_text = json.dumps(meta, indent=2) + "\n"
+    try:
+        if ((out_dir / "dataset.json").read_text() == meta_text
+                and (out_dir / "slices.csv").read_text() == text):
+            return load_dataset(out_dir)
+    except OSError:
+        pass
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for prefix in _temp_prefixes(out_dir):
+        remove_stale_temp_dirs(out_dir.parent, prefix)
+    tmp = make_temp_dir(out_dir.parent, _temp_prefixes(out_dir)[0])
+    try:
+        os.symlink(os.path.relpath(source / meta["images"]["file"], out_dir),
+                   tmp / meta["images"]["file"])
+        (tmp / "slices.csv").write_text(text)
+        (tmp / "dataset.json").write_text(meta_text)
+        _move_into_place(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_dataset(out_dir)

@@ -146,8 +146,10 @@ def load_model(
 # ----------------------------------------------------------------------------- resuming
 
 #: Settings that may change between an interrupted run and its resumption: they do not change
-#: the arithmetic (``epochs`` only extends the run).
-RESUME_MAY_DIFFER = frozenset({"epochs", "checkpoint_every", "num_threads", "device"})
+#: the arithmetic (``epochs`` only extends the run; ``compile`` is speed only, and checkpoints
+#: written before it existed lack it).
+RESUME_MAY_DIFFER = frozenset({"epochs", "checkpoint_every", "num_threads", "device",
+                               "compile"})
 #: Settings that may change when the learning rate they give agrees on every epoch the
 #: checkpoint has trained and on the epoch it resumes with.
 LR_SCHEDULE = ("lr_decay_start", "lr_decay_every", "lr_decay_factor")

@@ -10,7 +10,9 @@ TRAINING patients (grouped by patient, stratified by histology) are kept as ``be
 Speed: the whole training set stays in memory as one tensor (uint8 stays uint8 until a batch is
 drawn), on the training device; batches are indexed there, augmented there in one pass
 (:mod:`parotidlib.learn.augment`), fed in channels_last layout (the layout cuDNN/oneDNN convolutions
-prefer) and optionally under autocast. No DataLoader, no per-slice Python.
+prefer) and optionally under autocast. No DataLoader, no per-slice Python. With
+``config.compile`` the training steps run the network through ``torch.compile`` (validation and
+checkpoints use the plain module, whose ``state_dict`` has no ``_orig_mod.`` prefix).
 
 Example
 -------
@@ -60,8 +62,8 @@ from parotidlib.learn.model import ReducedResNet
 from parotidlib.learn.predict import check_images, predict_logits, to_unit_float
 from parotidlib.learn.schedule import build_optimizer, build_scheduler
 
-__all__ = ["HISTORY_COLUMNS", "TrainResult", "split_validation_patients", "train_model",
-           "train_step"]
+__all__ = ["HISTORY_COLUMNS", "TrainResult", "compile_for_training", "split_validation_patients",
+           "train_model", "train_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +164,16 @@ def _evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device) -> t
 
 # ----------------------------------------------------------------------------- the loop
 
+def compile_for_training(model: nn.Module, mode: str | None = None) -> nn.Module:
+    """``torch.compile(model, mode=mode)`` for the training steps (``config.compile``).
+
+    Static shapes: a full batch and the epoch's last, smaller one give two graphs. The result
+    shares ``model``'s parameters; ``model`` itself stays the plain module (its ``state_dict``
+    is what checkpoints hold; the compiled one's keys carry an ``_orig_mod.`` prefix).
+    """
+    return torch.compile(model, mode=mode, dynamic=False)
+
+
 def _validate_inputs(
     images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
     config: TrainConfig, channels: Sequence[str] | None,
@@ -243,8 +255,8 @@ def train_model(
         C = 4, else ``channel0``...
     resume : bool
         Continue from ``checkpoints/last.pt`` if present (its config must match except
-        ``RESUME_MAY_DIFFER``: epochs, checkpoint_every, num_threads, device); the result is
-        bit-identical on CPU to an uninterrupted run. False starts over.
+        ``RESUME_MAY_DIFFER``: epochs, checkpoint_every, num_threads, device, compile); the
+        result is bit-identical on CPU to an uninterrupted run. False starts over.
     progress : bool
         Show a tqdm bar over epochs.
     on_epoch_end : callable, optional
@@ -326,6 +338,9 @@ def train_model(
                 )
         elif not resume:
             clear_checkpoints(ckpt_dir)
+        # The network the training steps run; ``model`` (the plain module, sharing its
+        # parameters) is what validation and the checkpoints see.
+        step_model = compile_for_training(model) if config.compile else model
 
         # The data, once, on the device; uint8 stays uint8 until a batch is drawn.
         x_train = torch.from_numpy(np.ascontiguousarray(images[train_idx])).to(device)
@@ -364,7 +379,7 @@ def train_model(
             for i in range(0, n_train, config.batch_size):
                 idx = perm[i:i + config.batch_size]
                 batch_loss, batch_correct = train_step(
-                    model, x_train[idx], y_train[idx], optimizer, scaler, augment,
+                    step_model, x_train[idx], y_train[idx], optimizer, scaler, augment,
                     generators["augment"], amp_dtype,
                 )
                 loss_sum += batch_loss

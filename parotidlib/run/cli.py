@@ -1,4 +1,5 @@
-"""Command line: ``python -m parotidlib {synth,import-dicom,run,ablation,predict,external}``."""
+"""Command line: ``python -m parotidlib {synth,import-dicom,run,ablation,batch,cv,predict,
+external}``."""
 
 from __future__ import annotations
 
@@ -107,6 +108,17 @@ def _external(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> dict | None:
+    """The cluster settings of the params file, overridden by the flags given."""
+    from parotidlib.params import load_params
+
+    flags = {key: getattr(args, key) for key in CLUSTER_FLAGS
+             if getattr(args, key, None) is not None}
+    if not flags:
+        return None
+    return {**load_params(args.params)["cluster"], **flags}
+
+
 def _ablation(args: argparse.Namespace) -> int:
     from parotidlib.params import load_params
     from parotidlib.run.ablation import run_ablation
@@ -114,9 +126,56 @@ def _ablation(args: argparse.Namespace) -> int:
 
     print(describe_profile(load_params(args.params), args.params), flush=True)
     result = run_ablation(args.params, name=args.name, jobs=args.jobs, force=args.force,
-                          reports_dir=args.reports_dir)
+                          reports_dir=args.reports_dir, executor=args.executor,
+                          cluster=_cluster(args), folds=args.folds)
     print(f"ablation report: {result}")
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import yaml
+
+    from parotidlib.run.batch import run_batch
+
+    grid = None
+    if args.grid is not None:
+        grid = yaml.safe_load(args.grid.read_text())
+        grid = grid.get("grid", grid) if isinstance(grid, dict) else grid
+    result = run_batch(args.params, grid, name=args.name, executor=args.executor,
+                       jobs=args.jobs, cluster=_cluster(args), force=args.force,
+                       reports_dir=args.reports_dir)
+    print(f"batch {result.batch_dir}: {len(result.members)} member(s), "
+          f"{len(result.skipped)} finished before")
+    return 0
+
+
+def _cv(args: argparse.Namespace) -> int:
+    from parotidlib.params import load_params
+    from parotidlib.run.cv import run_cv
+    from parotidlib.run.profile import describe_profile
+
+    print(describe_profile(load_params(args.params), args.params), flush=True)
+    result = run_cv(args.params, folds=args.folds, seeds=args.seeds, name=args.name,
+                    executor=args.executor, jobs=args.jobs, cluster=_cluster(args),
+                    force=args.force, reports_dir=args.reports_dir)
+    print(f"cross-validation report: {result}")
+    return 0
+
+
+#: Flags overriding the params file's ``cluster:`` settings (config.CLUSTER_KEYS).
+CLUSTER_FLAGS = ("partition", "time_min", "gpus_per_member", "cpus_per_member", "mem_gb",
+                 "account", "array_parallelism")
+
+
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default=None,
+                   help="where members run (default: the params' executor, local)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="members at once on this machine (local executor)")
+    for key in CLUSTER_FLAGS:
+        kind = float if key == "mem_gb" else str if key in ("partition", "account") else int
+        p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, default=None,
+                       help=f"SLURM: cluster.{key}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,8 +234,32 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reports-dir", type=Path, default=None,
                        help="where run folders go (default: $PAROTIDLIB_REPORTS_DIR or reports/)")
         if name == "ablation":
-            p.add_argument("--jobs", type=int, default=1, help="compositions run in parallel")
+            _add_executor_args(p)
+            p.set_defaults(jobs=1)
+            p.add_argument("--folds", type=int, default=0,
+                           help="cross-validate every composition over K folds (Table 3 on "
+                                "all patients)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("batch", help="run a grid of params, one run folder per member")
+    p.add_argument("--params", type=Path, default=Path("params/default.yaml"))
+    p.add_argument("--grid", type=Path, default=None,
+                   help="YAML grid (key: [values]); default: the params' grid")
+    p.add_argument("--name", default=None, help="batch folder (default: <params>_batch)")
+    p.add_argument("--force", action="store_true", help="rerun finished members")
+    p.add_argument("--reports-dir", type=Path, default=None)
+    _add_executor_args(p)
+    p.set_defaults(func=_batch)
+
+    p = sub.add_parser("cv", help="cross-validation over all patients -> reports/<run>/cv.html")
+    p.add_argument("--params", type=Path, default=Path("params/default.yaml"))
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--name", default=None, help="batch folder (default: <params>_cv<k>)")
+    p.add_argument("--force", action="store_true", help="rerun finished members")
+    p.add_argument("--reports-dir", type=Path, default=None)
+    _add_executor_args(p)
+    p.set_defaults(func=_cv)
 
     p = sub.add_parser("predict", help="apply a trained model to another cohort (external "
                        "validation, new patients) -> reports/<name>/report.html")

@@ -93,6 +93,35 @@ def stage_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str
                         upstream, extra])
 
 
+def chain_keys(params: Mapping[str, Any], stages: Sequence[Stage], upstream: str = "",
+               cohort_fp: str | None = None, notebooks_dir: Path = NOTEBOOKS_DIR,
+               package_dir: Path = PACKAGE_DIR) -> dict[str, tuple[str, str | None]]:
+    """Stage name -> (cache key, resume key or None) of a chain, as :func:`run_study` computes
+    them: each key covers the one before it, the curate key the cohort fingerprint; the
+    manifest's path is left out and a model bundle's path replaced by its file's SHA-256."""
+    key_params = {k: v for k, v in params.items() if k != "cohort_manifest"}
+    if key_params.get("model"):
+        key_params["model"] = sha256_file(key_params["model"])
+    out: dict[str, tuple[str, str | None]] = {}
+    for stage in stages:
+        extra = (cohort_fp or "") if stage.name == "curate" else ""
+        key = stage_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
+        rkey = (resume_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
+                if stage.resumable else None)
+        out[stage.name] = (key, rkey)
+        upstream = key
+    return out
+
+
+def chain_complete(run_dir: str | Path, stages: Sequence[Stage],
+                   keys: Mapping[str, tuple[str, str | None]]) -> bool:
+    """Whether every stage of a chain is complete in ``run_dir`` under ``keys``
+    (:func:`chain_keys`): what a batch checks before it submits a member again."""
+    run_dir = Path(run_dir)
+    return all(_complete(run_dir, stage, read_stamp(run_dir, stage), keys[stage.name][0])
+               for stage in stages)
+
+
 def resume_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str = "",
                notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR) -> str:
     """The key without the params a stage can resume across (``Stage.resumable`` and, for
@@ -265,7 +294,7 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     # member starts at training on the batch's shared, already fingerprinted dataset).
     cohort_fp = (cohort_fingerprint(manifest) if any(s.name == "curate" for s in stages)
                  else None)
-    model_digest = sha256_file(params["model"]) if params.get("model") else ""
+    keys = chain_keys(params, stages, upstream, cohort_fp, notebooks_dir, package_dir)
     run_dir = (Path(reports_dir or default_reports_dir()).resolve()
                / (name or default_run_name(params_path)))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -276,17 +305,9 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     result = RunResult(run_dir=run_dir, report=run_dir / "report.html", keys={})
     timing_path = run_dir / "timing.json"
     for stage in stages:
-        extra = (cohort_fp or "") if stage.name == "curate" else ""
-        # The curate key leaves out the manifest's path: the cohort fingerprint stands for it;
-        # a model bundle's path is replaced by its file's SHA-256 (the predict chain).
-        key_params = {k: v for k, v in params.items() if k != "cohort_manifest"}
-        if key_params.get("model"):
-            key_params["model"] = model_digest
-        key = stage_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
-        rkey = (resume_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
-                if stage.resumable else None)
+        key, rkey = keys[stage.name]
         own = stage_params(stage, params)
-        upstream = result.keys[stage.name] = key
+        result.keys[stage.name] = key
         stamp = read_stamp(run_dir, stage)
         if not force and _complete(run_dir, stage, stamp, key):
             logger.info("stage %-10s unchanged, not rerun (%.1f s when it ran)",

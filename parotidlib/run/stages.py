@@ -50,7 +50,7 @@ class Stage:
 
 
 #: Keys that change how fast a stage runs, not what it computes (left out of cache keys).
-SPEED_KEYS = frozenset({"num_threads", "curate_jobs"})
+SPEED_KEYS = frozenset({"num_threads", "curate_jobs", "compile"})
 
 STAGES: tuple[Stage, ...] = (
     Stage("curate", "10-curate.ipynb", "data/dataset.json",
@@ -85,6 +85,8 @@ PREDICT_STAGES: tuple[Stage, ...] = (
 
 #: The ablation report notebook (run.ablation), declared like a stage.
 ABLATION_REPORT = Stage("ablation", "60-ablation.ipynb", "ablation.html")
+#: The cross-validation report notebook (run.cv), declared like a stage.
+CV_REPORT = Stage("cv", "80-cv.ipynb", "cv.html")
 
 
 def stage_named(name: str) -> Stage:

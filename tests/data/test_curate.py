@@ -368,3 +368,26 @@ def test_external_curation_without_split_and_histology(cohort, tmp_path):
     assert ds.meta["external"] is True and set(counts["patients"]) == {"external", "total"}
     assert counts["patients"]["external"]["unknown"] == 2
     assert counts["slices"]["external"]["unknown"] == len(lesion)
+
+
+def test_resplit_dataset_makes_a_fold_without_curating_again(cohort, tmp_path):
+    from parotidlib.data.curate import resplit_dataset
+
+    base = curate(cohort, tmp_path / "data")
+    before = files(tmp_path / "data")
+    folds = []
+    for fold in range(2):
+        ds = resplit_dataset(tmp_path / "data", tmp_path / f"fold{fold}" / "data",
+                             CurationConfig(**{**SMALL, "cv_folds": 2, "fold": fold}))
+        assert (tmp_path / f"fold{fold}" / "data" / "images.npy").is_symlink()
+        np.testing.assert_array_equal(ds.images, base.images)
+        assert ds.meta["config"]["fold"] == fold and ds.meta["counts"]["patients"]["test"]["all"]
+        load_dataset(ds.path, verify=True)  # the recorded SHA-256 match the files
+        folds.append(set(ds.slices.loc[ds.slices["split"] == "test", "patient_id"]))
+    assert set().union(*folds) == set(base.slices["patient_id"])  # every patient out once
+    assert sum(len(f) for f in folds) == base.slices["patient_id"].nunique()
+    assert files(tmp_path / "data") == before  # the source is left alone
+    mtime = (tmp_path / "fold0" / "data" / "dataset.json").stat().st_mtime_ns
+    resplit_dataset(tmp_path / "data", tmp_path / "fold0" / "data",
+                    CurationConfig(**{**SMALL, "cv_folds": 2, "fold": 0}))
+    assert (tmp_path / "fold0" / "data" / "dataset.json").stat().st_mtime_ns == mtime

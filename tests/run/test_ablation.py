@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from parotidlib.config import AblationConfig, composition_channels
+from parotidlib.evaluation.paired import MCNEMAR_COLUMN
 from parotidlib.evaluation.stats import wilson_interval
 from parotidlib.report import ablation as A
 from parotidlib.run.ablation import member_name, run_ablation
@@ -41,7 +42,8 @@ def batch(tmp_path_factory):
 
 def test_batch_builds_the_table_beside_the_paper(batch):
     text = batch["html"].read_text()
-    assert "Table 3" in text and "McNemar" in text and "data:image/png;base64" in text
+    for part in ("Table 3", "McNemar", "paired bootstrap", "data:image/png;base64"):
+        assert part in text, part
     run_dir = batch["run_dir"]
     # curated once, with every channel; members link to it
     assert json.loads((run_dir / "data" / "dataset.json").read_text())["channels"] == [
@@ -64,8 +66,11 @@ def test_table_rows_and_intervals_match_the_members_metrics(batch):
         assert row["accuracy (mean)"] == pytest.approx(acc["value"])
         lo, hi = wilson_interval(acc["successes"], acc["total"])
         assert row["95% CI"] == f"[{lo:.3f}, {hi:.3f}]"
-    paired = A.paired_comparisons(run_dir, members)
-    assert len(paired) == 1 and 0.0 <= paired.loc[0, "McNemar exact p"] <= 1.0
+    paired = A.paired_comparisons(run_dir, members, resamples=200)
+    assert len(paired) == 1 and 0.0 <= paired.loc[0, MCNEMAR_COLUMN] <= 1.0
+    row = paired.iloc[0]
+    assert row["composition"] == "t1" and row["seed"] == 0
+    assert row["difference"] == pytest.approx(row["accuracy"] - row["reference accuracy"])
 
 
 def test_resumed_batch_skips_finished_members(batch, monkeypatch):
@@ -73,3 +78,22 @@ def test_resumed_batch_skips_finished_members(batch, monkeypatch):
     run_ablation(batch["params"], name="abl", reports_dir=batch["base"] / "reports")
     members = json.loads((batch["run_dir"] / "ablation" / "members.json").read_text())
     assert all(m["skipped"] == ["train", "evaluate", "statistics"] for m in members)
+
+
+def test_cross_validated_ablation_rests_on_every_patient(batch, tmp_path, monkeypatch):
+    """``ablation --folds 2``: each composition over both folds, run two at a time; Table 3
+    from the pooled out-of-fold slices of all 12 patients."""
+    monkeypatch.setenv("PAROTIDLIB_DATA_DIR", str(batch["base"] / "data"))
+    html = run_ablation(batch["params"], name="abl-cv", jobs=2, folds=2,
+                        reports_dir=tmp_path / "reports")
+    run_dir = html.parent
+    members = A.read_members(run_dir)
+    assert A.cross_validated(run_dir) and len(members) == 2
+    assert set(members["patients"]) == {12}
+    slices = json.loads((run_dir / "data" / "dataset.json").read_text())["n_slices"]
+    assert set(members["total"]) == {slices}  # every slice once, out of fold
+    for name in ("t1__fold0__seed0", "t1__fold1__seed0"):
+        assert (run_dir / "ablation" / name / "metrics.json").exists()
+    paired = A.paired_comparisons(run_dir, members, resamples=100)
+    assert paired.loc[0, "slices"] == slices and paired.loc[0, "patients"] == 12
+    assert "Cross-validated" in html.read_text()

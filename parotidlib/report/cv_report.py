@@ -1,0 +1,158 @@
+"""Tables, text and figures of the cross-validation report (80-cv), from ``cv_metrics.json``.
+
+The pooled out-of-fold results stand beside the paper's single-split numbers and the
+profile's own single-split run, never tuned against them; the per-fold and per-seed tables
+show the spread the pooled number hides.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from parotidlib.evaluation.frames import ci_text, number_text, table4_frame, table5_frame
+from parotidlib.report.paper import PAPER
+
+__all__ = ["draw_cv_figures", "fold_frame", "pooled_frame", "single_split_metrics",
+           "spread_frame", "summary_paragraph", "table4_by_seed", "table5_by_seed",
+           "width_frame"]
+
+#: The copy of the profile's newest single-split run's metrics (run.cv writes it).
+SINGLE_SPLIT_METRICS = "single_split_metrics.json"
+_TYPES = ("pleomorphic_adenoma", "warthin", "malignant")
+
+
+def single_split_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """The single-split run's metrics.json copied into the batch folder, None without one."""
+    path = Path(run_dir) / SINGLE_SPLIT_METRICS
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _first_seed(metrics: Mapping[str, Any]) -> str:
+    return str(metrics["seeds"][0])
+
+
+def pooled_frame(metrics: Mapping[str, Any], single: Mapping[str, Any] | None = None
+                 ) -> pd.DataFrame:
+    """Pooled out-of-fold results per seed beside the paper's test split and the
+    single-split run's (slice accuracy, micro- and macro-AUC, patient accuracy)."""
+    columns: dict[str, dict[str, str]] = {}
+    paper_acc, paper_ci = PAPER["slice_accuracy"]["test"]
+    columns["paper (21 test patients)"] = {
+        "patients": "21", "slice accuracy [95% CI]": f"{paper_acc:.3f} [{paper_ci[0]:.2f}, "
+        f"{paper_ci[1]:.2f}]", "micro-AUC [95% CI]": f"{PAPER['micro_auc']['test']:.2f}",
+        "macro-AUC": "not reported", "patient accuracy (3 types)": (
+            f"{sum(PAPER['table5'][t][1] for t in _TYPES)}/"
+            f"{sum(PAPER['table5'][t][0] for t in _TYPES)} (Table 5)")}
+    if single:
+        test = single["slice"]["test"]
+        columns[f"single split ({single.get('run', 'run')})"] = {
+            "patients": str(test["patients"]),
+            "slice accuracy [95% CI]": ci_text(test["accuracy"]),
+            "micro-AUC [95% CI]": ci_text(test["micro_auc"]),
+            "macro-AUC": number_text(test, "macro_auc"), "patient accuracy (3 types)": ""}
+    for seed, block in metrics["per_seed"].items():
+        s = block["slice"]
+        columns[f"cross-validation, seed {seed} (all patients)"] = {
+            "patients": str(s["patients"]), "slice accuracy [95% CI]": ci_text(s["accuracy"]),
+            "micro-AUC [95% CI]": ci_text(s["micro_auc"]),
+            "macro-AUC": number_text(s, "macro_auc"),
+            "patient accuracy (3 types)": ci_text(block["patient"]["accuracy"])}
+    frame = pd.DataFrame(columns)
+    frame.index.name = "measure"
+    return frame
+
+
+def table4_by_seed(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Table 4 on every patient's out-of-fold slices, one table per seed."""
+    return {seed: table4_frame(block) for seed, block in metrics["per_seed"].items()}
+
+
+def table5_by_seed(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Table 5 on every patient (out-of-fold diagnoses), one table per seed, with the
+    paper's 21-patient counts beside."""
+    out = {}
+    for seed, block in metrics["per_seed"].items():
+        frame = table5_frame(block)
+        frame["paper (correct/patients)"] = [
+            f"{PAPER['table5'][t][1]}/{PAPER['table5'][t][0]}"
+            for t in ("pleomorphic_adenoma", "warthin", "benign", "malignant")]
+        out[seed] = frame
+    return out
+
+
+def fold_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per seed and fold: patients, slices, accuracy [Wilson CI], micro-AUC."""
+    rows = [{"seed": r["seed"], "fold": r["fold"], "patients": r["patients"],
+             "slices": r["slices"], "accuracy [95% Wilson CI] (k/n)": ci_text(r["accuracy"]),
+             "micro-AUC": number_text(r, "micro_auc")} for r in metrics["per_fold"]]
+    return pd.DataFrame(rows).set_index(["seed", "fold"])
+
+
+def spread_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Mean, sd, min and max of slice accuracy and micro-AUC over folds and over seeds."""
+    rows = []
+    for measure, by in metrics["spread"].items():
+        for over, s in by.items():
+            rows.append({"measure": measure.replace("_", " "), "over": over.replace("_", " "),
+                         "n": s["n"], "mean": number_text(s, "mean"),
+                         "sd": number_text(s, "sd"), "min": number_text(s, "min"),
+                         "max": number_text(s, "max")})
+    return pd.DataFrame(rows).set_index(["measure", "over"])
+
+
+def width_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Width of the slice-accuracy interval: cross-validation against the single split."""
+    w = metrics["interval_width"]
+    rows = {"cross-validation (pooled, first seed)": (number_text(w, "cv"), w.get("cv_slices")),
+            "single-split run": (number_text(w, "single_split"), w.get("single_split_slices")),
+            "single split, expected at the CV accuracy": (
+                number_text(w, "single_split_expected"), w.get("single_split_slices"))}
+    frame = pd.DataFrame([{"interval": k, "width": v[0], "slices": v[1]}
+                          for k, v in rows.items()]).set_index("interval")
+    frame.loc["ratio (CV / single split)", "width"] = number_text(w, "ratio", 2)
+    return frame
+
+
+def summary_paragraph(metrics: Mapping[str, Any]) -> str:
+    """Opening paragraph (Markdown) of cv.html."""
+    seed = _first_seed(metrics)
+    block = metrics["per_seed"][seed]["slice"]
+    w = metrics["interval_width"]
+    text = (f"{metrics['folds']}-fold cross-validation over all {metrics['n_patients']} "
+            f"patients ({len(metrics['seeds'])} seed(s)): every patient is predicted once per "
+            f"seed by a model that never saw it. Pooled out-of-fold slice accuracy (seed "
+            f"{seed}): {ci_text(block['accuracy'])}; micro-AUC {ci_text(block['micro_auc'])}.")
+    if w.get("ratio") is not None:
+        text += (f" Its interval is {w['ratio']:.2f} times as wide as the single-split "
+                 f"run's ({number_text(w, 'cv')} against {number_text(w, 'single_split')}).")
+    return text
+
+
+def draw_cv_figures(run_dir: str | Path, predictions: pd.DataFrame, synthetic: bool
+                    ) -> list[str]:
+    """Confusion matrices and ROC curves of the pooled out-of-fold slices (first seed)."""
+    import warnings
+
+    from parotidlib.evaluation.metrics import confusion, roc_curves
+    from parotidlib.report.figures import save_figure
+    from parotidlib.report.figures.evaluation import plot_confusion_matrices, plot_roc
+
+    seed = sorted(predictions["seed"].unique())[0]
+    part = predictions[predictions["seed"] == seed]
+    title = f"Out-of-fold slices, seed {seed}" + (" (synthetic cohort)" if synthetic else "")
+    save_figure(plot_confusion_matrices(confusion(part["true_label"], part["predicted_label"]),
+                                        title=title), run_dir, "cv_confusion_matrix",
+                synthetic=synthetic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a class without slices is named in the legend
+        roc = roc_curves(part)
+    save_figure(plot_roc(roc, title=title), run_dir, "cv_roc", synthetic=synthetic)
+    return ["cv_confusion_matrix", "cv_roc"]
