@@ -7,7 +7,7 @@ PARAMS ?= params/default.yaml
 JOBS   ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help report test lint lab ablation external synth bench clean-venv
+.PHONY: help report test lint lab ablation cv external synth bench clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ lab: $(STAMP) ## Open JupyterLab on the notebooks (their python3 kernel is this 
 
 ablation: $(STAMP) ## Run the channel ablation (the paper's Table 3) -> reports/<run>/ablation.html
 	$(PY) -m parotidlib ablation --params $(PARAMS) --jobs $(JOBS)
+
+cv: $(STAMP) ## 5-fold cross-validation over all patients -> reports/<params>_cv5/cv.html
+	$(PY) -m parotidlib cv --params $(PARAMS) --folds 5 --jobs $(JOBS)
 
 external: $(STAMP) ## Apply the newest run's model to the shifted synthetic cohort -> reports/<run>_external/report.html
 	$(PY) -m parotidlib external --params $(PARAMS)

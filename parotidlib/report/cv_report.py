@@ -115,10 +115,10 @@ def width_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
             "single-split run": (number_text(w, "single_split"), w.get("single_split_slices")),
             "single split, expected at the CV accuracy": (
                 number_text(w, "single_split_expected"), w.get("single_split_slices"))}
-    frame = pd.DataFrame([{"interval": k, "width": v[0], "slices": v[1]}
-                          for k, v in rows.items()]).set_index("interval")
-    frame.loc["ratio (CV / single split)", "width"] = number_text(w, "ratio", 2)
-    return frame
+    rows["ratio (CV / single split)"] = (number_text(w, "ratio", 2), None)
+    return pd.DataFrame([{"interval": k, "width": v[0],
+                          "slices": "" if v[1] is None else str(int(v[1]))}
+                         for k, v in rows.items()]).set_index("interval")
 
 
 def summary_paragraph(metrics: Mapping[str, Any]) -> str:
