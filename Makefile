@@ -48,6 +48,7 @@ bench: $(STAMP) ## Run the benchmarks under bench/ (prints figures, asserts noth
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_predict.py
+	$(PY) bench/bench_radiomics.py
 
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)

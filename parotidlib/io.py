@@ -109,6 +109,19 @@ def _process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None  # field 22, starttime
 
 
+def _is_zombie(pid: int) -> bool:
+    """Whether process ``pid`` has exited but not been reaped yet (state Z; Linux).
+
+    ``os.kill(pid, 0)`` succeeds on such a process, although it holds nothing any more: a
+    killed run's kernel can stay a zombie for a while when its parent died with it.
+    """
+    stat = _read_first_line(f"/proc/{pid}/stat")
+    if stat is None or ")" not in stat:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return bool(fields) and fields[0] in ("Z", "X")
+
+
 def _pid_namespace() -> str | None:
     try:
         return os.readlink("/proc/self/ns/pid")
@@ -181,6 +194,8 @@ def _owner_state(folder: Path) -> str:
         pass  # exists, another user's
     except OSError:
         return "unknown"
+    if _is_zombie(pid):
+        return "dead"
     start = _process_start(pid)
     if owner.get("start") and start and owner["start"] != start:
         return "dead"  # the pid was reused by a process started later

@@ -148,3 +148,22 @@ def test_a_live_run_changing_its_folder_is_not_stale(tmp_path):
     os.utime(folder, (then, then))
     os.utime(folder / "parts", (then, then))
     assert remove_stale_temp_dirs(tmp_path, ".d.tmp-") == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc process states")
+def test_a_leftover_of_an_unreaped_dead_process_is_removed(tmp_path):
+    """A killed kernel can stay a zombie (exited, not reaped): os.kill(pid, 0) still
+    succeeds on it, but it holds nothing, so its folder is a leftover."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while not io_module._is_zombie(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # exited; not waited for, so a zombie
+    try:
+        assert io_module._is_zombie(child.pid)
+        os.kill(child.pid, 0)  # what the liveness check alone would call alive
+        folder = leftover(tmp_path / ".d.tmp-zombie00", pid=child.pid,
+                          start=io_module._process_start(child.pid))
+        assert remove_stale_temp_dirs(tmp_path, ".d.tmp-") == [folder]
+    finally:
+        child.wait()
+    assert not io_module._is_zombie(os.getpid())
