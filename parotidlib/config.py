@@ -315,8 +315,14 @@ class EvaluationConfig:
     bootstrap_seed: int = 0  # and its seed
     checkpoint: str = "best"  # which checkpoint is evaluated: "best" (validation) or "last"
     predict_batch_size: int = 256  # slices per forward pass at prediction time
+    # The radiomics baseline on the same patients (30-evaluate; radiomics.study), compared
+    # with the CNN by 40-statistics: logistic | random_forest
+    radiomics: bool = True
+    radiomics_model: str = "logistic"
 
     def __post_init__(self) -> None:
+        check_bool("radiomics", self.radiomics)
+        check_choice("radiomics_model", self.radiomics_model, ("logistic", "random_forest"))
         check_int("malignant_threshold", self.malignant_threshold, 0)
         check_int("bootstrap_resamples", self.bootstrap_resamples, 0)
         check_int("bootstrap_seed", self.bootstrap_seed, 0)

@@ -46,7 +46,8 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
     run_dir = smoke_run.run_dir
     html = (run_dir / "report.html").read_text()
     for section in ("Paper vs this run", "Table 1", "Figure 7", "Figure 6", "Table 4",
-                    "Table 5", "Synthetic data", "data:image/png;base64"):
+                    "Table 5", "Synthetic data", "data:image/png;base64",
+                    "Does the CNN beat radiomics", "CNN minus radiomics"):
         assert section in html, section
     assert "from parotidlib" not in html  # code hidden
     data_dir = smoke_run.run_dir.parent.parent / "data"  # the cohort, outside the project
@@ -54,6 +55,10 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     validate_metrics(metrics)
     assert metrics["synthetic"] is True
+    # the radiomics baseline on the same test slices as the CNN
+    assert (metrics["radiomics"]["slice"]["test"]["slices"]
+            == metrics["slice"]["test"]["slices"])
+    assert (run_dir / "radiomics_predictions.csv").is_file()
     assert set(metrics["timing_s"]) >= {"curate", "train", "evaluate", "statistics", "report"}
     for name in ("fig2_patient_series", "fig3_example_inputs", "training_curves",
                  "fig6_roc_test", "fig7_confusion_matrix_test", "fig5_threshold_sweep"):

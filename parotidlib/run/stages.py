@@ -58,8 +58,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "20-train.ipynb", "model/history.csv",
           ("channels",) + field_names(TrainConfig),
           resumable=("epochs", "checkpoint_every"), stale=("model",), outputs=("model",)),
+    # The radiomics baseline is fitted and predicts here too: the statistics stage compares
+    # it with the CNN on the same test patients.
     Stage("evaluate", "30-evaluate.ipynb", "predictions.csv",
-          ("channels", "checkpoint", "predict_batch_size", "device")),
+          ("channels", "checkpoint", "predict_batch_size", "device", "radiomics",
+           "radiomics_model", "seed"),
+          outputs=("predictions.csv", "radiomics_predictions.csv", "radiomics.json")),
     # The statistics stage also writes the model bundle (learn/bundle.py): the decision
     # rule's threshold is fixed here, and `checkpoint` names the weights evaluated.
     Stage("statistics", "40-statistics.ipynb", "metrics.json",

@@ -1,0 +1,76 @@
+"""Two models on the same test patients: the CNN against a baseline (the radiomics model).
+
+:func:`compare_models` computes the baseline's results as the CNN's are computed
+(:func:`parotidlib.evaluation.results.slice_block`, Table 4, Table 5 with the rule of
+Figure 5) and the paired differences on the same test slices: a patient-level paired
+bootstrap of the accuracy and of the micro-AUC difference (``evaluation.paired``; Field &
+Welsh 2007), McNemar's exact test on the slices beside it as a secondary figure (it treats
+slices as independent; McNemar 1947). Written into metrics.json as ``radiomics`` and
+``cnn_vs_radiomics``. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from parotidlib.constants import HISTOLOGIES
+from parotidlib.evaluation.decision import diagnose_patients
+from parotidlib.evaluation.metrics import select_split
+from parotidlib.evaluation.paired import aligned_pair, paired_bootstrap_difference
+from parotidlib.evaluation.results import slice_block
+from parotidlib.evaluation.schema import to_jsonable
+from parotidlib.evaluation.stats import mcnemar_exact
+from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4
+
+__all__ = ["compare_models"]
+
+
+def compare_models(cnn: pd.DataFrame, baseline: pd.DataFrame, params: Mapping[str, Any],
+                   info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The baseline's results and its paired comparison with the CNN on the test split.
+
+    Parameters
+    ----------
+    cnn, baseline : DataFrame
+        predictions.csv of the CNN and of the baseline (the same slices).
+    params : mapping
+        ``malignant_threshold``, ``bootstrap_resamples``, ``bootstrap_seed``.
+    info : mapping, optional
+        What the baseline is (``radiomics.study.radiomics_baseline``'s info).
+
+    Returns
+    -------
+    dict
+        ``{"radiomics": {"info", "slice": {"test": ...}, "table4", "patient"},
+        "cnn_vs_radiomics": {"accuracy", "micro_auc", "mcnemar", "method"}}``; the
+        differences are CNN minus baseline.
+    """
+    resamples, seed = int(params["bootstrap_resamples"]), int(params["bootstrap_seed"])
+    threshold = int(params["malignant_threshold"])
+    test_b = select_split(baseline, "test")
+    test_c = select_split(cnn, "test")
+    patients = diagnose_patients(test_b, malignant_threshold=threshold)
+    block = {
+        "info": dict(info or {}),
+        "slice": {"test": slice_block(baseline, "test", resamples, seed)},
+        "table4": table4(test_b),
+        "patient": {"table5": patient_table5(patients),
+                    "confusion_matrix": patient_confusion(patients).tolist(),
+                    "confusion_labels": list(HISTOLOGIES)},
+    }
+    pair = aligned_pair(test_c, test_b)
+    mcnemar = mcnemar_exact((pair["predicted_label_a"] == pair["true_label"]).to_numpy(bool),
+                            (pair["predicted_label_b"] == pair["true_label"]).to_numpy(bool))
+    comparison = {
+        "accuracy": paired_bootstrap_difference(test_c, test_b, resamples, seed, "accuracy"),
+        "micro_auc": paired_bootstrap_difference(test_c, test_b, resamples, seed,
+                                                 "micro_auc"),
+        "mcnemar": {"only_cnn_correct": mcnemar["b"], "only_radiomics_correct": mcnemar["c"],
+                    "pvalue": mcnemar["pvalue"],
+                    "caveat": "slices of a patient are correlated; treats them as independent"},
+        "method": "CNN minus radiomics on the same test slices; patient-level paired bootstrap",
+    }
+    return to_jsonable({"radiomics": block, "cnn_vs_radiomics": comparison})
