@@ -168,6 +168,11 @@ def test_a_test_split_of_one_histology_completes_statistics_and_report(
     predictions = predictions[~test | (predictions["histology"] == kept)]
     predictions.to_csv(run_dir / "predictions.csv", index=False)
     assert set(predictions.loc[predictions["split"] == "test", "histology"]) == {kept}
+    # the evaluate stage's other output, the radiomics baseline, on the same slices
+    baseline = read_predictions(run_dir / "radiomics_predictions.csv")
+    keep = baseline["split"] != "test"
+    baseline[keep | (baseline["histology"] == kept)].to_csv(
+        run_dir / "radiomics_predictions.csv", index=False)
 
     result = run_study(SMOKE, name="oneclass", reports_dir=tmp_path / "reports",
                        stages=STAGES[3:], upstream="")
@@ -176,6 +181,8 @@ def test_a_test_split_of_one_histology_completes_statistics_and_report(
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     validate_metrics(metrics)
+    assert metrics["cnn_vs_radiomics"]["accuracy"]["n_slices"] == int(
+        (predictions["split"] == "test").sum())
     table5 = {r["type"]: r for r in metrics["patient"]["table5"]}
     for kind in (h for h in HISTOLOGIES if h != kept):
         assert table5[kind]["patients"] == 0
