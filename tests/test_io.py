@@ -33,15 +33,6 @@ def test_success_replaces_and_failure_keeps_the_old_content(tmp_path):
     assert target.read_text() == "second"
 
 
-@pytest.fixture()
-def umask():
-    """Set the process umask for one test (restored afterwards)."""
-    before = os.umask(0o022)
-    os.umask(before)
-    yield os.umask
-    os.umask(before)
-
-
 def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 

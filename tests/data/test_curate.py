@@ -285,15 +285,6 @@ def test_tumour_side_conflict_stops_curation_or_skips_the_patient(side_cohort, t
     assert "the left side has no tumour" in skipped["HALF"][0]
 
 
-@pytest.fixture()
-def umask():
-    """Set the process umask for one test (restored afterwards)."""
-    before = os.umask(0o022)
-    os.umask(before)
-    yield os.umask
-    os.umask(before)
-
-
 @pytest.mark.parametrize("mask, folder_mode, file_mode", [(0o022, 0o755, 0o644),
                                                           (0o027, 0o750, 0o640)])
 def test_dataset_permissions_follow_the_umask(cohort, tmp_path, umask, mask, folder_mode,
