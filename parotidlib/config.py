@@ -319,10 +319,20 @@ class EvaluationConfig:
     # with the CNN by 40-statistics: logistic | random_forest
     radiomics: bool = True
     radiomics_model: str = "logistic"
+    # Where the network looks (45-saliency; learn.explain): Grad-CAM of the last residual
+    # stage on the test slices, its share inside the tumour mask, the randomisation check
+    # and saliency_examples correctly and wrongly classified examples per class: gradcam |
+    # gradcam++
+    saliency: bool = True
+    saliency_method: str = "gradcam"
+    saliency_examples: int = 2
 
     def __post_init__(self) -> None:
         check_bool("radiomics", self.radiomics)
         check_choice("radiomics_model", self.radiomics_model, ("logistic", "random_forest"))
+        check_bool("saliency", self.saliency)
+        check_choice("saliency_method", self.saliency_method, ("gradcam", "gradcam++"))
+        check_int("saliency_examples", self.saliency_examples, 0)
         check_int("malignant_threshold", self.malignant_threshold, 0)
         check_int("bootstrap_resamples", self.bootstrap_resamples, 0)
         check_int("bootstrap_seed", self.bootstrap_seed, 0)

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,8 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
     html = (run_dir / "report.html").read_text()
     for section in ("Paper vs this run", "Table 1", "Figure 7", "Figure 6", "Table 4",
                     "Table 5", "Synthetic data", "data:image/png;base64",
-                    "Does the CNN beat radiomics", "CNN minus radiomics"):
+                    "Does the CNN beat radiomics", "CNN minus radiomics",
+                    "Where does the network look?", "Model-parameter randomisation test"):
         assert section in html, section
     assert "from parotidlib" not in html  # code hidden
     data_dir = smoke_run.run_dir.parent.parent / "data"  # the cohort, outside the project
@@ -60,11 +62,19 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
             == metrics["slice"]["test"]["slices"])
     assert (run_dir / "radiomics_predictions.csv").is_file()
     assert set(metrics["timing_s"]) >= {"curate", "train", "evaluate", "statistics", "report"}
+    # where the network looks: every test slice's map, examples drawn by the report
+    saliency = json.loads((run_dir / "saliency.json").read_text())
+    assert saliency["computed"] and saliency["synthetic"] is True
+    assert saliency["n_slices"] == metrics["slice"]["test"]["slices"]
+    assert saliency["randomisation"]["n_slices"] == saliency["n_slices"]
+    assert saliency["examples"] and "saliency_maps.npz" in os.listdir(run_dir)
     for name in ("fig2_patient_series", "fig3_example_inputs", "training_curves",
-                 "fig6_roc_test", "fig7_confusion_matrix_test", "fig5_threshold_sweep"):
+                 "fig6_roc_test", "fig7_confusion_matrix_test", "fig5_threshold_sweep",
+                 "saliency_examples"):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0
         assert (run_dir / "figures" / f"{name}.pdf").stat().st_size > 0
-    for stage in ("10-curate", "20-train", "30-evaluate", "40-statistics", "50-report"):
+    for stage in ("10-curate", "20-train", "30-evaluate", "40-statistics", "45-saliency",
+                  "50-report"):
         assert (run_dir / f"{stage}.ipynb").exists()
     bundle = load_bundle(run_dir)  # the model, ready for new patients
     assert bundle.channels == ("t1", "ce_t1", "t2", "gland")
@@ -79,7 +89,7 @@ def test_papermill_has_no_unknown_parameter_to_warn_about(smoke_run):
 def test_second_run_skips_every_finished_stage(smoke_run, monkeypatch):
     monkeypatch.setenv("PAROTIDLIB_DATA_DIR", str(smoke_run.run_dir.parent.parent / "data"))
     again = run_study(SMOKE, name="smoke", reports_dir=smoke_run.run_dir.parent)
-    assert again.skipped == ["curate", "train", "evaluate", "statistics", "report"]
+    assert again.skipped == ["curate", "train", "evaluate", "statistics", "saliency", "report"]
 
 
 def test_failing_stage_stops_the_run_and_keeps_its_notebook(smoke_run, tmp_path):
@@ -129,7 +139,7 @@ def test_editing_a_figure_reruns_the_report_stage_only(smoke_run, monkeypatch, t
     figure.write_text(source.replace('"""Three panels:', '"""Three panels (edited):'))
     again = run_study(SMOKE, name="smoke", reports_dir=smoke_run.run_dir.parent,
                       package_dir=package)
-    assert again.skipped == ["curate", "train", "evaluate", "statistics"]
+    assert again.skipped == ["curate", "train", "evaluate", "statistics", "saliency"]
     assert again.keys["train"] == smoke_run.keys["train"]
     assert again.keys["report"] != smoke_run.keys["report"]
 
@@ -269,6 +279,12 @@ def test_predict_validates_a_second_cohort_beside_the_internal_test(smoke_run, t
                  "Siemens Skyra 3T 100%", "Synthetic data", "data:image/png;base64"):
         assert text in html, text
     assert str(tmp_path) not in html and str(ROOT) not in html  # no absolute paths
+    # the TRIPOD+AI checklist of the evaluation, in the report and beside it
+    checklist = (run_dir / "checklist.md").read_text()
+    assert "Reporting checklist (TRIPOD+AI 2024)" in html and "bmj-2023-078378" in checklist
+    assert "**Synthetic data.**" in checklist and "No updating" in checklist
+    assert str(tmp_path) not in checklist and str(ROOT) not in checklist
+    assert "SYN0001" not in checklist  # no patient id
     for name in ("calibration_malignant", "calibration_one_vs_rest", "decision_curve",
                  "external_roc", "external_confusion_matrix", "patient_SYN0001"):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0

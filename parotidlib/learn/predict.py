@@ -147,6 +147,18 @@ def predictions_frame(slices: pd.DataFrame, probabilities: np.ndarray) -> pd.Dat
     return out
 
 
+def load_run_model(run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
+                   ) -> tuple[torch.nn.Module, dict, torch.device]:
+    """A run's trained network from ``model/checkpoints/<checkpoint>.pt``, in eval mode on the
+    resolved ``device``: ``(model, meta, device)`` (FileNotFoundError naming the file)."""
+    ckpt = Path(run_dir) / "model" / "checkpoints" / f"{checkpoint}.pt"
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found: {ckpt}")
+    dev = resolve_device(device)
+    model, meta = load_model(ckpt, device=dev)
+    return model, meta, dev
+
+
 def predict_run(run_dir: str | Path, channels=None, checkpoint: str = "best",
                 batch_size: int = 256, device: str = "auto") -> pd.DataFrame:
     """Predict every slice (train and test splits) of a run with its trained model.
@@ -159,11 +171,8 @@ def predict_run(run_dir: str | Path, channels=None, checkpoint: str = "best",
         Channels the model was trained on (default: those stored in the checkpoint).
     """
     run_dir = Path(run_dir)
+    model, meta, dev = load_run_model(run_dir, checkpoint, device)
     ckpt = run_dir / "model" / "checkpoints" / f"{checkpoint}.pt"
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found: {ckpt}")
-    dev = resolve_device(device)
-    model, meta = load_model(ckpt, device=dev)
     trained_on = tuple(meta.get("channels") or ())
     channels = tuple(channels or trained_on)
     if trained_on and channels != trained_on:

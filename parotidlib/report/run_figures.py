@@ -1,8 +1,9 @@
 """Every figure of a run, drawn from the files its stages wrote (the report stage draws them).
 
-The computing stages (curate, train, evaluate, statistics) write data; the figures are drawn
-here, from ``data/``, ``model/history.csv``, ``predictions.csv`` and ``metrics.json``, so that
-a change to a figure reruns the report stage only (docs/design.md, "Stage cache"). Each is
+The computing stages (curate, train, evaluate, statistics, saliency) write data; the
+figures are drawn here, from ``data/``, ``model/history.csv``, ``predictions.csv``,
+``metrics.json`` and the saliency files (``saliency.json``, ``saliency_maps.npz``), so that a
+change to a figure reruns the report stage only (docs/design.md, "Stage cache"). Each is
 saved as ``figures/<name>.png`` (300 dpi) and ``.pdf``, labelled synthetic where it is.
 
 A run whose test split lacks a class still gets every figure: each draws what is defined
@@ -25,6 +26,7 @@ from parotidlib.data.sources import run_manifest
 from parotidlib.evaluation.frames import threshold_sweep_frame
 from parotidlib.evaluation.metrics import RocResult, confusion, roc_curves, select_split
 from parotidlib.evaluation.results import read_predictions
+from parotidlib.learn.explain import read_saliency
 from parotidlib.report.figures import save_figure
 from parotidlib.report.figures.cohort import plot_patient_series
 from parotidlib.report.figures.evaluation import (
@@ -33,6 +35,7 @@ from parotidlib.report.figures.evaluation import (
     plot_threshold_sweep,
 )
 from parotidlib.report.figures.inputs import plot_example_inputs
+from parotidlib.report.figures.saliency import plot_saliency_examples
 from parotidlib.report.figures.training import plot_training_curves
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,7 @@ logger = logging.getLogger(__name__)
 RUN_FIGURES: tuple[str, ...] = (
     "fig2_patient_series", "fig3_example_inputs", "training_curves",
     "fig7_confusion_matrix_test", "fig6_roc_test", "fig7_confusion_matrix_train",
-    "fig6_roc_train", "fig5_threshold_sweep",
+    "fig6_roc_train", "fig5_threshold_sweep", "saliency_examples",
 )
 
 
@@ -58,6 +61,19 @@ def _roc(predictions: pd.DataFrame, split: str) -> RocResult:
     for warning in caught:
         logger.info("%s split: %s", split, warning.message)
     return roc
+
+
+def saliency_titles(summary: Mapping[str, Any]) -> list[str]:
+    """Row labels of the saliency examples: patient and slice, true class, the predicted
+    class when wrong, and the share of the true-class map inside the ROI."""
+    titles = []
+    for e in summary["examples"]:
+        share = ("undefined" if e["mask_fraction"] is None
+                 else f"{e['mask_fraction']:.2f} in ROI")
+        wrong = "" if e["correct"] else f" (predicted {e['predicted_label']})"
+        titles.append(f"{e['patient_id']} slice {e['slice_index']}: {e['true_label']}{wrong}, "
+                      f"{share}")
+    return titles
 
 
 def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: bool
@@ -109,6 +125,14 @@ def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: 
     if (run_dir / "metrics.json").is_file():
         metrics = json.loads((run_dir / "metrics.json").read_text())
         save(plot_threshold_sweep(threshold_sweep_frame(metrics)), "fig5_threshold_sweep")
+    saliency = read_saliency(run_dir)
+    if saliency is not None and saliency[0].get("computed"):
+        summary, arrays = saliency
+        save(plot_saliency_examples(arrays["images"], arrays["maps"], list(arrays["channels"]),
+                                    saliency_titles(summary),
+                                    method_name=summary["method_name"],
+                                    title=_title("test", synthetic)),
+             "saliency_examples")
     missing = [n for n in RUN_FIGURES if n not in saved]
     if missing:
         logger.info("figures not drawn (their inputs are missing): %s", ", ".join(missing))

@@ -69,6 +69,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("statistics", "40-statistics.ipynb", "metrics.json",
           ("malignant_threshold", "bootstrap_resamples", "bootstrap_seed", "checkpoint"),
           outputs=("metrics.json", "bundle.pt")),
+    # Where the network looks: Grad-CAM maps of the test slices with the evaluated
+    # checkpoint (learn/explain.py), drawn by the report.
+    Stage("saliency", "45-saliency.ipynb", "saliency.json",
+          ("checkpoint", "device", "saliency", "saliency_method", "saliency_examples", "seed"),
+          outputs=("saliency.json", "saliency_maps.npz")),
     Stage("report", "50-report.ipynb", "report.html", outputs=("report.html", "figures")),
 )
 
@@ -83,8 +88,9 @@ PREDICT_STAGES: tuple[Stage, ...] = (
           ("model", "predict_batch_size", "device", "bootstrap_resamples", "bootstrap_seed",
            "calibration_bins"),
           outputs=("predictions.csv", "patients.csv", "external.json")),
+    # The report also writes the TRIPOD+AI checklist of the evaluation (report/checklist.py).
     Stage("report", "72-predict-report.ipynb", "report.html", ("strip_patients",),
-          outputs=("report.html", "figures")),
+          outputs=("report.html", "figures", "checklist.md")),
 )
 
 #: The ablation report notebook (run.ablation), declared like a stage.

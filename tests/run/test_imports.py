@@ -71,7 +71,8 @@ def test_each_stage_runs_the_modules_of_its_own_step():
     assert "parotidlib.evaluation.results" in modules["statistics"]
     figures = {m for m in modules["report"] if m.startswith("parotidlib.report.figures")}
     assert "parotidlib.report.figures.training" in figures
-    for name in ("curate", "train", "evaluate", "statistics"):
+    assert "parotidlib.learn.explain" in modules["saliency"]
+    for name in ("curate", "train", "evaluate", "statistics", "saliency"):
         assert not modules[name] & figures, name
         assert "parotidlib.report.html" not in modules[name], name
     assert "parotidlib.learn.train" not in modules["curate"] | modules["statistics"]
@@ -101,7 +102,7 @@ def test_editing_the_training_loop_reruns_training_and_what_follows(package_copy
     train.write_text(train.read_text() + "\n# edited\n")
     after = _keys(package_copy)
     assert after["curate"] == before["curate"]
-    for name in ("train", "evaluate", "statistics", "report"):
+    for name in ("train", "evaluate", "statistics", "saliency", "report"):
         assert after[name] != before[name], name
 
 

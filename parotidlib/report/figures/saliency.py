@@ -95,7 +95,7 @@ def plot_saliency_examples(images: np.ndarray, maps: np.ndarray, channels: Seque
                 fig.suptitle(title)
             return fig
         n_cols = len(channels) + 1
-        fig = Figure(figsize=(1.9 * n_cols + 2.6, 1.9 * n + 0.6), layout="constrained")
+        fig = Figure(figsize=(1.9 * n_cols + 4.0, 1.9 * n + 0.6), layout="constrained")
         axes = fig.subplots(n, n_cols, squeeze=False)
         name = CHANNEL_TITLES.get(channels[raw], channels[raw])
         col_titles = [name] + [f"{CHANNEL_TITLES.get(c, c)} + map" for c in channels]
@@ -114,9 +114,11 @@ def plot_saliency_examples(images: np.ndarray, maps: np.ndarray, channels: Seque
                               interpolation="bilinear")
                 if r == 0:
                     ax.set_title(col_titles[col])
-            axes[r, 0].set_ylabel(_pretty_title(titles[r]), fontsize=8)
+            # horizontal, left of the row: a rotated label longer than the row is clipped
+            axes[r, 0].set_ylabel(_pretty_title(titles[r]), fontsize=8, rotation=0,
+                                  ha="right", va="center", labelpad=6)
         fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=SALIENCY_CMAP), ax=axes,
-                     shrink=0.8 if n > 1 else 1.0,
+                     shrink=1.0 if n == 1 else min(0.8, 2.5 / n),
                      label=f"{method_name} (fraction of the row's maximum)")
         if title:
             fig.suptitle(title)

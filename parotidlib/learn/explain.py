@@ -1,0 +1,200 @@
+"""Where the network looks, for a run: the saliency summary of its test slices, stored and read.
+
+:func:`run_saliency` applies :func:`parotidlib.learn.saliency.saliency_summary` (Grad-CAM or
+Grad-CAM++ of the last residual stage, the maps' share inside the tumour mask per class, the
+model-parameter randomisation check of Adebayo et al. 2018, examples per class) to the test
+slices of a run folder with the checkpoint 30-evaluate used, the predicted classes taken from
+``predictions.csv``. :func:`write_saliency` stores it in two files of the run folder (written
+by the ``saliency`` stage, ``45-saliency``; drawn by ``50-report``):
+
+* ``saliency.json``: the summary without arrays, plus ``computed`` (False with ``saliency:
+  false``), ``checkpoint``, ``synthetic`` and, per example, ``patient_id``, ``slice_index``
+  and ``side`` of the slice;
+* ``saliency_maps.npz``: ``images`` (the examples' input slices, uint8 N x C x H x W),
+  ``maps`` (their true-class maps, N x H x W float32), ``maps_predicted`` (predicted-class
+  maps) and ``channels``.
+
+:func:`read_saliency` reads both back and checks they agree; :func:`saliency_table` gives the
+per-class table of the report. Reading and tabulating import no torch (the report stage's
+figures need neither torch nor the network).
+
+References
+----------
+Selvaraju RR, et al. Grad-CAM. ICCV 2017. doi:10.1109/ICCV.2017.74
+Adebayo J, et al. Sanity checks for saliency maps. NeurIPS 2018.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from parotidlib.constants import CLASSES
+from parotidlib.data.dataset import load_dataset
+from parotidlib.io import atomic_path, write_text_atomic
+
+#: Columns identifying a slice in slices.csv and predictions.csv.
+SLICE_KEY: tuple[str, ...] = ("patient_id", "slice_index", "side")
+SALIENCY_JSON = "saliency.json"
+SALIENCY_MAPS = "saliency_maps.npz"
+
+
+def _test_positions(slices: pd.DataFrame, predictions: pd.DataFrame) -> tuple[np.ndarray,
+                                                                             pd.DataFrame]:
+    """Dataset row of every test prediction (one-to-one, by patient, slice and side)."""
+    missing = [c for c in (*SLICE_KEY, "split", "true_label", "predicted_label")
+               if c not in predictions]
+    if missing:
+        raise ValueError(f"predictions.csv lacks the columns {missing}")
+    test = predictions[predictions["split"] == "test"].reset_index(drop=True)
+    table = slices[list(SLICE_KEY)].reset_index(drop=True).copy()
+    table["_row"] = np.arange(len(table))
+    keyed = test[list(SLICE_KEY)].astype({"slice_index": table["slice_index"].dtype})
+    twice = keyed.duplicated(keep=False)
+    if twice.any():
+        raise ValueError(f"predictions.csv lists {int(twice.sum())} test rows for slices it "
+                         f"lists more than once (first: {keyed[twice].iloc[0].to_dict()})")
+    joined = keyed.merge(table, on=list(SLICE_KEY), how="left", validate="one_to_one")
+    unknown = joined["_row"].isna()
+    if unknown.any():
+        first = test.loc[unknown.to_numpy(), list(SLICE_KEY)].iloc[0].to_dict()
+        raise ValueError(f"{int(unknown.sum())} test slices of predictions.csv are not in the "
+                         f"curated dataset (first: {first}); predictions.csv does not belong "
+                         f"to this run's data/")
+    rows = joined["_row"].to_numpy(dtype=np.int64)
+    labels = slices["label"].to_numpy()[rows]
+    wrong = labels != test["true_label"].to_numpy()
+    if wrong.any():
+        raise ValueError(f"{int(wrong.sum())} test slices of predictions.csv have another label "
+                         f"than the curated dataset's (first: "
+                         f"{test.loc[wrong, list(SLICE_KEY)].iloc[0].to_dict()})")
+    return rows, test
+
+
+def run_saliency(run_dir: str | Path, predictions: pd.DataFrame, checkpoint: str = "best",
+                 method: str = "gradcam", per_class: int = 2, seed: int = 0,
+                 batch_size: int = 64, device: str = "auto") -> dict[str, Any]:
+    """The saliency summary of a run's test slices with its trained network.
+
+    Parameters
+    ----------
+    run_dir : path
+        Run folder with ``data/`` and ``model/checkpoints/<checkpoint>.pt``.
+    predictions : DataFrame
+        The run's ``predictions.csv`` (30-evaluate); its test rows give the slices explained
+        and their predicted classes.
+    checkpoint : {"best", "last"}
+        The weights explained (those 30-evaluate predicted with).
+    method : {"gradcam", "gradcam++"}
+    per_class, seed, batch_size
+        As :func:`parotidlib.learn.saliency.saliency_summary`.
+    device : str
+        ``auto`` (cuda, then mps, then cpu) or an explicit device.
+
+    Returns
+    -------
+    dict
+        :func:`~parotidlib.learn.saliency.saliency_summary`'s dict plus ``checkpoint``,
+        ``channels``, ``images`` (the examples' slices) and, per example, the slice's
+        ``patient_id``, ``slice_index`` and ``side``.
+    """
+    from parotidlib.learn.predict import load_run_model
+    from parotidlib.learn.saliency import METHODS, saliency_summary
+
+    run_dir = Path(run_dir)
+    if method not in METHODS:
+        raise ValueError(f"saliency_method must be one of {sorted(METHODS)}, got {method!r}")
+    model, meta, dev = load_run_model(run_dir, checkpoint, device)
+    channels = tuple(meta.get("channels") or ())
+    dataset = load_dataset(run_dir / "data", channels=channels or None)
+    channels = tuple(dataset.channels)
+    rows, test = _test_positions(dataset.slices, predictions)
+    images = np.asarray(dataset.images[rows])
+    summary = saliency_summary(model, images, test["true_label"].to_numpy(),
+                               test["predicted_label"].to_numpy(), channels,
+                               per_class=per_class, seed=seed, method=method,
+                               batch_size=batch_size, device=dev,
+                               classes=tuple(meta.get("classes") or CLASSES))
+    picked = np.array([e["index"] for e in summary["examples"]], dtype=np.int64)
+    for example in summary["examples"]:
+        row = test.iloc[example["index"]]
+        example.update(patient_id=str(row["patient_id"]), slice_index=int(row["slice_index"]),
+                       side=str(row["side"]))
+    summary.update(checkpoint=checkpoint, channels=list(channels),
+                   images=images[picked] if picked.size else images[:0])
+    return summary
+
+
+def write_saliency(run_dir: str | Path, summary: Mapping[str, Any] | None,
+                   synthetic: bool) -> Path:
+    """Write ``saliency.json`` (and ``saliency_maps.npz`` when computed), each atomically.
+
+    ``summary`` None records that the stage ran with ``saliency: false``; the maps file of an
+    earlier run is then removed, so that the report never shows stale maps. Returns the JSON
+    file's path.
+    """
+    run_dir = Path(run_dir)
+    maps_path = run_dir / SALIENCY_MAPS
+    if summary is None:
+        maps_path.unlink(missing_ok=True)
+        return write_text_atomic(run_dir / SALIENCY_JSON, json.dumps(
+            {"computed": False, "synthetic": bool(synthetic)}, indent=2))
+    arrays = {"images": np.asarray(summary["images"], dtype=np.uint8),
+              "maps": np.asarray(summary["maps"], dtype=np.float32),
+              "maps_predicted": np.asarray(summary["maps_predicted"], dtype=np.float32),
+              "channels": np.asarray(summary["channels"], dtype=str)}
+    with atomic_path(maps_path) as tmp:
+        with open(tmp, "wb") as handle:  # a file object: savez would append ".npz" to a name
+            np.savez_compressed(handle, **arrays)
+    record = {k: v for k, v in summary.items() if k not in arrays}
+    record.update(computed=True, synthetic=bool(synthetic), n_examples=len(summary["examples"]))
+    return write_text_atomic(run_dir / SALIENCY_JSON, json.dumps(record, indent=2))
+
+
+def read_saliency(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """``(summary, arrays)`` of a run's saliency files; None without ``saliency.json`` or when
+    the stage ran with ``saliency: false`` (``summary["computed"]`` False: arrays empty)."""
+    run_dir = Path(run_dir)
+    path = run_dir / SALIENCY_JSON
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    if not summary.get("computed"):
+        return summary, {}
+    maps_path = run_dir / SALIENCY_MAPS
+    if not maps_path.is_file():
+        raise FileNotFoundError(f"{path} says the saliency was computed, but {maps_path} is "
+                                f"missing: rerun the saliency stage (--force)")
+    with np.load(maps_path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    n = len(summary["examples"])
+    for key in ("images", "maps", "maps_predicted"):
+        if arrays[key].shape[0] != n:
+            raise ValueError(f"{maps_path}: {key} holds {arrays[key].shape[0]} examples, "
+                             f"{path} lists {n}")
+    return summary, arrays
+
+
+def saliency_table(summary: Mapping[str, Any], classes: Sequence[str] = CLASSES
+                   ) -> pd.DataFrame:
+    """Per true class: test slices, the map's mean share inside the ROI, the ROI's mean share
+    of the image (what an evenly spread map would give) and their ratio."""
+    rows = []
+    per_class = summary["mask_fraction"]["per_class"]
+    for name in classes:
+        entry = per_class.get(name, {})
+        inside, area = entry.get("mean"), entry.get("mean_roi_area")
+        rows.append({
+            "class": name,
+            "test slices": entry.get("n_slices", 0),
+            "slices without map mass": entry.get("n_undefined", 0),
+            "map mass in ROI": inside,
+            "ROI share of image": area,
+            "ratio": inside / area if inside is not None and area else None,
+        })
+    return pd.DataFrame(rows).set_index("class").round(3)

@@ -1,0 +1,143 @@
+"""The saliency of a run (parotidlib.learn.explain): its test slices explained, stored, read."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from parotidlib.data.dataset import load_dataset
+from parotidlib.learn.explain import (
+    SALIENCY_JSON,
+    SALIENCY_MAPS,
+    read_saliency,
+    run_saliency,
+    saliency_table,
+    write_saliency,
+)
+from parotidlib.learn.predict import predict_run
+from parotidlib.learn.saliency import gradcam
+
+
+@pytest.fixture(scope="module")
+def predictions(run_dir):
+    return predict_run(run_dir, batch_size=64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def summary(run_dir, predictions):
+    return run_saliency(run_dir, predictions, per_class=1, seed=0, device="cpu")
+
+
+def test_every_test_slice_is_explained_with_the_dataset_image_of_its_prediction_row(
+        run_dir, predictions, summary):
+    test = predictions[predictions["split"] == "test"]
+    assert summary["n_slices"] == len(test)
+    assert summary["channels"] == ["t1", "ce_t1", "gland"]
+    assert summary["checkpoint"] == "best"
+    dataset = load_dataset(run_dir / "data")
+    images = np.asarray(dataset.images)
+    assert summary["examples"]
+    for example, image in zip(summary["examples"], summary["images"], strict=True):
+        row = test.iloc[example["index"]]
+        assert (example["patient_id"], example["slice_index"], example["side"]) == (
+            row["patient_id"], row["slice_index"], row["side"])
+        assert example["true_label"] == row["true_label"]
+        assert example["predicted_label"] == row["predicted_label"]
+        at = dataset.slices.index[(dataset.slices["patient_id"] == row["patient_id"])
+                                  & (dataset.slices["slice_index"] == row["slice_index"])
+                                  & (dataset.slices["side"] == row["side"])]
+        np.testing.assert_array_equal(image, images[at[0]])
+
+
+def test_the_maps_are_the_true_class_maps_of_the_trained_network(run_dir, summary):
+    from parotidlib.constants import CLASSES
+    from parotidlib.learn.checkpoint import load_model
+
+    model, _ = load_model(run_dir / "model" / "checkpoints" / "best.pt")
+    targets = [CLASSES.index(e["true_label"]) for e in summary["examples"]]
+    expected = gradcam(model, summary["images"], np.array(targets))
+    np.testing.assert_allclose(summary["maps"], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_filtered_predictions_explain_only_their_slices(run_dir, predictions):
+    test = predictions[predictions["split"] == "test"]
+    kept = predictions[(predictions["split"] != "test")
+                       | (predictions["patient_id"] == test["patient_id"].iloc[0])]
+    out = run_saliency(run_dir, kept, per_class=0, device="cpu")
+    assert out["n_slices"] == int((test["patient_id"] == test["patient_id"].iloc[0]).sum())
+    assert out["examples"] == [] and out["images"].shape[0] == 0
+
+
+def test_predictions_of_another_run_are_refused(run_dir, predictions):
+    other = predictions.copy()
+    test = other["split"] == "test"
+    other.loc[test, "patient_id"] = "ELSEWHERE-" + other.loc[test, "patient_id"]
+    with pytest.raises(ValueError, match="not in the curated dataset"):
+        run_saliency(run_dir, other, device="cpu")
+    doubled = pd.concat([predictions, predictions[predictions["split"] == "test"].iloc[:1]])
+    with pytest.raises(ValueError, match="more than once"):
+        run_saliency(run_dir, doubled, device="cpu")
+    relabelled = predictions.copy()
+    first = relabelled.index[relabelled["split"] == "test"][0]
+    relabelled.loc[first, "true_label"] = ("malignant" if relabelled.loc[first, "true_label"]
+                                           != "malignant" else "free")
+    with pytest.raises(ValueError, match="another label"):
+        run_saliency(run_dir, relabelled, device="cpu")
+
+
+def test_bad_method_and_missing_checkpoint_are_refused(run_dir, predictions):
+    with pytest.raises(ValueError, match="saliency_method"):
+        run_saliency(run_dir, predictions, method="lime", device="cpu")
+    with pytest.raises(FileNotFoundError, match="epoch_9999"):
+        run_saliency(run_dir, predictions, checkpoint="epoch_9999", device="cpu")
+
+
+def test_written_files_read_back_the_same(tmp_path, summary):
+    write_saliency(tmp_path, summary, synthetic=True)
+    record, arrays = read_saliency(tmp_path)
+    assert record["computed"] and record["synthetic"] and record["n_examples"] == len(
+        summary["examples"])
+    json.dumps(record)  # JSON-able as written
+    np.testing.assert_array_equal(arrays["images"], summary["images"])
+    np.testing.assert_array_equal(arrays["maps"], summary["maps"].astype(np.float32))
+    assert list(arrays["channels"]) == summary["channels"]
+    assert record["randomisation"] == summary["randomisation"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SALIENCY_JSON, SALIENCY_MAPS]
+
+
+def test_saliency_off_records_it_and_removes_old_maps(tmp_path, summary):
+    write_saliency(tmp_path, summary, synthetic=False)
+    write_saliency(tmp_path, None, synthetic=False)
+    record, arrays = read_saliency(tmp_path)
+    assert record == {"computed": False, "synthetic": False} and arrays == {}
+    assert not (tmp_path / SALIENCY_MAPS).exists()
+    assert read_saliency(tmp_path / "nowhere") is None
+
+
+def test_inconsistent_files_are_refused(tmp_path, summary):
+    write_saliency(tmp_path, summary, synthetic=True)
+    (tmp_path / SALIENCY_MAPS).unlink()
+    with pytest.raises(FileNotFoundError, match="saliency_maps.npz"):
+        read_saliency(tmp_path)
+    write_saliency(tmp_path, summary, synthetic=True)
+    record = json.loads((tmp_path / SALIENCY_JSON).read_text())
+    record["examples"] = record["examples"][:-1] + record["examples"][-1:] * 2
+    (tmp_path / SALIENCY_JSON).write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="examples"):
+        read_saliency(tmp_path)
+
+
+def test_the_table_gives_each_class_its_share_and_the_even_spread_ratio():
+    summary = {"mask_fraction": {"per_class": {
+        "free": {"n_slices": 4, "n_undefined": 0, "mean": 0.6, "mean_roi_area": 0.2},
+        "malignant": {"n_slices": 2, "n_undefined": 2, "mean": None, "mean_roi_area": 0.1},
+    }}}
+    table = saliency_table(summary)
+    assert list(table.index) == ["free", "pleomorphic_adenoma", "warthin", "malignant"]
+    assert table.loc["free", "ratio"] == pytest.approx(3.0)
+    assert table.loc["free", "test slices"] == 4
+    assert pd.isna(table.loc["malignant", "ratio"])
+    assert table.loc["pleomorphic_adenoma", "test slices"] == 0
