@@ -76,6 +76,9 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
     for stage in ("10-curate", "20-train", "30-evaluate", "40-statistics", "45-saliency",
                   "50-report"):
         assert (run_dir / f"{stage}.ipynb").exists()
+    checklist = (run_dir / "checklist.md").read_text()  # TRIPOD+AI, answered from the run
+    assert "TRIPOD+AI" in checklist and "to be completed by the authors" in checklist
+    assert "Reporting checklist (TRIPOD+AI 2024)" in html and "27c" in html
     bundle = load_bundle(run_dir)  # the model, ready for new patients
     assert bundle.channels == ("t1", "ce_t1", "t2", "gland")
     assert bundle.curation.image_size == load_params(SMOKE)["image_size"]

@@ -74,7 +74,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("saliency", "45-saliency.ipynb", "saliency.json",
           ("checkpoint", "device", "saliency", "saliency_method", "saliency_examples", "seed"),
           outputs=("saliency.json", "saliency_maps.npz")),
-    Stage("report", "50-report.ipynb", "report.html", outputs=("report.html", "figures")),
+    # The report also writes the TRIPOD+AI checklist of the run (report/checklist.py).
+    Stage("report", "50-report.ipynb", "report.html",
+          outputs=("report.html", "figures", "checklist.md")),
 )
 
 #: The predict chain (``python -m parotidlib predict``): a model bundle applied to another
