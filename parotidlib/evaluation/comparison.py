@@ -6,7 +6,14 @@ Figure 5) and the paired differences on the same test slices: a patient-level pa
 bootstrap of the accuracy and of the micro-AUC difference (``evaluation.paired``; Field &
 Welsh 2007), McNemar's exact test on the slices beside it as a secondary figure (it treats
 slices as independent; McNemar 1947). Written into metrics.json as ``radiomics`` and
-``cnn_vs_radiomics``. Torch-free.
+``cnn_vs_radiomics``; :func:`paired_comparison` is also the cross-validation's comparison on
+the pooled out-of-fold slices (``evaluation.cv``). Torch-free.
+
+References
+----------
+Field CA, Welsh AH. Bootstrapping clustered data. J R Stat Soc B 2007; 69:369-390.
+McNemar Q. Note on the sampling error of the difference between correlated proportions or
+    percentages. Psychometrika 1947; 12:153-157.
 """
 
 from __future__ import annotations
@@ -25,7 +32,47 @@ from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.evaluation.stats import mcnemar_exact
 from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4
 
-__all__ = ["compare_models"]
+__all__ = ["MCNEMAR_CAVEAT", "compare_models", "paired_comparison"]
+
+#: Beside McNemar's slice p-value: why it is secondary to the patient-level bootstrap.
+MCNEMAR_CAVEAT = "slices of a patient are correlated; treats them as independent"
+
+
+def paired_comparison(cnn: pd.DataFrame, baseline: pd.DataFrame, resamples: int, seed: int,
+                      slices: str = "test") -> dict[str, Any]:
+    """CNN minus baseline on the same slices: ``cnn_vs_radiomics`` of metrics.json.
+
+    Parameters
+    ----------
+    cnn, baseline : DataFrame
+        The two models' predictions of the same slices (matched by
+        :func:`parotidlib.evaluation.paired.aligned_pair`; every row is used, so select the
+        split first).
+    resamples, seed : int
+        The patient-level paired bootstrap
+        (:func:`parotidlib.evaluation.paired.paired_bootstrap_difference`; Field & Welsh 2007).
+    slices : str
+        Which slices these are, for ``method`` (``"test"``, ``"out-of-fold"``).
+
+    Returns
+    -------
+    dict
+        ``accuracy`` and ``micro_auc`` (paired bootstrap blocks: value, ci95, p_two_sided,
+        counts), ``mcnemar`` (McNemar's exact test on the slices' paired correctness,
+        McNemar 1947: ``only_cnn_correct``, ``only_radiomics_correct``, ``pvalue``,
+        ``caveat``) and ``method``.
+    """
+    pair = aligned_pair(cnn, baseline)
+    mcnemar = mcnemar_exact((pair["predicted_label_a"] == pair["true_label"]).to_numpy(bool),
+                            (pair["predicted_label_b"] == pair["true_label"]).to_numpy(bool))
+    return {
+        "accuracy": paired_bootstrap_difference(cnn, baseline, resamples, seed, "accuracy"),
+        "micro_auc": paired_bootstrap_difference(cnn, baseline, resamples, seed, "micro_auc"),
+        "mcnemar": {"only_cnn_correct": mcnemar["b"], "only_radiomics_correct": mcnemar["c"],
+                    "pvalue": mcnemar["pvalue"], "caveat": MCNEMAR_CAVEAT},
+        "method": f"CNN minus radiomics on the same {slices} slices; patient-level paired "
+                  "bootstrap",
+    }
 
 
 def compare_models(cnn: pd.DataFrame, baseline: pd.DataFrame, params: Mapping[str, Any],
@@ -61,16 +108,5 @@ def compare_models(cnn: pd.DataFrame, baseline: pd.DataFrame, params: Mapping[st
                     "confusion_matrix": patient_confusion(patients).tolist(),
                     "confusion_labels": list(HISTOLOGIES)},
     }
-    pair = aligned_pair(test_c, test_b)
-    mcnemar = mcnemar_exact((pair["predicted_label_a"] == pair["true_label"]).to_numpy(bool),
-                            (pair["predicted_label_b"] == pair["true_label"]).to_numpy(bool))
-    comparison = {
-        "accuracy": paired_bootstrap_difference(test_c, test_b, resamples, seed, "accuracy"),
-        "micro_auc": paired_bootstrap_difference(test_c, test_b, resamples, seed,
-                                                 "micro_auc"),
-        "mcnemar": {"only_cnn_correct": mcnemar["b"], "only_radiomics_correct": mcnemar["c"],
-                    "pvalue": mcnemar["pvalue"],
-                    "caveat": "slices of a patient are correlated; treats them as independent"},
-        "method": "CNN minus radiomics on the same test slices; patient-level paired bootstrap",
-    }
+    comparison = paired_comparison(test_c, test_b, resamples, seed)
     return to_jsonable({"radiomics": block, "cnn_vs_radiomics": comparison})

@@ -19,6 +19,14 @@ Table 4, Table 5, patient confusion matrix, exact-diagnosis accuracy), one row p
 seed, the spread of the fold and seed values, and the width of the pooled interval beside a
 single split's.
 
+With the radiomics baseline (``cv_radiomics_predictions.csv``: its out-of-fold predictions,
+pooled from the same members as the CNN's), the baseline's pooled results are computed by the
+same function as the CNN's, and the CNN minus the baseline on the same out-of-fold slices, per
+seed (CNN seed s against radiomics seed s), by
+:func:`parotidlib.evaluation.comparison.paired_comparison`: a patient-level paired bootstrap
+of the accuracy and micro-AUC differences (Field & Welsh 2007), McNemar's exact test on the
+slices beside it as a secondary figure (it treats slices as independent; McNemar 1947).
+
 The pooled slice accuracy carries a Wilson interval as in metrics.json: it treats slices as
 independent and is narrow; the micro-AUC interval is a patient-clustered percentile bootstrap
 (Field & Welsh 2007), as in metrics.json. The per-fold and per-seed spreads are descriptive:
@@ -36,6 +44,8 @@ Stone M. Cross-validatory choice and assessment of statistical predictions. J R 
 Bengio Y, Grandvalet Y. No unbiased estimator of the variance of K-fold cross-validation.
     J Mach Learn Res 2004; 5:1089-1105.
 Field CA, Welsh AH. Bootstrapping clustered data. J R Stat Soc B 2007; 69:369-390.
+McNemar Q. Note on the sampling error of the difference between correlated proportions or
+    percentages. Psychometrika 1947; 12:153-157.
 Wilson EB. Probable inference, the law of succession, and statistical inference.
     J Am Stat Assoc 1927; 22:209-212.
 """
@@ -54,6 +64,7 @@ from scipy.stats import norm
 from sklearn.preprocessing import label_binarize
 
 from parotidlib.constants import CLASSES, HISTOLOGIES
+from parotidlib.evaluation.comparison import paired_comparison
 from parotidlib.evaluation.decision import (
     PROBABILITY_COLUMNS,
     as_class_names,
@@ -72,6 +83,7 @@ __all__ = [
     "CV_COLUMNS",
     "CV_FORMAT",
     "CV_METHOD",
+    "CV_RADIOMICS_METHOD",
     "REQUIRED_CV_COLUMNS",
     "check_cv_predictions",
     "compute_cv_metrics",
@@ -100,6 +112,13 @@ CV_METHOD = (
     "held-out folds pooled per seed; slice accuracy with the Wilson interval, micro-AUC with a "
     "patient-clustered percentile bootstrap (Field & Welsh 2007); per-fold and per-seed values "
     "summarised by mean, sd (ddof=1), min and max")
+#: How the out-of-fold comparison with the radiomics baseline is made.
+CV_RADIOMICS_METHOD = (
+    "the radiomics baseline fitted in every member on the same training patients as the CNN and "
+    "its out-of-fold predictions pooled the same way; CNN minus radiomics on the same pooled "
+    "out-of-fold slices per seed (CNN seed s against radiomics seed s): patient-level paired "
+    "percentile bootstrap of the accuracy and micro-AUC differences, McNemar's exact test on "
+    "the slices as a secondary figure (it treats the slices of a patient as independent)")
 _EXAMPLES = 3
 
 
@@ -226,6 +245,66 @@ def _patient_block(rows: pd.DataFrame, malignant_threshold: int) -> dict[str, An
     }
 
 
+def _pooled_block(rows: pd.DataFrame, malignant_threshold: int, bootstrap_resamples: int,
+                  bootstrap_seed: int) -> dict[str, Any]:
+    """One seed's pooled out-of-fold results: ``slice``, ``table4``, ``patient``."""
+    return {
+        "slice": slice_block(rows, "test", bootstrap_resamples, bootstrap_seed),
+        "table4": table4(rows),
+        "patient": _patient_block(rows, malignant_threshold),
+    }
+
+
+def _prepared(cv_predictions: pd.DataFrame) -> pd.DataFrame:
+    """A checked pooled table with integer ``fold`` and ``seed`` and every row ``test``."""
+    check_cv_predictions(cv_predictions)
+    return cv_predictions.assign(
+        fold=_as_int_column(cv_predictions, "fold").to_numpy(),
+        seed=_as_int_column(cv_predictions, "seed").to_numpy(),
+        split="test",  # slice_block selects a split: every OOF row is a held-out prediction
+    )
+
+
+def _check_same_folds(cnn: pd.DataFrame, radiomics: pd.DataFrame) -> None:
+    """The baseline's pooled rows come from the CNN's members: same seeds, same folds."""
+    seeds_c, seeds_r = sorted(cnn["seed"].unique()), sorted(radiomics["seed"].unique())
+    if seeds_c != seeds_r:
+        raise ValueError(f"the radiomics predictions must have the CNN's seeds "
+                         f"{[int(s) for s in seeds_c]}, got {[int(s) for s in seeds_r]}")
+    folds_c = cnn.groupby(["seed", "patient_id"])["fold"].first()
+    folds_r = radiomics.groupby(["seed", "patient_id"])["fold"].first()
+    joined = pd.concat([folds_c.rename("cnn"), folds_r.rename("radiomics")], axis=1)
+    differ = joined[joined["cnn"] != joined["radiomics"]]
+    if len(differ):
+        (s, pid), row = differ.index[0], differ.iloc[0]
+        raise ValueError(
+            f"the radiomics predictions must come from the CNN's folds; {len(differ)} (seed, "
+            f"patient) pairs differ, e.g. patient {pid!r} seed {int(s)}: CNN fold "
+            f"{row['cnn']}, radiomics fold {row['radiomics']}")
+
+
+def _radiomics_blocks(cnn: pd.DataFrame, radiomics: pd.DataFrame, seeds: Sequence[int],
+                      malignant_threshold: int, bootstrap_resamples: int,
+                      bootstrap_seed: int, info: Mapping[str, Any] | None
+                      ) -> dict[str, Any]:
+    """``radiomics`` and ``cnn_vs_radiomics`` of cv-metrics.json."""
+    _check_same_folds(cnn, radiomics)
+    per_seed: dict[str, Any] = {}
+    paired: dict[str, Any] = {}
+    for s in seeds:
+        rows_c, rows_r = cnn[cnn["seed"] == s], radiomics[radiomics["seed"] == s]
+        per_seed[str(s)] = _pooled_block(rows_r, malignant_threshold, bootstrap_resamples,
+                                         bootstrap_seed)
+        try:
+            paired[str(s)] = paired_comparison(rows_c, rows_r, bootstrap_resamples,
+                                               bootstrap_seed, slices="out-of-fold")
+        except ValueError as err:
+            raise ValueError(f"seed {s}: CNN and radiomics out-of-fold predictions: {err}"
+                             ) from err
+    return {"radiomics": {"info": dict(info or {}), "per_seed": per_seed},
+            "cnn_vs_radiomics": {"per_seed": paired, "method": CV_RADIOMICS_METHOD}}
+
+
 def _fold_row(rows: pd.DataFrame, seed: int, fold: int) -> dict[str, Any]:
     row: dict[str, Any] = {"seed": seed, "fold": fold,
                            "patients": int(rows["patient_id"].nunique()),
@@ -297,7 +376,9 @@ def _interval_width(cv_block: Mapping[str, Any],
 def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 2,
                        bootstrap_resamples: int = 1000, bootstrap_seed: int = 0,
                        synthetic: bool = False,
-                       single_split: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                       single_split: Mapping[str, Any] | None = None,
+                       radiomics_predictions: pd.DataFrame | None = None,
+                       radiomics_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything cv-metrics.json holds; plain JSON types.
 
     Parameters
@@ -313,6 +394,13 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
     single_split : mapping, optional
         A single-split run's metrics.json, to compare the widths of the slice-accuracy
         intervals.
+    radiomics_predictions : DataFrame, optional
+        cv_radiomics_predictions.csv: the radiomics baseline's out-of-fold predictions of the
+        same slices, from the same members (same seeds and folds; checked like
+        ``cv_predictions``). None (``radiomics: false``): no radiomics keys.
+    radiomics_info : mapping, optional
+        What the baseline is (e.g. ``{"model": "logistic"}``), written as
+        ``radiomics.info``.
 
     Returns
     -------
@@ -330,23 +418,28 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         ``single_split``'s ``slice.test.accuracy``; ``single_split_expected``: the Wilson
         width at the CV accuracy with the single split's test slice count; ``ratio``: cv /
         single_split; null with a reason where not given) and ``method`` (:data:`CV_METHOD`).
+        With ``radiomics_predictions`` also ``radiomics`` (``info``; ``per_seed``: seed as
+        text -> the baseline's ``slice``, ``table4`` and ``patient``, computed as the CNN's)
+        and ``cnn_vs_radiomics`` (``per_seed``: seed as text -> CNN seed s minus radiomics
+        seed s on the same out-of-fold slices,
+        :func:`parotidlib.evaluation.comparison.paired_comparison`: ``accuracy``,
+        ``micro_auc``, ``mcnemar``, ``method``; ``method``: :data:`CV_RADIOMICS_METHOD`).
+
+    Raises
+    ------
+    ValueError
+        A table fails :func:`check_cv_predictions` (the radiomics one's message starts with
+        ``cv_radiomics_predictions``), or the baseline's rows are not the CNN's slices, seeds
+        and folds.
     """
-    check_cv_predictions(cv_predictions)
-    frame = cv_predictions.assign(
-        fold=_as_int_column(cv_predictions, "fold").to_numpy(),
-        seed=_as_int_column(cv_predictions, "seed").to_numpy(),
-        split="test",  # slice_block selects a split: every OOF row is a held-out prediction
-    )
+    frame = _prepared(cv_predictions)
     seeds = sorted(int(s) for s in frame["seed"].unique())
     per_seed: dict[str, Any] = {}
     per_fold: list[dict[str, Any]] = []
     for s in seeds:
         rows = frame[frame["seed"] == s]
-        per_seed[str(s)] = {
-            "slice": slice_block(rows, "test", bootstrap_resamples, bootstrap_seed),
-            "table4": table4(rows),
-            "patient": _patient_block(rows, malignant_threshold),
-        }
+        per_seed[str(s)] = _pooled_block(rows, malignant_threshold, bootstrap_resamples,
+                                         bootstrap_seed)
         for f in sorted(int(f) for f in rows["fold"].unique()):
             per_fold.append(_fold_row(rows[rows["fold"] == f], s, f))
     first = per_seed[str(seeds[0])]["slice"]
@@ -376,6 +469,13 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         "interval_width": _interval_width(first["accuracy"], single_split),
         "method": CV_METHOD,
     }
+    if radiomics_predictions is not None:
+        try:
+            radiomics = _prepared(radiomics_predictions)
+        except ValueError as err:
+            raise ValueError(f"cv_radiomics_predictions: {err}") from err
+        out.update(_radiomics_blocks(frame, radiomics, seeds, malignant_threshold,
+                                     bootstrap_resamples, bootstrap_seed, radiomics_info))
     logger.info("CV: %d folds x %d seeds, %d patients, pooled slice accuracy %.4f (seed %d)",
                 out["folds"], len(seeds), out["n_patients"], first["accuracy"]["value"],
                 seeds[0])

@@ -139,24 +139,28 @@ def confusion_frame(predictions: pd.DataFrame, split: str) -> pd.DataFrame:
                         columns=list(CLASSES))
 
 
+def model_column(slices: Mapping[str, Any], block: Mapping[str, Any]) -> dict[str, str]:
+    """One model's column of a side-by-side table: the slice results ``slices`` (accuracy,
+    micro- and macro-AUC) and ``block``'s Table 4 accuracies and Table 5 counts."""
+    col = {"slice accuracy [95% Wilson CI]": ci_text(slices["accuracy"]),
+           "micro-AUC [95% bootstrap CI]": ci_text(slices["micro_auc"]),
+           "macro-AUC": number_text(slices, "macro_auc")}
+    for r in block["table4"]:
+        col[f"Table 4, {r['task'].replace('_', ' ')}: accuracy"] = ci_text(r["accuracy"])
+    for r in block["patient"]["table5"]:
+        col[f"Table 5, {r['type'].replace('_', ' ')}: patients correct"] = (
+            f"{r['correct']}/{r['patients']}")
+    return col
+
+
 def cnn_vs_radiomics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """The CNN and the radiomics baseline side by side on the same test patients (slice
     accuracy and AUCs, Table 4 accuracies, Table 5), with the paired differences below;
     empty when the run has no baseline (``radiomics: false``)."""
     if "radiomics" not in metrics:
         return pd.DataFrame()
-    rows: dict[str, dict[str, str]] = {}
-    for label, block in (("CNN", metrics), ("radiomics", metrics["radiomics"])):
-        s = block["slice"]["test"]
-        col = {"slice accuracy [95% Wilson CI]": ci_text(s["accuracy"]),
-               "micro-AUC [95% bootstrap CI]": ci_text(s["micro_auc"]),
-               "macro-AUC": number_text(s, "macro_auc")}
-        for r in block["table4"]:
-            col[f"Table 4, {r['task'].replace('_', ' ')}: accuracy"] = ci_text(r["accuracy"])
-        for r in block["patient"]["table5"]:
-            col[f"Table 5, {r['type'].replace('_', ' ')}: patients correct"] = (
-                f"{r['correct']}/{r['patients']}")
-        rows[label] = col
+    rows = {label: model_column(block["slice"]["test"], block)
+            for label, block in (("CNN", metrics), ("radiomics", metrics["radiomics"]))}
     cmp = metrics["cnn_vs_radiomics"]
     diff = {"CNN minus radiomics: accuracy [95% CI], p": (
                 f"{ci_text(cmp['accuracy'])}, p {number_text(cmp['accuracy'], 'p_two_sided')}"),

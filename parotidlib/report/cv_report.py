@@ -2,7 +2,9 @@
 
 The pooled out-of-fold results stand beside the paper's single-split numbers and the
 profile's own single-split run, never tuned against them; the per-fold and per-seed tables
-show the spread the pooled number hides.
+show the spread the pooled number hides. With the radiomics baseline, the section
+:data:`RADIOMICS_SECTION` sets the two models side by side on the same out-of-fold slices,
+with the paired differences (``cv_metrics.json``'s ``radiomics`` and ``cnn_vs_radiomics``).
 """
 
 from __future__ import annotations
@@ -14,16 +16,26 @@ from typing import Any
 
 import pandas as pd
 
-from parotidlib.evaluation.frames import ci_text, number_text, table4_frame, table5_frame
+from parotidlib.evaluation.frames import (
+    ci_text,
+    model_column,
+    number_text,
+    table4_frame,
+    table5_frame,
+)
+from parotidlib.evaluation.paired import MCNEMAR_COLUMN
 from parotidlib.report.paper import PAPER
 
-__all__ = ["draw_cv_figures", "fold_frame", "pooled_frame", "single_split_metrics",
-           "spread_frame", "summary_paragraph", "table4_by_seed", "table5_by_seed",
-           "width_frame"]
+__all__ = ["RADIOMICS_SECTION", "draw_cv_figures", "fold_frame", "pooled_frame",
+           "radiomics_difference_frame", "radiomics_frame", "radiomics_paragraph",
+           "single_split_metrics", "spread_frame", "summary_paragraph", "table4_by_seed",
+           "table4_cnn_vs_radiomics", "table5_by_seed", "width_frame"]
 
 #: The copy of the profile's newest single-split run's metrics (run.cv writes it).
 SINGLE_SPLIT_METRICS = "single_split_metrics.json"
 _TYPES = ("pleomorphic_adenoma", "warthin", "malignant")
+#: Heading of the report's comparison with the radiomics baseline (present only with one).
+RADIOMICS_SECTION = "CNN vs radiomics, out of fold (all patients)"
 
 
 def single_split_metrics(run_dir: str | Path) -> dict[str, Any] | None:
@@ -156,3 +168,100 @@ def draw_cv_figures(run_dir: str | Path, predictions: pd.DataFrame, synthetic: b
         roc = roc_curves(part)
     save_figure(plot_roc(roc, title=title), run_dir, "cv_roc", synthetic=synthetic)
     return ["cv_confusion_matrix", "cv_roc"]
+
+
+# --------------------------------------------------------------------------- radiomics
+
+
+def _synthetic_suffix(metrics: Mapping[str, Any]) -> str:
+    return " (synthetic cohort)" if metrics.get("synthetic") else ""
+
+
+def _model_column(block: Mapping[str, Any]) -> dict[str, str]:
+    s = block["slice"]
+    col = {"patients": str(s["patients"]), "slices": str(s["slices"]),
+           **model_column(s, block)}
+    col["patient accuracy (3 types)"] = ci_text(block["patient"]["accuracy"])
+    return col
+
+
+def radiomics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """The CNN and the radiomics baseline side by side on the pooled out-of-fold slices of
+    every patient, per seed (slice accuracy and AUCs, Table 4 accuracies, Table 5); empty
+    without a baseline (``radiomics: false``)."""
+    if "radiomics" not in metrics:
+        return pd.DataFrame()
+    suffix = _synthetic_suffix(metrics)
+    columns: dict[str, dict[str, str]] = {}
+    for seed, block in metrics["per_seed"].items():
+        columns[f"CNN, seed {seed}{suffix}"] = _model_column(block)
+        columns[f"radiomics, seed {seed}{suffix}"] = _model_column(
+            metrics["radiomics"]["per_seed"][seed])
+    frame = pd.DataFrame(columns)
+    frame.index.name = "out-of-fold, all patients"
+    return frame
+
+
+def radiomics_difference_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """CNN minus radiomics on the same out-of-fold slices, one row per seed: the
+    patient-level paired bootstrap of the accuracy and micro-AUC differences, and McNemar's
+    exact slice test as a secondary column (it treats slices as independent); empty without
+    a baseline."""
+    if "cnn_vs_radiomics" not in metrics:
+        return pd.DataFrame()
+    rows = []
+    for seed, cmp in metrics["cnn_vs_radiomics"]["per_seed"].items():
+        acc, auc, mc = cmp["accuracy"], cmp["micro_auc"], cmp["mcnemar"]
+        rows.append({
+            "seed": seed, "patients": acc["n_patients"], "slices": acc["n_slices"],
+            "accuracy: CNN minus radiomics [95% CI]": ci_text(acc),
+            "accuracy: bootstrap p (two-sided, by patient)": number_text(acc, "p_two_sided"),
+            "micro-AUC: CNN minus radiomics [95% CI]": ci_text(auc),
+            "micro-AUC: bootstrap p (two-sided, by patient)": number_text(auc, "p_two_sided"),
+            "slices only CNN / only radiomics correct": (
+                f"{mc['only_cnn_correct']}/{mc['only_radiomics_correct']}"),
+            MCNEMAR_COLUMN: f"{mc['pvalue']:.3g}"})
+    return pd.DataFrame(rows).set_index("seed")
+
+
+def table4_cnn_vs_radiomics(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Table 4 of the CNN and of the radiomics baseline on every patient's out-of-fold
+    slices, one table per seed, the two models' rows of each task together; empty without
+    a baseline."""
+    if "radiomics" not in metrics:
+        return {}
+    out = {}
+    for seed, block in metrics["per_seed"].items():
+        both = pd.concat({"CNN": table4_frame(block),
+                          "radiomics": table4_frame(metrics["radiomics"]["per_seed"][seed])},
+                         names=["model"])
+        tasks = list(dict.fromkeys(both.index.get_level_values("task")))
+        both = both.swaplevel("model", "task")
+        out[seed] = both.loc[[(t, m) for t in tasks for m in ("CNN", "radiomics")]]
+    return out
+
+
+def radiomics_paragraph(metrics: Mapping[str, Any]) -> str:
+    """What the comparison is, its first seed's result and the caveat on McNemar (Markdown);
+    empty without a baseline."""
+    if "radiomics" not in metrics:
+        return ""
+    seed = _first_seed(metrics)
+    cmp = metrics["cnn_vs_radiomics"]["per_seed"][seed]
+    model = metrics["radiomics"].get("info", {}).get("model")
+    text = ("**Synthetic cohort**: these numbers come from the kit's synthetic data, not from "
+            "patients. " if metrics.get("synthetic") else "")
+    text += (
+        f"In every fold the radiomics baseline{f' ({model})' if model else ''} was fitted on "
+        "the training patients of that fold's member, as the CNN was, and predicted the same "
+        "held-out patients; its out-of-fold slices are pooled per seed as the CNN's. The "
+        "differences are CNN minus radiomics on the same out-of-fold slices, CNN seed s "
+        "against radiomics seed s, with a patient-level paired bootstrap (patients "
+        f"resampled, the same for both models). Seed {seed}: accuracy difference "
+        f"{ci_text(cmp['accuracy'])} (p {number_text(cmp['accuracy'], 'p_two_sided')}), "
+        f"micro-AUC difference {ci_text(cmp['micro_auc'])} (p "
+        f"{number_text(cmp['micro_auc'], 'p_two_sided')}). McNemar's exact test on slices is "
+        "secondary: the slices of a patient are correlated and it treats them as "
+        "independent, so its p-value overstates the evidence. Nothing is tuned to make "
+        "either side win.")
+    return text

@@ -7,6 +7,10 @@ fold ``f``: the folds are :class:`sklearn.model_selection.StratifiedGroupKFold` 
 stratified by histology and shuffled with ``split_seed`` (``data.split.split_patients`` with
 ``cv_folds``). The members' test predictions together are ``cv_predictions.csv``: the
 columns of predictions.csv plus ``fold`` and ``seed``, every slice exactly once per seed.
+With ``radiomics: true`` every member's evaluate stage also wrote the radiomics baseline's
+predictions (``radiomics_predictions.csv``, fitted on the member's training patients), and
+their test rows are pooled the same way into ``cv_radiomics_predictions.csv``, so that 80-cv
+compares the two models on the same out-of-fold slices.
 """
 
 from __future__ import annotations
@@ -26,19 +30,35 @@ from parotidlib.run.stages import CV_REPORT
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CV_PREDICTIONS", "pool_predictions", "run_cv"]
+__all__ = ["CV_PREDICTIONS", "CV_RADIOMICS_PREDICTIONS", "pool_predictions", "run_cv"]
 
 #: The pooled out-of-fold predictions of a cross-validation batch.
 CV_PREDICTIONS = "cv_predictions.csv"
-
+#: The radiomics baseline's pooled out-of-fold predictions (``radiomics: true``).
+CV_RADIOMICS_PREDICTIONS = "cv_radiomics_predictions.csv"
 
 
 def pool_predictions(batch_dir: str | Path, members: Sequence[Mapping[str, Any]],
-                     members_dir: str = "folds") -> pd.DataFrame:
-    """The test (out-of-fold) rows of every member's predictions.csv, with fold and seed.
+                     members_dir: str = "folds", filename: str = "predictions.csv"
+                     ) -> pd.DataFrame:
+    """The test (out-of-fold) rows of every member's predictions, with fold and seed.
+
+    Parameters
+    ----------
+    batch_dir : path
+        The batch folder.
+    members : sequence of mapping
+        ``members.json``'s records (``run_dir``, ``overrides`` with ``fold`` and ``seed``).
+    members_dir : str
+        The members' subfolder.
+    filename : str
+        The predictions file of each member: ``predictions.csv`` (the CNN) or
+        ``radiomics_predictions.csv`` (the radiomics baseline).
 
     Raises
     ------
+    FileNotFoundError
+        A member has no such file (the message names the member).
     ValueError
         A slice is out of fold twice, or never, for a seed (the folds do not partition the
         patients): the message names the seed and an example slice.
@@ -48,7 +68,11 @@ def pool_predictions(batch_dir: str | Path, members: Sequence[Mapping[str, Any]]
     batch_dir = Path(batch_dir)
     frames = []
     for m in members:
-        preds = read_predictions(batch_dir / members_dir / m["run_dir"] / "predictions.csv")
+        path = batch_dir / members_dir / m["run_dir"] / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"member {m['run_dir']} has no {filename} ({path}); its "
+                                    f"evaluate stage did not write it")
+        preds = read_predictions(path)
         all_slices = preds[["patient_id", "slice_index", "side"]]
         test = preds[preds["split"] == "test"].copy()
         test.insert(len(test.columns), "fold", int(m["overrides"]["fold"]))
@@ -67,6 +91,23 @@ def pool_predictions(batch_dir: str | Path, members: Sequence[Mapping[str, Any]]
             raise ValueError(f"seed {seed}: {len(part)} out-of-fold slices, but the cohort has "
                              f"{len(everything)}: some fold is missing")
     return pooled.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _pool_radiomics(params_path: Path, folds: int, batch_dir: Path,
+                    members: Sequence[Mapping[str, Any]]) -> None:
+    """Pool the members' radiomics predictions (``radiomics: true``); else remove a stale
+    pooled file, so that 80-cv shows no radiomics section."""
+    from parotidlib.params import load_params
+
+    path = batch_dir / CV_RADIOMICS_PREDICTIONS
+    if not load_params(params_path, {"cv_folds": folds})["radiomics"]:
+        path.unlink(missing_ok=True)
+        return
+    pooled = pool_predictions(batch_dir, members, filename="radiomics_predictions.csv")
+    with atomic_path(path) as tmp:
+        pooled.to_csv(tmp, index=False)
+    logger.info("pooled the radiomics baseline's %d out-of-fold slices into %s", len(pooled),
+                path)
 
 
 def _copy_single_split(reports: Path, profile: str, batch_dir: Path) -> None:
@@ -125,6 +166,7 @@ def run_cv(params_path: str | Path, folds: int = 5, seeds: Sequence[int] = (0,),
         pooled.to_csv(tmp, index=False)
     logger.info("pooled %d out-of-fold slices of %d patients (%d seed(s)) into %s",
                 len(pooled), pooled["patient_id"].nunique(), pooled["seed"].nunique(), path)
+    _pool_radiomics(params_path, folds, result.batch_dir, result.members)
     _copy_single_split(reports, params_path.stem, result.batch_dir)
     stage = CV_REPORT
     execute_stage(stage, result.batch_dir, {"run_dir": str(result.batch_dir)}, notebooks_dir)

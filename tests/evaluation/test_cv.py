@@ -12,6 +12,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from parotidlib.constants import CLASSES, HISTOLOGIES
 from parotidlib.evaluation import cv
+from parotidlib.evaluation.paired import paired_bootstrap_difference
+from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.evaluation.stats import wilson_interval
 
 
@@ -28,11 +30,12 @@ def _cohort(histologies: list[str], seed: int = 0) -> pd.DataFrame:
 
 
 def _oof(cohort: pd.DataFrame, folds: int = 3, seeds: tuple[int, ...] = (0, 1),
-         skill: float = 1.5) -> pd.DataFrame:
-    """Pooled OOF predictions: folds by StratifiedGroupKFold, a noisy model per seed."""
+         skill: float = 1.5, model_seed: int = 100) -> pd.DataFrame:
+    """Pooled OOF predictions: folds by StratifiedGroupKFold, a noisy model per seed (the
+    folds follow the seed only, so two models with other ``model_seed`` share them)."""
     parts = []
     for seed in seeds:
-        rng = np.random.default_rng(100 + seed)
+        rng = np.random.default_rng(model_seed + seed)
         fold = np.empty(len(cohort), dtype=int)
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         with warnings.catch_warnings():
@@ -216,3 +219,140 @@ def test_reproducible_and_read_back(oof, result, tmp_path):
     back = cv.read_cv_predictions(tmp_path / "cv.csv")
     assert back["patient_id"].iloc[0].startswith("0P")
     cv.check_cv_predictions(back)
+
+
+# --------------------------------------------------------------------------- radiomics
+
+
+@pytest.fixture(scope="module")
+def radiomics_oof() -> pd.DataFrame:
+    """The baseline's OOF predictions of the same slices and folds: a weaker, other model."""
+    return _oof(_cohort([HISTOLOGIES[i % 3] for i in range(12)]), skill=0.3, model_seed=500)
+
+
+@pytest.fixture(scope="module")
+def with_radiomics(radiomics_oof) -> dict:
+    cnn = _oof(_cohort([HISTOLOGIES[i % 3] for i in range(12)]), skill=3.0)
+    out = cv.compute_cv_metrics(cnn, bootstrap_resamples=60, bootstrap_seed=0, synthetic=True,
+                                radiomics_predictions=radiomics_oof,
+                                radiomics_info={"model": "logistic"})
+    return {"cnn": cnn, "metrics": out}
+
+
+def _accuracy(rows: pd.DataFrame) -> float:
+    return float((rows["true_label"] == rows["predicted_label"]).mean())
+
+
+def test_radiomics_pooled_results_equal_direct_counts(with_radiomics, radiomics_oof):
+    from sklearn.preprocessing import label_binarize
+
+    from parotidlib.evaluation.decision import diagnose_patients
+    from parotidlib.evaluation.metrics import micro_auc
+
+    out = with_radiomics["metrics"]
+    assert set(out["radiomics"]) == {"info", "per_seed"}
+    assert out["radiomics"]["info"] == {"model": "logistic"}
+    assert set(out["radiomics"]["per_seed"]) == {"0", "1"}
+    for seed in (0, 1):
+        rows = radiomics_oof[radiomics_oof["seed"] == seed]
+        block = out["radiomics"]["per_seed"][str(seed)]
+        acc = block["slice"]["accuracy"]
+        assert acc["total"] == len(rows)
+        assert acc["successes"] == int((rows["true_label"] == rows["predicted_label"]).sum())
+        assert acc["ci95"] == pytest.approx(list(wilson_interval(acc["successes"], len(rows))))
+        y = label_binarize(rows["true_label"], classes=list(CLASSES))
+        scores = rows[[f"prob_{c}" for c in CLASSES]].to_numpy()
+        assert block["slice"]["micro_auc"]["value"] == pytest.approx(micro_auc(y, scores))
+        assert block["slice"]["micro_auc"]["n_resamples"] == 60  # the clustered bootstrap ran
+        lesion = {r["task"]: r for r in block["table4"]}["lesion_vs_none"]
+        free_t, free_p = rows["true_label"] == "free", rows["predicted_label"] == "free"
+        assert (lesion["tp"], lesion["fn"]) == (int((free_t & free_p).sum()),
+                                                int((free_t & ~free_p).sum()))
+        d = diagnose_patients(rows, malignant_threshold=2)
+        assert block["patient"]["accuracy"]["successes"] == int(
+            (d["true_histology"] == d["predicted_histology"]).sum())
+        assert sum(r["patients"] for r in block["patient"]["table5"]
+                   if r["type"] != "benign") == 12
+    # the CNN's keys are those it has without a baseline
+    cnn = with_radiomics["cnn"]
+    alone = cv.compute_cv_metrics(cnn, bootstrap_resamples=60, bootstrap_seed=0, synthetic=True)
+    assert {k: v for k, v in out.items() if k not in ("radiomics", "cnn_vs_radiomics")} == alone
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
+
+
+def test_paired_difference_pairs_seed_s_with_seed_s(with_radiomics, radiomics_oof):
+    out, cnn = with_radiomics["metrics"], with_radiomics["cnn"]
+    assert out["cnn_vs_radiomics"]["method"] == cv.CV_RADIOMICS_METHOD
+    for seed in (0, 1):
+        c, r = cnn[cnn["seed"] == seed], radiomics_oof[radiomics_oof["seed"] == seed]
+        cmp = out["cnn_vs_radiomics"]["per_seed"][str(seed)]
+        acc = cmp["accuracy"]
+        assert acc["value"] == pytest.approx(_accuracy(c) - _accuracy(r))
+        assert (acc["value_a"], acc["value_b"]) == (pytest.approx(_accuracy(c)),
+                                                    pytest.approx(_accuracy(r)))
+        assert acc["n_patients"] == 12 and acc["n_slices"] == len(c)
+        assert acc["ci95"][0] > 0  # skill 3.0 against 0.3 on 12 patients: the CNN wins
+        assert cmp["micro_auc"]["value"] > 0 and cmp["micro_auc"]["n_resamples"] == 60
+        # the same function as the ablation's paired comparison, the same bootstrap seed
+        assert cmp["accuracy"] == to_jsonable(paired_bootstrap_difference(c, r, 60, 0))
+        assert cmp["micro_auc"] == to_jsonable(
+            paired_bootstrap_difference(c, r, 60, 0, "micro_auc"))
+        merged = c.merge(r, on=["patient_id", "slice_index", "side"], suffixes=("_c", "_r"))
+        right_c = merged["predicted_label_c"] == merged["true_label_c"]
+        right_r = merged["predicted_label_r"] == merged["true_label_r"]
+        mc = cmp["mcnemar"]
+        assert mc["only_cnn_correct"] == int((right_c & ~right_r).sum())
+        assert mc["only_radiomics_correct"] == int((~right_c & right_r).sum())
+        assert 0 <= mc["pvalue"] <= 1 and "independent" in mc["caveat"]
+        assert "out-of-fold" in cmp["method"]
+    # pairing across seeds would give another number: the test above can tell them apart
+    crossed = _accuracy(cnn[cnn["seed"] == 0]) - _accuracy(radiomics_oof[radiomics_oof["seed"]
+                                                                          == 1])
+    assert crossed != pytest.approx(out["cnn_vs_radiomics"]["per_seed"]["0"]["accuracy"]["value"])
+
+
+def test_radiomics_must_be_the_cnns_slices_seeds_and_folds(oof, radiomics_oof):
+    def compute(radiomics):
+        return cv.compute_cv_metrics(oof, bootstrap_resamples=0, radiomics_predictions=radiomics)
+
+    p05 = radiomics_oof["patient_id"] == "P05"
+    with pytest.raises(ValueError, match=r"seed 0: CNN and radiomics.*same slices.*P05"):
+        compute(radiomics_oof[~(p05 & (radiomics_oof["slice_index"] == 0))])
+    with pytest.raises(ValueError, match=r"CNN's seeds \[0, 1\], got \[0\]"):
+        compute(radiomics_oof[radiomics_oof["seed"] == 0])
+    moved = radiomics_oof.copy()
+    moved.loc[p05 & (moved["seed"] == 1), "fold"] = (
+        moved.loc[p05 & (moved["seed"] == 1), "fold"] + 1) % 3
+    with pytest.raises(ValueError, match=r"CNN's folds.*patient 'P05' seed 1"):
+        compute(moved)
+    with pytest.raises(ValueError, match=r"^cv_radiomics_predictions: .*missing columns"):
+        compute(radiomics_oof.drop(columns="fold"))
+    out = compute(radiomics_oof)  # the valid pair passes, the bootstrap off
+    acc = out["cnn_vs_radiomics"]["per_seed"]["1"]["accuracy"]
+    assert acc["ci95"] is None and acc["p_two_sided_undefined"] == "bootstrap_resamples is 0"
+
+
+def test_report_tables_show_both_models_side_by_side(with_radiomics, result):
+    from parotidlib.report import cv_report
+
+    out = with_radiomics["metrics"]
+    frame = cv_report.radiomics_frame(out)
+    assert list(frame.columns) == [f"{m}, seed {s} (synthetic cohort)"
+                                   for s in ("0", "1") for m in ("CNN", "radiomics")]
+    acc = out["radiomics"]["per_seed"]["1"]["slice"]["accuracy"]
+    assert frame.loc["slice accuracy [95% Wilson CI]", "radiomics, seed 1 (synthetic cohort)"
+                     ].endswith(f"({acc['successes']}/{acc['total']})")
+    diff = cv_report.radiomics_difference_frame(out)
+    assert list(diff.index) == ["0", "1"]
+    value = out["cnn_vs_radiomics"]["per_seed"]["0"]["accuracy"]["value"]
+    assert diff.loc["0", "accuracy: CNN minus radiomics [95% CI]"].startswith(f"{value:.3f}")
+    table = cv_report.table4_cnn_vs_radiomics(out)["0"]
+    assert list(table.index[:2]) == [("benign vs malignant", "CNN"),
+                                     ("benign vs malignant", "radiomics")]
+    text = cv_report.radiomics_paragraph(out)
+    assert text.startswith("**Synthetic cohort**") and "treats them as independent" in text
+    # without a baseline (radiomics: false) there is nothing to show
+    assert cv_report.radiomics_frame(result).empty
+    assert cv_report.radiomics_difference_frame(result).empty
+    assert cv_report.table4_cnn_vs_radiomics(result) == {}
+    assert cv_report.radiomics_paragraph(result) == ""
