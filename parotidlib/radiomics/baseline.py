@@ -47,6 +47,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from parotidlib.constants import CLASSES
 
@@ -253,7 +254,10 @@ def fit_baseline(
         search = GridSearchCV(_pipeline(model, seed, n_jobs), param_grid(model, x.shape[1]),
                               scoring=SCORING, cv=splits, n_jobs=1, refit=True,
                               error_score="raise")
-        search.fit(x, y)
+        # One BLAS thread: lbfgs on a few thousand rows x <= 200 features is ~10x slower
+        # with a threaded BLAS on the 2-core machine (bench/bench_report_additions.py).
+        with threadpool_limits(limits=1):
+            search.fit(x, y)
     return BaselineModel(pipeline=search.best_estimator_, params=dict(search.best_params_),
                          cv_score=float(search.best_score_),
                          feature_names=[str(c) for c in x.columns], model=model, seed=seed,
