@@ -49,6 +49,8 @@ bench: $(STAMP) ## Run the benchmarks under bench/ (prints figures, asserts noth
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_predict.py
 	$(PY) bench/bench_radiomics.py
+	$(PY) bench/bench_saliency.py
+	$(PY) bench/bench_report_additions.py
 
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
