@@ -7,9 +7,10 @@ slices of a run folder with the checkpoint 30-evaluate used, the predicted class
 ``predictions.csv``. :func:`write_saliency` stores it in two files of the run folder (written
 by the ``saliency`` stage, ``45-saliency``; drawn by ``50-report``):
 
-* ``saliency.json``: the summary without arrays, plus ``computed`` (False with ``saliency:
-  false``), ``checkpoint``, ``synthetic`` and, per example, ``patient_id``, ``slice_index``
-  and ``side`` of the slice;
+* ``saliency.json``: the summary without arrays, plus ``computed`` (False, with a
+  ``reason``, under ``saliency: false`` or for a model without an MR series channel),
+  ``checkpoint``, ``synthetic`` and, per example, ``patient_id``, ``slice_index`` and ``side``
+  of the slice (the pseudonymous ids of the cohort, as in predictions.csv);
 * ``saliency_maps.npz``: ``images`` (the examples' input slices, uint8 N x C x H x W),
   ``maps`` (their true-class maps, N x H x W float32), ``maps_predicted`` (predicted-class
   maps) and ``channels``.
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import CLASSES
+from parotidlib.constants import CLASSES, SERIES
 from parotidlib.data.dataset import load_dataset
 from parotidlib.io import atomic_path, write_text_atomic
 
@@ -76,6 +77,32 @@ def _test_positions(slices: pd.DataFrame, predictions: pd.DataFrame) -> tuple[np
     return rows, test
 
 
+#: The warning a summary carries when the dataset was curated without ``mask_background``.
+NO_MASK_WARNING = ("The dataset was curated with mask_background: false, so the region of "
+                   "interest (the nonzero T1 pixels) is the whole in-image crop, not the "
+                   "tumour: the shares of the maps inside it say nothing about the tumour.")
+
+
+def saliency_unavailable(channels: Sequence[str]) -> str | None:
+    """Why a model with these input channels gets no saliency analysis (None: it does).
+
+    The region of interest is read off an MR series channel (``t1``, ``ce_t1``, ``t2``); a
+    model of the ``gland`` channel alone has none.
+    """
+    if not any(c in SERIES for c in channels):
+        return (f"no saliency analysis: the model's channels {list(channels)} include no MR "
+                f"series ({', '.join(SERIES)}) to take the tumour's region of interest from")
+    return None
+
+
+def model_channels(run_dir: str | Path, checkpoint: str = "best") -> tuple[str, ...]:
+    """The input channels of a run's trained network (its checkpoint's ``channels``)."""
+    from parotidlib.learn.predict import load_run_model
+
+    _, meta, _ = load_run_model(run_dir, checkpoint, "cpu")
+    return tuple(meta.get("channels") or ())
+
+
 def run_saliency(run_dir: str | Path, predictions: pd.DataFrame, checkpoint: str = "best",
                  method: str = "gradcam", per_class: int = 2, seed: int = 0,
                  batch_size: int = 64, device: str = "auto") -> dict[str, Any]:
@@ -113,6 +140,9 @@ def run_saliency(run_dir: str | Path, predictions: pd.DataFrame, checkpoint: str
     channels = tuple(meta.get("channels") or ())
     dataset = load_dataset(run_dir / "data", channels=channels or None)
     channels = tuple(dataset.channels)
+    reason = saliency_unavailable(channels)
+    if reason:
+        raise ValueError(reason)
     rows, test = _test_positions(dataset.slices, predictions)
     images = np.asarray(dataset.images[rows])
     summary = saliency_summary(model, images, test["true_label"].to_numpy(),
@@ -125,25 +155,28 @@ def run_saliency(run_dir: str | Path, predictions: pd.DataFrame, checkpoint: str
         row = test.iloc[example["index"]]
         example.update(patient_id=str(row["patient_id"]), slice_index=int(row["slice_index"]),
                        side=str(row["side"]))
+    if not dataset.meta.get("config", {}).get("mask_background", True):
+        summary["warnings"] = [NO_MASK_WARNING] + [w for w in summary["warnings"]
+                                                   if "mask_background" not in w]
     summary.update(checkpoint=checkpoint, channels=list(channels),
                    images=images[picked] if picked.size else images[:0])
     return summary
 
 
 def write_saliency(run_dir: str | Path, summary: Mapping[str, Any] | None,
-                   synthetic: bool) -> Path:
+                   synthetic: bool, reason: str = "saliency: false") -> Path:
     """Write ``saliency.json`` (and ``saliency_maps.npz`` when computed), each atomically.
 
-    ``summary`` None records that the stage ran with ``saliency: false``; the maps file of an
-    earlier run is then removed, so that the report never shows stale maps. Returns the JSON
-    file's path.
+    ``summary`` None records that the stage computed nothing, and ``reason`` why (``saliency:
+    false``, or :func:`saliency_unavailable`'s reason); the maps file of an earlier run is then
+    removed, so that the report never shows stale maps. Returns the JSON file's path.
     """
     run_dir = Path(run_dir)
     maps_path = run_dir / SALIENCY_MAPS
     if summary is None:
         maps_path.unlink(missing_ok=True)
         return write_text_atomic(run_dir / SALIENCY_JSON, json.dumps(
-            {"computed": False, "synthetic": bool(synthetic)}, indent=2))
+            {"computed": False, "reason": reason, "synthetic": bool(synthetic)}, indent=2))
     arrays = {"images": np.asarray(summary["images"], dtype=np.uint8),
               "maps": np.asarray(summary["maps"], dtype=np.float32),
               "maps_predicted": np.asarray(summary["maps_predicted"], dtype=np.float32),

@@ -63,6 +63,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("evaluate", "30-evaluate.ipynb", "predictions.csv",
           ("channels", "checkpoint", "predict_batch_size", "device", "radiomics",
            "radiomics_model", "seed"),
+          stale=("radiomics_predictions.csv", "radiomics.json"),
           outputs=("predictions.csv", "radiomics_predictions.csv", "radiomics.json")),
     # The statistics stage also writes the model bundle (learn/bundle.py): the decision
     # rule's threshold is fixed here, and `checkpoint` names the weights evaluated.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -10,11 +11,14 @@ import pytest
 
 from parotidlib.data.dataset import load_dataset
 from parotidlib.learn.explain import (
+    NO_MASK_WARNING,
     SALIENCY_JSON,
     SALIENCY_MAPS,
+    model_channels,
     read_saliency,
     run_saliency,
     saliency_table,
+    saliency_unavailable,
     write_saliency,
 )
 from parotidlib.learn.predict import predict_run
@@ -112,7 +116,8 @@ def test_saliency_off_records_it_and_removes_old_maps(tmp_path, summary):
     write_saliency(tmp_path, summary, synthetic=False)
     write_saliency(tmp_path, None, synthetic=False)
     record, arrays = read_saliency(tmp_path)
-    assert record == {"computed": False, "synthetic": False} and arrays == {}
+    assert record == {"computed": False, "reason": "saliency: false", "synthetic": False}
+    assert arrays == {}
     assert not (tmp_path / SALIENCY_MAPS).exists()
     assert read_saliency(tmp_path / "nowhere") is None
 
@@ -141,3 +146,36 @@ def test_the_table_gives_each_class_its_share_and_the_even_spread_ratio():
     assert table.loc["free", "test slices"] == 4
     assert pd.isna(table.loc["malignant", "ratio"])
     assert table.loc["pleomorphic_adenoma", "test slices"] == 0
+
+
+def test_a_model_without_an_mr_series_channel_gets_a_reason_not_a_crash(make_tiny_run,
+                                                                         tmp_path):
+    run = make_tiny_run(("gland",))
+    reason = saliency_unavailable(model_channels(run))
+    assert reason and "no MR series" in reason and "['gland']" in reason
+    with pytest.raises(ValueError, match="no MR series"):
+        run_saliency(run, predict_run(run, device="cpu"), device="cpu")
+    write_saliency(tmp_path, None, synthetic=True, reason=reason)
+    record, arrays = read_saliency(tmp_path)
+    assert record["reason"] == reason and not record["computed"] and arrays == {}
+    assert saliency_unavailable(("ce_t1", "gland")) is None
+
+
+def test_without_t1_the_roi_is_read_off_the_first_series_channel(make_tiny_run):
+    run = make_tiny_run(("ce_t1", "t2"))
+    summary = run_saliency(run, predict_run(run, device="cpu"), per_class=1, device="cpu")
+    assert summary["roi_channel"] == "ce_t1" and summary["channels"] == ["ce_t1", "t2"]
+    assert summary["images"].shape[1] == 2
+    assert NO_MASK_WARNING not in summary["warnings"]
+
+
+def test_a_dataset_curated_without_mask_background_is_warned_about(run_dir, predictions,
+                                                                    tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    meta = json.loads((copy / "data" / "dataset.json").read_text())
+    meta["config"]["mask_background"] = False
+    (copy / "data" / "dataset.json").write_text(json.dumps(meta))
+    summary = run_saliency(copy, predictions, per_class=0, device="cpu")
+    assert summary["warnings"][0] == NO_MASK_WARNING
+    assert sum("mask_background" in w for w in summary["warnings"]) == 1

@@ -319,22 +319,72 @@ def test_a_synthetic_metrics_file_labels_the_checklist_even_if_the_caller_does_n
     assert "**Synthetic data.**" in C.checklist_markdown(items, "Checklist")
 
 
-def test_dates_are_given_as_a_range_of_months_only(tmp_path):
+def _dated_run(tmp_path, dates: dict[str, list]):
+    """A 6-patient run whose slices.csv carries the given per-patient manifest columns."""
     ids = [f"ZQX{i:04d}" for i in range(6)]
-    slices = _slices(ids, [HISTOLOGIES[i % 3] for i in range(6)],
-                     ["train", "train", "train", "train", "test", "test"], seed=4, dates=True)
+    slices = _slices(ids, [HISTOLOGIES[i % 3] for i in range(len(ids))],
+                     ["test" if i % 3 == 2 else "train" for i in range(len(ids))], seed=4)
+    for column, values in dates.items():
+        slices[column] = slices["patient_id"].map(dict(zip(ids, values, strict=True)))
     run = tmp_path / "run"
     _dataset(run, slices, tmp_path / "cohort" / "manifest.csv")
     metrics = compute_metrics(_predictions(slices, 5), _params(), synthetic=False)
     (run / "metrics.json").write_text(json.dumps(to_jsonable(metrics)))
+    return run, slices
+
+
+def test_dates_are_given_as_a_range_of_years_only(tmp_path):
+    iso = [f"2016-{m:02d}-1{m}" for m in range(1, 7)]
+    compact = [20150304, 20150911, 20160101, 20171231, 20170601, 20160505]  # DICOM-style ints
+    run, slices = _dated_run(tmp_path, {"scan_date": iso, "surgery_date": compact,
+                                        "validated": ["yes"] * 6})
     by = _by_number(C.study_checklist(run, _params(), synthetic=False))
     assert by["5b"].status == C.FROM_RUN
-    assert "`scan_date` from 2016-01 to 2016-06 (6 of 6 patients with a date)" \
-        in by["5b"].answer
-    assert "2016-01-01" not in by["5b"].answer
+    answer = by["5b"].answer
+    assert "`scan_date` from 2016 to 2016 (6 of 6 patients with a date)" in answer
+    assert "`surgery_date` from 2015 to 2017 (6 of 6 patients with a date)" in answer
+    assert "validated" not in answer and "1970" not in answer
+    assert "2016-01" not in answer and "2015-03" not in answer  # no month, no day
     # without a date column the authors give the dates
-    slices.drop(columns="scan_date").to_csv(run / "data" / "slices.csv", index=False)
+    slices.drop(columns=["scan_date", "surgery_date"]).to_csv(run / "data" / "slices.csv",
+                                                              index=False)
     assert _by_number(C.study_checklist(run, _params(), False))["5b"].status == C.AUTHORS
+
+
+def test_few_dated_patients_or_ambiguous_dates_are_not_summarised(tmp_path):
+    run, _ = _dated_run(tmp_path, {"scan_date": ["2016-01-05", None, None, None, None, None],
+                                   "op_date": ["03/04/2016"] * 6})
+    answer = _by_number(C.study_checklist(run, _params(), synthetic=False))["5b"].answer
+    assert "2016" not in answer
+    assert "`scan_date` has a readable date (ISO 8601 or YYYYMMDD) for 1 patient(s)" in answer
+    assert "`op_date` has a readable date (ISO 8601 or YYYYMMDD) for 0 patient(s)" in answer
+
+
+def test_a_site_column_is_not_a_centre_but_a_hospital_column_is(tmp_path):
+    run, slices = _dated_run(tmp_path, {"site": ["deep lobe"] * 6})
+    answer = _by_number(C.study_checklist(run, _params(), synthetic=False))["6a"].answer
+    assert "deep lobe" not in answer and "no centre column" in answer
+    slices["hospital"] = ["north" if i < 15 else "south" for i in range(len(slices))]
+    slices.to_csv(run / "data" / "slices.csv", index=False)
+    answer = _by_number(C.study_checklist(run, _params(), synthetic=False))["6a"].answer
+    assert "2 centre(s) in the manifest column `hospital` (north 3, south 3)" in answer
+
+
+def test_answers_follow_the_channels_validation_and_radiomics_params(study_run):
+    run, params = study_run
+    by = _by_number(C.study_checklist(run, params, synthetic=True))
+    assert "the paper's composition (Table 3 row g)" in by["9a"].answer
+    assert "the epoch with the best" in by["12c"].answer
+    by = _by_number(C.study_checklist(
+        run, {**params, "channels": ("ce_t1", "t2"), "val_fraction": 0.0, "radiomics": False},
+        synthetic=True))
+    assert "not the paper's proposed model" in by["9a"].answer
+    assert "the paper's composition" not in by["9a"].answer
+    assert "without validation patients (val_fraction 0) is the last epoch's" in by["12c"].answer
+    assert "the last epoch" in by["12a"].answer
+    # radiomics: false wins over a radiomics.json left by an earlier run
+    assert (run / "radiomics.json").is_file()
+    assert "No radiomics baseline in this run (`radiomics: false`)" in by["12c"].answer
 
 
 def test_missing_optional_files_are_said_not_raised(study_run):

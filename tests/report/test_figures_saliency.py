@@ -88,3 +88,29 @@ def test_the_figure_module_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_the_run_figures_draw_the_stored_examples_with_patient_and_slice_labels(tmp_path):
+    from parotidlib.learn.explain import write_saliency
+    from parotidlib.report.run_figures import draw_run_figures, saliency_titles
+
+    rng = np.random.default_rng(1)
+    examples = [
+        {"index": 0, "true_label": "warthin", "predicted_label": "warthin", "correct": True,
+         "mask_fraction": 0.734, "patient_id": "SYN0007", "slice_index": 4, "side": "left"},
+        {"index": 5, "true_label": "malignant", "predicted_label": "warthin", "correct": False,
+         "mask_fraction": None, "patient_id": "SYN0011", "slice_index": 2, "side": "right"},
+    ]
+    assert saliency_titles({"examples": examples}) == [
+        "SYN0007 slice 4: warthin, 0.73 in ROI",
+        "SYN0011 slice 2: malignant (predicted warthin), undefined"]
+    summary = {"method_name": "Grad-CAM", "examples": examples, "channels": ["t1", "gland"],
+               "images": rng.integers(0, 256, (2, 2, 16, 16), dtype=np.uint8),
+               "maps": rng.random((2, 16, 16)), "maps_predicted": rng.random((2, 16, 16))}
+    write_saliency(tmp_path, summary, synthetic=True)
+    assert draw_run_figures(tmp_path, {}, synthetic=True) == ["saliency_examples"]
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "figures" / f"saliency_examples.{ext}").stat().st_size > 1000
+    write_saliency(tmp_path, None, synthetic=True)  # saliency: false draws nothing
+    (tmp_path / "figures" / "saliency_examples.png").unlink()
+    assert draw_run_figures(tmp_path, {}, synthetic=True) == []
