@@ -720,7 +720,9 @@ def _characteristics(run: _Run) -> str:
         groups += [(s, patients[patients["split"] == s]) for s in _splits(run)]
     for name, part in groups:
         age = pd.to_numeric(part["age"], errors="coerce")
-        age_text = (f"age mean {age.mean():.1f} (range {age.min():.0f}-{age.max():.0f}) years"
+        # quartiles, not the range: the youngest and oldest ages are single patients' values
+        age_text = (f"age mean {age.mean():.1f} (interquartile range "
+                    f"{age.quantile(0.25):.1f}-{age.quantile(0.75):.1f}) years"
                     if age.notna().any() else "age not given")
         parts.append(f"{name}: {len(part)} patients, {age_text}, sex "
                      f"{_by(part, 'sex', ('M', 'F'))}, tumour side "

@@ -515,3 +515,13 @@ def test_the_module_loads_without_torch_or_scikit_learn():
     code = ("import sys, parotidlib.report.checklist; "
             "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ages_are_summarised_by_quartiles_not_by_single_patients_extremes(study_run):
+    run, params = study_run
+    slices = pd.read_csv(run / "data" / "slices.csv", dtype={"patient_id": str})
+    ages = slices.groupby("patient_id")["age"].first()
+    answer = _by_number(C.study_checklist(run, params, synthetic=True))["20b"].answer
+    assert (f"all: {len(ages)} patients, age mean {ages.mean():.1f} (interquartile range "
+            f"{ages.quantile(0.25):.1f}-{ages.quantile(0.75):.1f}) years") in answer
+    assert f"-{ages.max():.0f})" not in answer and f"range {ages.min():.0f}-" not in answer
