@@ -525,3 +525,20 @@ def test_ages_are_summarised_by_quartiles_not_by_single_patients_extremes(study_
     assert (f"all: {len(ages)} patients, age mean {ages.mean():.1f} (interquartile range "
             f"{ages.quantile(0.25):.1f}-{ages.quantile(0.75):.1f}) years") in answer
     assert f"-{ages.max():.0f})" not in answer and f"range {ages.min():.0f}-" not in answer
+
+
+def test_the_class_imbalance_answer_still_describes_the_training_code():
+    """Item 13 says the CNN trains on an unweighted cross-entropy over a plain permutation:
+    if learn/train.py gains class weights, label smoothing or a sampler, update the item."""
+    import ast
+
+    from parotidlib.learn import train
+
+    tree = ast.parse(Path(train.__file__).read_text())
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    names = {getattr(c.func, "attr", getattr(c.func, "id", "")) for c in calls}
+    losses = [c for c in calls if getattr(c.func, "attr", "") == "cross_entropy"]
+    assert losses, "no cross_entropy call found in learn/train.py"
+    assert all(not c.keywords and len(c.args) == 2 for c in losses)
+    assert not names & {"CrossEntropyLoss", "WeightedRandomSampler", "nll_loss"}
+    assert "randperm" in names
