@@ -49,7 +49,9 @@ def test_smoke_run_writes_the_report_and_valid_metrics(smoke_run):
     for section in ("Paper vs this run", "Table 1", "Figure 7", "Figure 6", "Table 4",
                     "Table 5", "Synthetic data", "data:image/png;base64",
                     "Does the CNN beat radiomics", "CNN minus radiomics",
-                    "Where does the network look?", "Model-parameter randomisation test"):
+                    "Where does the network look?", "Model-parameter randomisation test",
+                    "Both models on the test patients of the <strong>synthetic</strong>",
+                    "Test slices of the <strong>synthetic</strong> cohort"):
         assert section in html, section
     assert "from parotidlib" not in html  # code hidden
     data_dir = smoke_run.run_dir.parent.parent / "data"  # the cohort, outside the project
