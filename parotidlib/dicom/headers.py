@@ -37,7 +37,8 @@ DicomProblem = Problem
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-NON_IMAGE_MODALITIES = frozenset({"RTSTRUCT", "SEG", "SR", "PR", "KO", "REG", "RTPLAN"})
+NON_IMAGE_MODALITIES = frozenset({"RTSTRUCT", "SEG", "SR", "PR", "KO", "REG", "RTPLAN",
+                                  "RTDOSE", "RTRECORD"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,14 @@ class DicomFile:
     number_of_frames: int = 1
     echo_number: int | None = None
     acquisition_number: int | None = None
+    series_number: int | None = None
+    acquisition_time: str = ""
+    contrast_route: str = ""
+    contrast_volume_ml: float | None = None
+    contrast_start_time: str = ""
+    contrast_total_dose_ml: float | None = None
+    image_type: str = ""
+    lossy_compression: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,16 @@ class Series:
     patient_age: str
     patient_sex: str
     files: tuple[DicomFile, ...] = field(repr=False)
+    series_number: int | None = None
+    acquisition_time: str = ""
+    contrast_route: str = ""
+    contrast_volume_ml: float | None = None
+    contrast_start_time: str = ""
+    contrast_total_dose_ml: float | None = None
+    image_type: str = ""
+    lossy_compression: str = ""
+    """How the pixel data were compressed lossily ("" when not): the transfer syntax or
+    LossyImageCompression of any of the files (a reviewer asks)."""
 
     @property
     def label(self) -> str:
@@ -227,6 +246,37 @@ def _sex(ds) -> str:
     return sex if sex in ("M", "F", "O") else ""
 
 
+#: Transfer syntaxes whose compression loses information (DICOM PS3.5 Table A-1; JPEG-LS
+#: near-lossless and JPEG 2000 irreversible included).
+LOSSY_TRANSFER_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50": "JPEG baseline",
+    "1.2.840.10008.1.2.4.51": "JPEG extended",
+    "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless",
+    "1.2.840.10008.1.2.4.91": "JPEG 2000",
+    "1.2.840.10008.1.2.4.93": "JPIP JPEG 2000",
+    "1.2.840.10008.1.2.4.100": "MPEG2",
+    "1.2.840.10008.1.2.4.102": "MPEG-4",
+    "1.2.840.10008.1.2.4.201": "HTJ2K",
+    "1.2.840.10008.1.2.4.203": "HTJ2K",
+}
+
+
+def lossy_compression(ds) -> str:
+    """How a file's pixel data were compressed lossily, "" when not: LossyImageCompression
+    "01" (with its method and ratio when given, PS3.3 C.7.6.1.1.5) or a lossy transfer
+    syntax (PS3.5 Table A-1)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = _str(meta, "TransferSyntaxUID") if meta is not None else ""
+    if syntax in LOSSY_TRANSFER_SYNTAXES:
+        return f"{LOSSY_TRANSFER_SYNTAXES[syntax]} transfer syntax ({syntax})"
+    if _str(ds, "LossyImageCompression") == "01":
+        method = _str(ds, "LossyImageCompressionMethod")
+        ratio = _str(ds, "LossyImageCompressionRatio")
+        return "LossyImageCompression 01" + (f", {method}" if method else "") + (
+            f", ratio {ratio}" if ratio else "")
+    return ""
+
+
 def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
     """The :class:`DicomFile` of a dataset read from ``path`` (only the kept fields)."""
     modality = _str(ds, "Modality").upper()
@@ -273,6 +323,14 @@ def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
         number_of_frames=_int(ds, "NumberOfFrames") or 1,
         echo_number=_int(ds, "EchoNumbers"),
         acquisition_number=_int(ds, "AcquisitionNumber"),
+        series_number=_int(ds, "SeriesNumber"),
+        acquisition_time=_str(ds, "AcquisitionTime"),
+        contrast_route=_str(ds, "ContrastBolusRoute"),
+        contrast_volume_ml=_float(ds, "ContrastBolusVolume"),
+        contrast_start_time=_str(ds, "ContrastBolusStartTime"),
+        contrast_total_dose_ml=_float(ds, "ContrastBolusTotalDose"),
+        image_type=_str(ds, "ImageType").upper(),
+        lossy_compression=lossy_compression(ds),
     )
 
 
@@ -391,6 +449,15 @@ def _series_from_files(files: tuple[DicomFile, ...]) -> Series:
         patient_age=first.patient_age,
         patient_sex=first.patient_sex,
         files=files,
+        series_number=first.series_number,
+        acquisition_time=first.acquisition_time,
+        contrast_route=first.contrast_route,
+        contrast_volume_ml=first.contrast_volume_ml,
+        contrast_start_time=first.contrast_start_time,
+        contrast_total_dose_ml=first.contrast_total_dose_ml,
+        image_type=first.image_type,
+        lossy_compression=next((f.lossy_compression for f in files if f.lossy_compression),
+                               ""),
     )
 
 
