@@ -147,7 +147,8 @@ def _read(rtstruct: str | Path | pydicom.Dataset) -> tuple[pydicom.Dataset, str 
         name = getattr(rtstruct, "filename", None)
         return rtstruct, str(Path(name).resolve()) if isinstance(name, str) and name else None
     path = Path(rtstruct)
-    return pydicom.dcmread(path), str(path.resolve())
+    # force: structure sets without file meta (old exports, pydicom's own rtstruct.dcm)
+    return pydicom.dcmread(path, force=True), str(path.resolve())
 
 
 def _roi_table(ds: pydicom.Dataset) -> list[tuple[int | None, str, str | None]]:
@@ -260,13 +261,15 @@ def rasterise_rtstruct(
             by_number[number] = name
         if frame_of_reference_uid is not None:
             frames = {frame} if frame else set_frames
+            series_frame = str(frame_of_reference_uid) or "none (the series has no " \
+                "FrameOfReferenceUID)"
             if not frames:
                 problem(name, f"ROI {name!r} names no frame of reference; the series' is "
-                              f"{frame_of_reference_uid}")
+                              f"{series_frame}")
                 bad_rois.add(name)
             elif frames != {str(frame_of_reference_uid)}:
                 problem(name, f"ROI {name!r} is in frame of reference {', '.join(sorted(frames))},"
-                              f" the series in {frame_of_reference_uid}")
+                              f" the series in {series_frame}")
                 bad_rois.add(name)
     for name, count in seen.items():
         if count > 1:

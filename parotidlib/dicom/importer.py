@@ -36,10 +36,21 @@ import numpy as np
 import pandas as pd
 from nibabel.processing import resample_from_to
 
-from parotidlib.constants import HISTOLOGIES, MANIFEST_COLUMNS, SERIES, SIDES
+from parotidlib.constants import (
+    HISTOLOGIES,
+    LABEL_LEFT_GLAND,
+    LABEL_RIGHT_GLAND,
+    LABEL_TUMOR,
+    MANIFEST_COLUMNS,
+    SERIES,
+    SIDES,
+)
 from parotidlib.data.laterality import tumour_parts
 from parotidlib.data.sources import SYNTHETIC_MARKER
-from parotidlib.dicom.rules import Rules, assign_roles, load_rules, map_rois
+from parotidlib.dicom.roinames import BILATERAL, classify_roi, split_bilateral
+from parotidlib.dicom.roles import assign_roles
+from parotidlib.dicom.rules import STRUCTURES, Rules, load_rules
+from parotidlib.dicom.structures import Candidate, StructureSet, choose, read_structure_set
 from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -49,8 +60,8 @@ SCANNER_COLUMNS = ("field_strength_t", "t1_tr_ms", "t1_te_ms", "t2_tr_ms", "t2_t
                    "ce_t1_tr_ms", "ce_t1_te_ms", "ce_t1_flip_deg", "pixel_size_mm",
                    "slice_thickness_mm", "t2_pixel_size_mm", "t2_slice_thickness_mm")
 LABEL_SOURCE_COLUMNS = tuple(f"{s}_labels_source" for s in SERIES)
-REPORT_COLUMNS = ("patient_id", "status", "series", "rois_used", "rois_unmatched",
-                  "labels", "problems")
+REPORT_COLUMNS = ("patient_id", "status", "series", "decided_by", "rois_used",
+                  "rois_unmatched", "structure_sets", "labels", "lossy_compression", "problems")
 
 
 class PatientRefused(ValueError):
@@ -146,20 +157,6 @@ def pseudonym(patient_id: str, key: bytes) -> str:
 # --------------------------------------------------------------------------- one patient
 
 
-def _referenced_series_uid(structure: Any) -> str | None:
-    """The SeriesInstanceUID an RTSTRUCT or SEG refers to (None when it does not say)."""
-    import pydicom
-
-    ds = pydicom.dcmread(str(structure.files[0].path), stop_before_pixels=True)
-    try:
-        if ds.Modality == "RTSTRUCT":
-            ref = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
-            return str(ref.RTReferencedSeriesSequence[0].SeriesInstanceUID)
-        return str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID)
-    except (AttributeError, IndexError, KeyError):
-        return None
-
-
 def _clean_header(image: nib.Nifti1Image) -> nib.Nifti1Image:
     header = image.header.copy()
     header["descrip"] = b""
@@ -168,24 +165,78 @@ def _clean_header(image: nib.Nifti1Image) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine, header)
 
 
-def _rasterise(structure: Any, image: nib.Nifti1Image, frame_of_reference: str,
+def _rasterise(structure: StructureSet, image: nib.Nifti1Image, frame_of_reference: str,
                pid: str) -> dict[str, np.ndarray]:
     from parotidlib.dicom.contours import rasterise_rtstruct, read_seg
 
-    path = structure.files[0].path
     if structure.modality == "SEG":
-        return read_seg(path, image.affine, image.shape[:3], patient_id=pid)
-    return rasterise_rtstruct(path, image.affine, image.shape[:3], frame_of_reference,
+        return read_seg(structure.path, image.affine, image.shape[:3], patient_id=pid,
+                        frame_of_reference_uid=frame_of_reference)
+    return rasterise_rtstruct(structure.path, image.affine, image.shape[:3], frame_of_reference,
                               patient_id=pid)
 
 
-def _label_map(masks: Mapping[str, np.ndarray], mapping: Mapping[str, int],
-               shape: tuple[int, ...]) -> np.ndarray:
+def _label_map(chosen: Mapping[int, Candidate], shape: tuple[int, ...]) -> np.ndarray:
     """Glands first, the tumour last: tumour voxels carry 3 even inside a gland."""
     labels = np.zeros(shape[:3], dtype=np.uint8)
-    for name, label in sorted(mapping.items(), key=lambda item: item[1]):
-        labels[masks[name]] = label
+    for label in sorted(chosen):
+        labels[chosen[label].mask] = label
     return labels
+
+
+def _voxel_ml(image: nib.Nifti1Image) -> float:
+    return float(abs(np.linalg.det(image.affine[:3, :3]))) / 1000.0
+
+
+def _structure_sets(structures: list[Any], pid: str) -> tuple[list[StructureSet], list[str]]:
+    """Every RTSTRUCT/SEG instance of the patient; a file that cannot be read is a problem."""
+    sets, problems = [], []
+    for structure in structures:
+        for f in structure.files:
+            try:
+                sets.append(read_structure_set(f.path, structure.modality,
+                                               structure.frame_of_reference_uid))
+            except Exception as exc:  # noqa: BLE001 - any unreadable file refuses its patient
+                problems.append(f"{structure.modality} file {f.path} cannot be read: "
+                                f"{type(exc).__name__}: {exc}")
+    return sets, problems
+
+
+def _candidates(structure: StructureSet, masks: Mapping[str, np.ndarray],
+                image: nib.Nifti1Image, rules: Rules) -> tuple[list[Candidate], list[str],
+                                                                list[str]]:
+    """The ROIs of one structure set that the rules make a label (a bilateral gland ROI split
+    into its halves), the ROIs left out with the reason, and problems."""
+    voxel = _voxel_ml(image)
+    found, left_out, problems = [], [], []
+    for name, mask in masks.items():
+        verdict = classify_roi(name, rules, structure.interpreted_types.get(name, ""))
+        if verdict.label is None:
+            left_out.append(f"{name} ({verdict.reason})")
+            continue
+        if verdict.label == BILATERAL:
+            try:
+                right, left = split_bilateral(mask, image.affine)
+            except ValueError as exc:
+                problems.append(f"ROI {name!r} holds both glands but cannot be split at the "
+                                f"midline: {exc}; draw Parotid_R and Parotid_L, or pin")
+                continue
+            for half, label, side in ((right, LABEL_RIGHT_GLAND, "right"),
+                                      (left, LABEL_LEFT_GLAND, "left")):
+                found.append(Candidate(structure, f"{name} ({side} half)", label, half,
+                                       float(half.sum()) * voxel))
+            continue
+        found.append(Candidate(structure, name, verdict.label, mask,
+                               float(mask.sum()) * voxel))
+    return found, left_out, problems
+
+
+def _no_mr_message(series: list[Any]) -> str:
+    found: dict[str, int] = {}
+    for s in series:
+        found[s.modality or "?"] = found.get(s.modality or "?", 0) + 1
+    listed = ", ".join(f"{m} ({n} series)" for m, n in sorted(found.items()))
+    return f"no MR series; found {listed or 'nothing'}"
 
 
 def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str] | None,
@@ -204,8 +255,10 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     if clinical is None:
         raise PatientRefused(["no row in the clinical table (its histology is needed)"])
     mr = [s for s in series if s.modality == "MR"]
+    if not mr:
+        raise PatientRefused([_no_mr_message(series)])
     structures = [s for s in series if s.modality in ("RTSTRUCT", "SEG")]
-    roles, problems = assign_roles(mr, rules, dicom_pid)
+    roles, problems, role_notes = assign_roles(mr, rules, dicom_pid)
     if problems:
         raise PatientRefused(problems)
     volumes: dict[str, nib.Nifti1Image] = {}
@@ -217,15 +270,29 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
                          for p in exc.problems] or [f"{role}: {exc}"]
     if problems:
         raise PatientRefused(problems)
+    sets, problems = _structure_sets(structures, pid)
     by_uid = {s.series_uid: role for role, s in roles.items()}
-    drawn: dict[str, np.ndarray] = {}
-    used, unmatched = [], []
-    for structure in structures:
-        target = by_uid.get(_referenced_series_uid(structure) or "")
-        candidates = [target] if target else [r for r in SERIES if roles[r].frame_of_reference_uid
-                                              == structure.frame_of_reference_uid]
+    candidates: dict[str, list[Candidate]] = {}
+    left_out, ignored = [], []
+    for structure in sets:
+        target = by_uid.get(structure.referenced_series_uid or "")
+        if target:
+            targets = [target]
+        elif structure.referenced_series_uid:
+            targets = []
+        else:  # it names no series: try the chosen series of its frame of reference
+            targets = [r for r in SERIES if roles[r].frame_of_reference_uid
+                       and roles[r].frame_of_reference_uid == structure.frame_of_reference_uid]
+        if not targets:
+            ignored.append(f"{structure.label} refers to "
+                           + (f"series {structure.referenced_series_uid}, not one of the "
+                              f"chosen MR series" if structure.referenced_series_uid else
+                              f"no series, and to frame of reference "
+                              f"{structure.frame_of_reference_uid or '(none)'}, not that of "
+                              f"the chosen MR series"))
+            continue
         masks, errors = None, []
-        for role in candidates:
+        for role in targets:
             try:
                 masks = _rasterise(structure, volumes[role], roles[role].frame_of_reference_uid,
                                    pid)
@@ -234,32 +301,51 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
             except ContourError as exc:
                 errors += [str(getattr(p, "message", p)) for p in exc.problems] or [str(exc)]
         if masks is None:
-            problems += [f"{structure.modality} {structure.description!r}: " + "; ".join(
-                errors or ["refers to no series of the three (and to no frame of reference "
-                           "they share)"])]
+            problems.append(f"{structure.label}: " + "; ".join(errors))
             continue
-        mapping, rest = map_rois(list(masks), rules)
-        unmatched += [f"{name} ({target})" for name in rest]
-        if not mapping:
+        found, rest, split_problems = _candidates(structure, masks, volumes[target], rules)
+        candidates.setdefault(target, []).extend(found)
+        left_out += [f"{name} on {target}" for name in rest]
+        problems += split_problems
+    if problems:
+        raise PatientRefused(problems)
+    drawn: dict[str, np.ndarray] = {}
+    used, choice_notes = [], []
+    for role in SERIES:
+        if role not in candidates:
             continue
-        used += [f"{name}->{label} ({target})" for name, label in mapping.items()]
-        labels = _label_map(masks, mapping, volumes[target].shape)
-        drawn[target] = np.maximum(drawn[target], labels) if target in drawn else labels
+        chosen, notes, choice_problems = choose(candidates[role], rules, dicom_pid, role)
+        problems += choice_problems
+        choice_notes += notes
+        if chosen:
+            drawn[role] = _label_map(chosen, volumes[role].shape)
+            used += [f"{c.name}->{STRUCTURES[label]} ({role}, {c.volume_ml:.2f} ml)"
+                     for label, c in sorted(chosen.items())]
     if problems:
         raise PatientRefused(problems)
     if not drawn:
-        raise PatientRefused([f"no contour of a gland or the tumour; ROIs found: "
-                              f"{unmatched or 'none'} (map ROI names in the rules file)"])
+        raise PatientRefused([f"no contour of a gland or the tumour; ROIs left out: "
+                              f"{'; '.join(left_out) or 'none'}"
+                              + (f"; structure sets ignored: {'; '.join(ignored)}"
+                                 if ignored else "") + " (map ROI names in the rules file)"])
+    if not any((labels == LABEL_TUMOR).any() for labels in drawn.values()):
+        present = sorted({STRUCTURES[int(v)] for m in drawn.values() for v in np.unique(m) if v})
+        raise PatientRefused([f"no tumour contour: the labels drawn are {present}; ROIs left "
+                              f"out: {'; '.join(left_out) or 'none'}"])
     label_images = {role: nib.Nifti1Image(drawn[role], volumes[role].affine) for role in drawn}
     sources = {role: "drawn" for role in drawn}
     source_role = next(r for r in SERIES if r in drawn)
+    frame = roles[source_role].frame_of_reference_uid
+    apart = [r for r in SERIES if r not in drawn and (
+        not frame or roles[r].frame_of_reference_uid != frame)]
+    if apart:
+        raise PatientRefused([f"{', '.join(apart)}: no contours of their own and another (or "
+                              f"no) frame of reference than {source_role}: labels cannot be "
+                              f"carried over"])
     for role in SERIES:
         if role in drawn:
             continue
         image = volumes[role]
-        if roles[role].frame_of_reference_uid != roles[source_role].frame_of_reference_uid:
-            raise PatientRefused([f"{role}: no contours of its own and another frame of "
-                                  f"reference than {source_role}: labels cannot be carried over"])
         # nearest neighbour through the shared frame of reference (both affines in RAS mm)
         carried = resample_from_to(label_images[source_role], image, order=0, mode="constant",
                                    cval=0)
@@ -270,11 +356,18 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     if problems:
         raise PatientRefused(problems)
     row.update({f"{role}_labels_source": sources[role] for role in SERIES})
+    lossy = [f"{role}: {roles[role].lossy_compression}" for role in SERIES
+             if getattr(roles[role], "lossy_compression", "")]
+    row["lossy_compression"] = "; ".join(lossy) or "none"
     images = {role: volumes[role] for role in SERIES}
     images.update({f"{role}_labels": label_images[role] for role in SERIES})
     report = {"series": "; ".join(f"{r}: {roles[r].description}" for r in SERIES),
-              "rois_used": "; ".join(used), "rois_unmatched": "; ".join(unmatched),
-              "labels": "; ".join(f"{r}: {sources[r]}" for r in SERIES)}
+              "decided_by": "; ".join(f"{r}: {role_notes[r]}" for r in SERIES
+                                      if role_notes.get(r)),
+              "rois_used": "; ".join(used), "rois_unmatched": "; ".join(left_out),
+              "structure_sets": "; ".join(choice_notes + [f"ignored: {i}" for i in ignored]),
+              "labels": "; ".join(f"{r}: {sources[r]}" for r in SERIES),
+              "lossy_compression": row["lossy_compression"]}
     return row, report, images
 
 

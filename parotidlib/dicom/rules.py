@@ -1,18 +1,29 @@
-"""Which series is T1, CE-T1 and T2, and which ROI is which label: rules in YAML.
+"""The import rules in YAML: how series roles, contrast, ROI names and structure sets are decided.
 
-The defaults (``default_rules.yaml`` beside this module, commented there) match series by
-SeriesDescription/ProtocolName patterns, contrast (ContrastBolusAgent or a "+C"/"post"/"GAD"
-description) and TR/TE ranges that cover the scanners of Xia et al. 2021, Table 2; ROI names
-such as "Parotid_R", "parotid rt", "R Parotid", "GTV", "Tumor" map to the label codes of the
-cohort format (1 right gland, 2 left gland, 3 tumour). A rules file merges over them, section
-by section, and can pin series per patient. Nothing is guessed: a role without a candidate, or
-with two, is a problem that lists the candidates.
+The defaults (``default_rules.yaml`` beside this module, commented there) read the DICOM tags
+first and names only where the tags are silent: contrast from the Contrast/Bolus module and
+the acquisition order before the description (:mod:`.contrast`); series roles from
+description, contrast and TR/TE ranges that cover the scanners of Xia et al. 2021, Table 2
+(:mod:`.roles`); ROI names matched whole against AAPM TG-263 names and the usual other
+spellings, derived structures (margins, booleans, PTV/CTV, nodes, helpers) never taken
+(:mod:`.roinames`); one structure set per label chosen by approval and date, never a union
+(:mod:`.structures`). A rules file merges over the defaults section by section and can pin
+series and ROIs per patient. Nothing is guessed: what stays ambiguous is a problem that lists
+the candidates.
+
+References
+----------
+Mayo CS et al. American Association of Physicists in Medicine Task Group 263: Standardizing
+Nomenclatures in Radiation Oncology. Int J Radiat Oncol Biol Phys 2018;100(4):1057-1066.
+DICOM PS3.3 C.7.6.4 (Contrast/Bolus Module), C.8.8.5-C.8.8.8 (Structure Set, ROI Contour,
+RT ROI Observations, Approval modules).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,6 +35,11 @@ from parotidlib.constants import LABEL_LEFT_GLAND, LABEL_RIGHT_GLAND, LABEL_TUMO
 
 ROLES: tuple[str, ...] = SERIES  # t1, ce_t1, t2
 LABELS: tuple[int, ...] = (LABEL_RIGHT_GLAND, LABEL_LEFT_GLAND, LABEL_TUMOR)
+#: The structures an ROI can be, by label code, as pins and messages name them.
+STRUCTURES: dict[int, str] = {LABEL_RIGHT_GLAND: "right_gland", LABEL_LEFT_GLAND: "left_gland",
+                              LABEL_TUMOR: "tumour"}
+ECHO_CHOICES = ("longest", "shortest", "te_range")
+STRUCTURE_SET_CHOICES = ("newest_approved", "refuse")
 
 
 class RulesError(ValueError):
@@ -39,16 +55,23 @@ class SeriesRule:
     contrast: bool | None
     tr_ms: tuple[float, float] | None
     te_ms: tuple[float, float] | None
+    echo: str | None = None
 
 
 @dataclass(frozen=True)
 class Rules:
-    """Parsed import rules."""
+    """Parsed import rules (the sections of default_rules.yaml)."""
 
     series: dict[str, SeriesRule]
     contrast_patterns: tuple[re.Pattern, ...]
     rois: dict[int, tuple[re.Pattern, ...]]
     pin: dict[str, dict[str, str]]
+    precontrast_patterns: tuple[re.Pattern, ...] = ()
+    bilateral_glands: tuple[re.Pattern, ...] = ()
+    derived_rois: dict[str, tuple[re.Pattern, ...]] | None = None
+    boolean_rois: tuple[re.Pattern, ...] = ()
+    derived_types: frozenset[str] = frozenset()
+    structure_sets: str = "newest_approved"
 
 
 def _patterns(values: Any, where: str) -> tuple[re.Pattern, ...]:
@@ -76,179 +99,122 @@ def _raw_defaults() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+def _merge_user_rules(raw: dict[str, Any], path: Path) -> None:
+    if not path.is_file():
+        raise RulesError(f"rules file not found: {path}")
+    try:
+        user = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RulesError(f"rules file {path} is not valid YAML: {exc}") from None
+    if not isinstance(user, dict):
+        raise RulesError(f"rules file {path} must hold a mapping, got {type(user).__name__}")
+    unknown = sorted(set(user) - set(raw))
+    if unknown:
+        raise RulesError(f"rules file {path}: unknown section(s) {unknown}; sections: "
+                         f"{sorted(raw)}")
+    for section, value in user.items():
+        if section == "series" and isinstance(value, dict):
+            raw["series"] = {**raw["series"], **value}  # one role replaced, others kept
+        else:
+            raw[section] = value
+
+
+def _series_rule(rule: Any, where: str) -> SeriesRule:
+    if not isinstance(rule, dict):
+        raise RulesError(f"{where} must be a mapping, got {rule!r}")
+    unknown = sorted(set(rule) - {"description", "exclude", "contrast", "tr_ms", "te_ms",
+                                  "echo"})
+    if unknown:
+        raise RulesError(f"{where}: unknown key(s) {unknown}")
+    contrast = rule.get("contrast")
+    if contrast is not None and not isinstance(contrast, bool):
+        raise RulesError(f"{where}.contrast must be true, false or absent, got {contrast!r}")
+    echo = rule.get("echo")
+    if echo is not None and echo not in ECHO_CHOICES:
+        raise RulesError(f"{where}.echo must be one of {list(ECHO_CHOICES)} or absent, got "
+                         f"{echo!r}")
+    te = _range(rule.get("te_ms"), f"{where}.te_ms")
+    if echo == "te_range" and te is None:
+        raise RulesError(f"{where}.echo is te_range but {where}.te_ms is not given")
+    return SeriesRule(_patterns(rule.get("description", []), f"{where}.description"),
+                      _patterns(rule.get("exclude", []), f"{where}.exclude"),
+                      contrast, _range(rule.get("tr_ms"), f"{where}.tr_ms"), te, echo)
+
+
 def load_rules(path: str | Path | None = None) -> Rules:
     """The default rules, with the sections of ``path`` (a YAML file) replacing theirs.
 
     Raises
     ------
     RulesError
-        The file is missing, not YAML, has an unknown section, a bad pattern or range.
+        The file is missing, not YAML, has an unknown section or key, a bad pattern, range or
+        choice, or pins an unknown role or structure.
     """
     raw = _raw_defaults()
     source = "default rules"
     if path is not None:
         path, source = Path(path), str(path)
-        if not path.is_file():
-            raise RulesError(f"rules file not found: {path}")
-        try:
-            user = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise RulesError(f"rules file {path} is not valid YAML: {exc}") from None
-        if not isinstance(user, dict):
-            raise RulesError(f"rules file {path} must hold a mapping, got {type(user).__name__}")
-        unknown = sorted(set(user) - set(raw))
-        if unknown:
-            raise RulesError(f"rules file {path}: unknown section(s) {unknown}; sections: "
-                             f"{sorted(raw)}")
-        for section, value in user.items():
-            if section == "series" and isinstance(value, dict):
-                raw["series"] = {**raw["series"], **value}  # one role replaced, others kept
-            else:
-                raw[section] = value
-    series = {}
-    for role in ROLES:
-        rule = (raw.get("series") or {}).get(role)
-        if not isinstance(rule, dict):
-            raise RulesError(f"{source}: series.{role} must be a mapping, got {rule!r}")
-        where = f"{source}: series.{role}"
-        contrast = rule.get("contrast")
-        if contrast is not None and not isinstance(contrast, bool):
-            raise RulesError(f"{where}.contrast must be true, false or absent, got {contrast!r}")
-        series[role] = SeriesRule(_patterns(rule.get("description", []), f"{where}.description"),
-                                  _patterns(rule.get("exclude", []), f"{where}.exclude"),
-                                  contrast, _range(rule.get("tr_ms"), f"{where}.tr_ms"),
-                                  _range(rule.get("te_ms"), f"{where}.te_ms"))
+        _merge_user_rules(raw, path)
+    series = {role: _series_rule((raw.get("series") or {}).get(role),
+                                 f"{source}: series.{role}") for role in ROLES}
     rois = {}
     for key, values in (raw.get("rois") or {}).items():
-        if int(key) not in LABELS:
+        if str(key) not in {str(label) for label in LABELS}:
             raise RulesError(f"{source}: rois key {key!r} is not a label code {list(LABELS)}")
         rois[int(key)] = _patterns(values, f"{source}: rois.{key}")
-    pin = {str(pid): {str(r): str(v) for r, v in roles.items()}
+    derived = raw.get("derived_rois") or {}
+    if not isinstance(derived, dict):
+        raise RulesError(f"{source}: derived_rois must map a reason to patterns, got "
+                         f"{derived!r}")
+    types = raw.get("derived_types") or []
+    if not isinstance(types, list | tuple):
+        raise RulesError(f"{source}: derived_types must be a list, got {types!r}")
+    choice = raw.get("structure_sets", "newest_approved")
+    if choice not in STRUCTURE_SET_CHOICES:
+        raise RulesError(f"{source}: structure_sets must be one of "
+                         f"{list(STRUCTURE_SET_CHOICES)}, got {choice!r}")
+    pin = {str(pid): {str(r): str(v) for r, v in (roles or {}).items()}
            for pid, roles in (raw.get("pin") or {}).items()}
+    allowed = (*ROLES, *STRUCTURES.values())
     for pid, roles in pin.items():
-        bad = sorted(set(roles) - set(ROLES))
+        bad = sorted(set(roles) - set(allowed))
         if bad:
-            raise RulesError(f"{source}: pin.{pid}: unknown role(s) {bad}; roles: {list(ROLES)}")
-    return Rules(series, _patterns(raw.get("contrast_patterns", []),
-                                   f"{source}: contrast_patterns"), rois, pin)
+            raise RulesError(f"{source}: pin.{pid}: unknown key(s) {bad}; allowed: "
+                             f"{list(allowed)}")
+    return Rules(
+        series=series,
+        contrast_patterns=_patterns(raw.get("contrast_patterns", []),
+                                    f"{source}: contrast_patterns"),
+        rois=rois, pin=pin,
+        precontrast_patterns=_patterns(raw.get("precontrast_patterns", []),
+                                       f"{source}: precontrast_patterns"),
+        bilateral_glands=_patterns(raw.get("bilateral_glands", []),
+                                   f"{source}: bilateral_glands"),
+        derived_rois={str(reason): _patterns(values, f"{source}: derived_rois.{reason}")
+                      for reason, values in derived.items()},
+        boolean_rois=_patterns(raw.get("boolean_rois", []), f"{source}: boolean_rois"),
+        derived_types=frozenset(str(t).upper() for t in types),
+        structure_sets=choice)
 
 
-# --------------------------------------------------------------------------- series roles
+def fold(text: str) -> str:
+    """Accents dropped (NFKD, combining marks removed) and lower case: ``"Parótida"`` ->
+    ``"parotida"``, ``"après"`` -> ``"apres"``."""
+    decomposed = unicodedata.normalize("NFKD", str(text or ""))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
-def _text(series: Any) -> str:
-    """Description and protocol, normalised like ROI names ("t1_vibe_fs_post" -> "t1 vibe fs
-    post", so that word boundaries work), "+" and "*" kept ("T1 +C", "T2*")."""
-    return f"{normalise_roi_name(series.description)} | {normalise_roi_name(series.protocol)}"
-
-
-def has_contrast(series: Any, rules: Rules) -> bool:
-    """ContrastBolusAgent present, or a contrast pattern in the description/protocol."""
-    return bool(str(series.contrast_agent or "").strip()) or any(
-        p.search(_text(series)) for p in rules.contrast_patterns)
-
-
-def _in(value: float | None, bounds: tuple[float, float] | None) -> bool:
-    return bounds is None or value is None or bounds[0] <= value <= bounds[1]
-
-
-def matches(series: Any, role: str, rules: Rules) -> bool:
-    """Whether ``series`` is a candidate for ``role`` under ``rules``."""
-    rule, text = rules.series[role], _text(series)
-    return (any(p.search(text) for p in rule.description)
-            and not any(p.search(text) for p in rule.exclude)
-            and (rule.contrast is None or has_contrast(series, rules) == rule.contrast)
-            and _in(series.repetition_time_ms, rule.tr_ms)
-            and _in(series.echo_time_ms, rule.te_ms))
-
-
-def describe_series(series: Any) -> str:
-    """One line naming a series for a problem message (no personal data)."""
-    def ms(v: float | None) -> str:
-        return "?" if v is None else f"{v:g}"
-    return (f"{series.description or '(no description)'!r} (TR {ms(series.repetition_time_ms)} "
-            f"ms, TE {ms(series.echo_time_ms)} ms, date {series.series_date or '?'}, "
-            f"contrast agent {series.contrast_agent or 'none'!r}, UID {series.series_uid})")
-
-
-def assign_roles(series: Sequence[Any], rules: Rules, patient_id: str
-                 ) -> tuple[dict[str, Any], list[str]]:
-    """Pick the T1, CE-T1 and T2 series of one patient.
-
-    Parameters
-    ----------
-    series : sequence of Series
-        The patient's MR series (:class:`parotidlib.dicom.headers.Series`).
-    rules : Rules
-    patient_id : str
-        The DICOM PatientID (for pins).
-
-    Returns
-    -------
-    roles : dict
-        Role -> series, for the roles decided.
-    problems : list of str
-        One message per undecided role, listing the candidates (or every series when none
-        matched); empty when all three roles are decided, each by a different series.
-    """
-    roles: dict[str, Any] = {}
-    problems: list[str] = []
-    pins = rules.pin.get(str(patient_id), {})
-    for role in ROLES:
-        if role in pins:
-            found = [s for s in series if pins[role] in (s.series_uid, s.description)]
-            if len(found) != 1:
-                problems.append(f"{role}: the rules pin {pins[role]!r}, which matches "
-                                f"{len(found)} series")
-                continue
-            roles[role] = found[0]
-            continue
-        candidates = [s for s in series if matches(s, role, rules)]
-        if len(candidates) == 1:
-            roles[role] = candidates[0]
-        elif not candidates:
-            listed = "; ".join(describe_series(s) for s in series) or "no MR series"
-            problems.append(f"{role}: no series matches the rules; series found: {listed}")
-        else:
-            listed = "; ".join(describe_series(s) for s in candidates)
-            problems.append(f"{role}: {len(candidates)} candidate series, pin one in the "
-                            f"rules file (pin: {{PatientID: {{{role}: SeriesInstanceUID}}}}): "
-                            f"{listed}")
-    used: dict[str, str] = {}
-    for role, s in roles.items():
-        if s.series_uid in used:
-            problems.append(f"{role}: the same series as {used[s.series_uid]} "
-                            f"({describe_series(s)})")
-        used[s.series_uid] = role
-    return roles, problems
-
-
-# --------------------------------------------------------------------------- ROI names
+def normalise_description(text: str) -> str:
+    """A description as the series patterns see it: folded, every run of characters other than
+    letters, digits, ``+`` and ``*`` one space (``"T1 w/o KM"`` -> ``"t1 w o km"``)."""
+    return re.sub(r"[^a-z0-9+*]+", " ", fold(text)).strip()
 
 
 def normalise_roi_name(name: str) -> str:
-    """Lower case, every run of other characters one space: ``"Parotid_R"`` -> ``"parotid r"``."""
-    return re.sub(r"[^a-z0-9+*]+", " ", str(name).lower()).strip()
-
-
-def roi_label(name: str, rules: Rules) -> int | None:
-    """The label code of an ROI name, or None when no label (or more than one) matches."""
-    text = normalise_roi_name(name)
-    found = [label for label, patterns in rules.rois.items()
-             if any(p.search(text) for p in patterns)]
-    return found[0] if len(found) == 1 else None
-
-
-def map_rois(names: Sequence[str], rules: Rules) -> tuple[dict[str, int], list[str]]:
-    """ROI name -> label for the names that match exactly one label, and the unmatched."""
-    mapped, unmatched = {}, []
-    for name in names:
-        label = roi_label(name, rules)
-        if label is None:
-            unmatched.append(name)
-        else:
-            mapped[name] = label
-    return mapped, unmatched
+    """An ROI name as the name patterns see it: folded, every run of spaces, underscores,
+    hyphens and dots one space (``"Parotid_R"`` -> ``"parotid r"``, ``"Lt. Parotid"`` ->
+    ``"lt parotid"``); other characters (``+``, ``~``) kept."""
+    return re.sub(r"[\s_.\-]+", " ", fold(name)).strip()
 
 
 def rules_summary(rules: Rules) -> Mapping[str, Any]:
@@ -256,4 +222,5 @@ def rules_summary(rules: Rules) -> Mapping[str, Any]:
     return {"series": {r: [p.pattern for p in rule.description] for r, rule in
                        rules.series.items()},
             "rois": {k: [p.pattern for p in v] for k, v in rules.rois.items()},
+            "structure_sets": rules.structure_sets,
             "pinned_patients": len(rules.pin)}
