@@ -134,7 +134,9 @@ def _order_says(series: Any, study: Sequence[Any]) -> tuple[bool | None, str]:
     if times and when is not None:
         if when < min(times):
             return False, "it was acquired before the first series that records an agent"
-        return None, ""
+        if when > min(times):
+            return None, ""
+        # the same time (exports that copy StudyTime into every series): the numbers decide
     numbers = [s.series_number for s in tagged if getattr(s, "series_number", None) is not None]
     number = getattr(series, "series_number", None)
     if numbers and number is not None and number < min(numbers):

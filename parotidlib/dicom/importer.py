@@ -252,11 +252,12 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     from parotidlib.dicom.contours import ContourError
     from parotidlib.dicom.volume import SeriesError, read_volume
 
-    if clinical is None:
-        raise PatientRefused(["no row in the clinical table (its histology is needed)"])
     mr = [s for s in series if s.modality == "MR"]
-    if not mr:
-        raise PatientRefused([_no_mr_message(series)])
+    first = ([] if mr else [_no_mr_message(series)]) + (
+        [] if clinical is not None else ["no row in the clinical table (its histology is "
+                                         "needed)"])
+    if first:
+        raise PatientRefused(first)
     structures = [s for s in series if s.modality in ("RTSTRUCT", "SEG")]
     roles, problems, role_notes = assign_roles(mr, rules, dicom_pid)
     if problems:
