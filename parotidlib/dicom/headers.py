@@ -90,6 +90,18 @@ class DicomFile:
     contrast_total_dose_ml: float | None = None
     image_type: str = ""
     lossy_compression: str = ""
+    frame: int | None = None
+    """1-based frame number when this record describes one frame of a multi-frame (enhanced)
+    object (see :func:`frame_headers`); None for a whole file."""
+    stack_id: str = ""
+    """StackID of the frame (Frame Content Macro, PS3.3 C.7.6.16.2.2); "" when not given."""
+    in_stack_position: int | None = None
+    """InStackPositionNumber of the frame (PS3.3 C.7.6.16.2.2)."""
+
+    @property
+    def where(self) -> str:
+        """How messages name this file (``path``), or this frame (``path frame 3``)."""
+        return str(self.path) if self.frame is None else f"{self.path} frame {self.frame}"
 
 
 @dataclass(frozen=True)
@@ -221,13 +233,260 @@ def _first_item(ds, *keywords: str):
     return item
 
 
-def _pixel_spacing(ds) -> tuple[float, float] | None:
-    ps = _floats(ds, "PixelSpacing", 2)
-    if ps is None:  # enhanced (multi-frame) objects keep it in the shared functional groups
-        pm = _first_item(ds, "SharedFunctionalGroupsSequence", "PixelMeasuresSequence")
-        if pm is not None:
-            ps = _floats(pm, "PixelSpacing", 2)
-    return ps  # type: ignore[return-value]
+# ------------------------------------------------ enhanced (multi-frame) objects: functional groups
+#
+# An Enhanced MR Image (PS3.3 A.36.2) or a Legacy Converted Enhanced MR Image keeps
+# most per-image attributes not at the top level but in functional group macros (PS3.3
+# C.7.6.16, Multi-frame Functional Groups Module): each macro is either in the one item of
+# SharedFunctionalGroupsSequence (5200,9229), for all frames, or in every frame's item of
+# PerFrameFunctionalGroupsSequence (5200,9230). A Legacy Converted object puts attributes no
+# macro holds into the Unassigned Shared / Per-Frame Converted Attributes Sequences
+# (0020,9170) / (0020,9171) (the Unassigned Converted Attributes Macros of PS3.3 C.7.6.16.2).
+
+
+def functional_group(ds, macro: str, frame: int = 0):
+    """The item of the functional group macro ``macro`` that applies to ``frame``.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        A multi-frame dataset (or any dataset: then None).
+    macro : str
+        The macro's sequence keyword, e.g. ``"PixelMeasuresSequence"`` (PS3.3 C.7.6.16.2.1),
+        ``"PlanePositionSequence"`` (C.7.6.16.2.3), ``"MREchoSequence"`` (C.8.13.5.4).
+    frame : int
+        0-based frame index.
+
+    Returns
+    -------
+    pydicom.Dataset or None
+        The frame's item in PerFrameFunctionalGroupsSequence when it holds the macro, else
+        the SharedFunctionalGroupsSequence item's (PS3.3 C.7.6.16.1.1), else None.
+    """
+    try:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame and 0 <= frame < len(per_frame):
+            seq = per_frame[frame].get(macro)
+            if seq:
+                return seq[0]
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        if shared:
+            seq = shared[0].get(macro)
+            if seq:
+                return seq[0]
+    except Exception:  # a malformed sequence: treat as absent
+        return None
+    return None
+
+
+def _converted(ds, frame: int = 0):
+    """The Legacy Converted objects' Unassigned Per-Frame, then Shared, Converted Attributes
+    items of ``frame`` (PS3.3 C.7.6.16.2): where e.g. TR, TE and flip angle of the converted
+    classic images went."""
+    out = []
+    for macro in ("UnassignedPerFrameConvertedAttributesSequence",
+                  "UnassignedSharedConvertedAttributesSequence"):
+        item = functional_group(ds, macro, frame)
+        if item is not None:
+            out.append(item)
+    return out
+
+
+def _enhanced_float(ds, keyword: str, macro: str, item_keyword: str,
+                    frame: int = 0) -> float | None:
+    """Top-level ``keyword``, else ``item_keyword`` of functional group ``macro`` of
+    ``frame``, else ``keyword`` among the converted attributes (Legacy Converted)."""
+    value = _float(ds, keyword)
+    if value is not None:
+        return value
+    item = functional_group(ds, macro, frame)
+    if item is not None:
+        value = _float(item, item_keyword)
+        if value is not None:
+            return value
+    for item in _converted(ds, frame):
+        value = _float(item, keyword)
+        if value is not None:
+            return value
+    return None
+
+
+def _frame_floats(ds, keyword: str, n: int, macro: str, frame: int) -> tuple[float, ...] | None:
+    """Top-level ``keyword`` (``n`` numbers), else that of functional group ``macro`` of
+    ``frame``."""
+    values = _floats(ds, keyword, n)
+    if values is None:
+        item = functional_group(ds, macro, frame)
+        if item is not None:
+            values = _floats(item, keyword, n)
+    return values
+
+
+def _pixel_spacing(ds, frame: int = 0) -> tuple[float, float] | None:
+    """PixelSpacing; for enhanced objects that of the Pixel Measures Macro (PS3.3
+    C.7.6.16.2.1) of ``frame``."""
+    return _frame_floats(ds, "PixelSpacing", 2, "PixelMeasuresSequence",
+                         frame)  # type: ignore[return-value]
+
+
+def _slice_thickness(ds, frame: int = 0) -> float | None:
+    return _enhanced_float(ds, "SliceThickness", "PixelMeasuresSequence", "SliceThickness",
+                           frame)
+
+
+def _position(ds, frame: int = 0) -> tuple[float, ...] | None:
+    """ImagePositionPatient; for enhanced objects the Plane Position (Patient) Macro's
+    (PS3.3 C.7.6.16.2.3) of ``frame``."""
+    return _frame_floats(ds, "ImagePositionPatient", 3, "PlanePositionSequence", frame)
+
+
+def _orientation(ds, frame: int = 0) -> tuple[float, ...] | None:
+    """ImageOrientationPatient; for enhanced objects the Plane Orientation (Patient) Macro's
+    (PS3.3 C.7.6.16.2.4) of ``frame``."""
+    return _frame_floats(ds, "ImageOrientationPatient", 6, "PlaneOrientationSequence", frame)
+
+
+def _echo_time(ds, frame: int = 0) -> float | None:
+    """EchoTime; for enhanced objects EffectiveEchoTime of the MR Echo Macro (PS3.3
+    C.8.13.5.4)."""
+    return _enhanced_float(ds, "EchoTime", "MREchoSequence", "EffectiveEchoTime", frame)
+
+
+def _code_text(item) -> str:
+    """The words of a coded item: CodeMeaning, else ContrastBolusAgent, else CodeValue."""
+    for kw in ("CodeMeaning", "ContrastBolusAgent", "CodeValue"):
+        text = _str(item, kw)
+        if text:
+            return text
+    return ""
+
+
+def _agent_items(ds) -> list:
+    try:
+        return list(ds.get("ContrastBolusAgentSequence") or [])
+    except Exception:
+        return []
+
+
+def _contrast_usage(ds) -> list:
+    """Every Contrast/Bolus Usage item (PS3.3 C.7.6.16.2.12), shared or of any frame."""
+    items = []
+    try:
+        groups = list(ds.get("SharedFunctionalGroupsSequence") or []) + list(
+            ds.get("PerFrameFunctionalGroupsSequence") or [])
+        for group in groups:
+            items.extend(group.get("ContrastBolusUsageSequence") or [])
+    except Exception:
+        return []
+    return items
+
+
+def _contrast_agent(ds) -> str:
+    """ContrastBolusAgent (0018,0010) (Contrast/Bolus Module, PS3.3 C.7.6.4), else what the
+    Enhanced Contrast/Bolus Module (C.7.6.4b) says.
+
+    In an enhanced object the agents are the items of ContrastBolusAgentSequence (0018,0012),
+    named by CodeMeaning; the Contrast/Bolus Usage Macro (C.7.6.16.2.12) says per frame
+    whether agent number n was administered (ContrastBolusAgentAdministered YES/NO). The
+    result is the administered agents' names ("administered (agent not named)" when no name
+    is given), "" when no agent was administered or nothing is said.
+    """
+    agent = _str(ds, "ContrastBolusAgent")
+    if agent:
+        return agent
+    agents = _agent_items(ds)
+    usage = _contrast_usage(ds)
+    names = {_int(a, "ContrastBolusAgentNumber"): _code_text(a) for a in agents}
+    if usage:
+        given = [_int(u, "ContrastBolusAgentNumber") for u in usage
+                 if _str(u, "ContrastBolusAgentAdministered").upper() == "YES"]
+        if not given:
+            return ""
+        named = sorted({names.get(n) or "" for n in given} - {""})
+        if not named:
+            named = sorted(set(names.values()) - {""})
+        return "; ".join(named) or "administered (agent not named)"
+    if agents:  # the module is present only when an agent was used (C.7.6.4b)
+        return "; ".join(sorted(set(names.values()) - {""})) or (
+            "administered (agent not named)")
+    for item in _converted(ds):
+        agent = _str(item, "ContrastBolusAgent")
+        if agent:
+            return agent
+    return ""
+
+
+def _contrast_details(ds) -> tuple[str, float | None, str]:
+    """ContrastBolusRoute, ContrastBolusVolume and ContrastBolusStartTime (Contrast/Bolus
+    Module, PS3.3 C.7.6.4); where absent, those of the first agent of the Enhanced
+    Contrast/Bolus Module (C.7.6.4b): its route's CodeMeaning, its ContrastBolusVolume and its
+    Contrast Administration Profile's ContrastBolusStartTime."""
+    route = _str(ds, "ContrastBolusRoute")
+    volume = _float(ds, "ContrastBolusVolume")
+    start = _str(ds, "ContrastBolusStartTime")
+    agents = _agent_items(ds)
+    if agents:
+        agent = agents[0]
+        if not route:
+            item = _first_item(agent, "ContrastBolusAdministrationRouteSequence")
+            route = _code_text(item) if item is not None else ""
+        if volume is None:
+            volume = _float(agent, "ContrastBolusVolume")
+        if not start:
+            item = _first_item(agent, "ContrastAdministrationProfileSequence")
+            start = _str(item, "ContrastBolusStartTime") if item is not None else ""
+    return route, volume, start
+
+
+def _acquisition_time(ds) -> str:
+    """AcquisitionTime, else the time of AcquisitionDateTime (the Enhanced MR Image Module's,
+    PS3.3 C.8.13.1)."""
+    time = _str(ds, "AcquisitionTime")
+    if time:
+        return time
+    stamp = _str(ds, "AcquisitionDateTime")
+    return stamp[8:] if len(stamp) > 8 else ""
+
+
+def frame_headers(f: DicomFile, ds) -> tuple[DicomFile, ...]:
+    """One :class:`DicomFile` per frame of a multi-frame object, in the file's frame order.
+
+    Each carries ``f``'s fields with the frame's own geometry (Plane Position / Plane
+    Orientation / Pixel Measures Macros, PS3.3 C.7.6.16.2.3 / .4 / .1), EffectiveEchoTime (MR
+    Echo Macro, C.8.13.5.4), StackID and InStackPositionNumber (Frame Content Macro,
+    C.7.6.16.2.2), and ``frame`` = the 1-based frame number.
+
+    Parameters
+    ----------
+    f : DicomFile
+        The file's header record (from :func:`dicom_file_from_dataset`).
+    ds : pydicom.Dataset
+        The file's dataset (pixel data not needed).
+    """
+    import dataclasses
+
+    n = _int(ds, "NumberOfFrames") or 1
+    out = []
+    for k in range(n):
+        content = functional_group(ds, "FrameContentSequence", k)
+        converted = _converted(ds, k)
+        echo_number = next((v for v in (_int(c, "EchoNumbers") for c in converted)
+                            if v is not None), f.echo_number)
+        out.append(dataclasses.replace(
+            f,
+            image_position=_position(ds, k),
+            image_orientation=_orientation(ds, k),
+            pixel_spacing_mm=_pixel_spacing(ds, k),
+            slice_thickness_mm=_slice_thickness(ds, k),
+            echo_time_ms=_echo_time(ds, k),
+            echo_number=echo_number,
+            instance_number=k + 1,
+            frame=k + 1,
+            stack_id=_str(content, "StackID") if content is not None else "",
+            in_stack_position=(_int(content, "InStackPositionNumber")
+                               if content is not None else None),
+        ))
+    return tuple(out)
 
 
 def _frame_of_reference(ds, modality: str) -> str:
@@ -278,7 +537,18 @@ def lossy_compression(ds) -> str:
 
 
 def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
-    """The :class:`DicomFile` of a dataset read from ``path`` (only the kept fields)."""
+    """The :class:`DicomFile` of a dataset read from ``path`` (only the kept fields).
+
+    For an enhanced (multi-frame) object, a field whose top-level tag is absent is taken from
+    the functional groups (PS3.3 C.7.6.16; shared, else the first frame's): RepetitionTime and
+    FlipAngle from the MR Timing and Related Parameters Macro (C.8.13.5.2), EchoTime from the
+    MR Echo Macro's EffectiveEchoTime (C.8.13.5.4), PixelSpacing and SliceThickness from the
+    Pixel Measures Macro (C.7.6.16.2.1), ImageOrientationPatient and ImagePositionPatient of
+    the first frame (C.7.6.16.2.4 / .3), the contrast agent from the Enhanced Contrast/Bolus
+    Module (C.7.6.4b) and the Contrast/Bolus Usage Macro (C.7.6.16.2.12), and for Legacy
+    Converted objects from the Unassigned Converted Attributes. ``number_of_frames`` is
+    NumberOfFrames (1 when absent).
+    """
     modality = _str(ds, "Modality").upper()
     sop_class = _str(ds, "SOPClassUID")
     if not sop_class:
@@ -288,8 +558,9 @@ def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
     if not sop_uid:
         meta = getattr(ds, "file_meta", None)
         sop_uid = _str(meta, "MediaStorageSOPInstanceUID") if meta is not None else ""
-    position = _floats(ds, "ImagePositionPatient", 3)
-    orientation = _floats(ds, "ImageOrientationPatient", 6)
+    position = _position(ds)
+    orientation = _orientation(ds)
+    route, volume, start = _contrast_details(ds)
     return DicomFile(
         path=path,
         patient_id=_str(ds, "PatientID"),
@@ -305,17 +576,20 @@ def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
         image_orientation=orientation,  # type: ignore[arg-type]
         description=_str(ds, "SeriesDescription"),
         protocol=_str(ds, "ProtocolName"),
-        repetition_time_ms=_float(ds, "RepetitionTime"),
-        echo_time_ms=_float(ds, "EchoTime"),
-        flip_angle_deg=_float(ds, "FlipAngle"),
-        contrast_agent=_str(ds, "ContrastBolusAgent"),
+        repetition_time_ms=_enhanced_float(ds, "RepetitionTime",
+                                           "MRTimingAndRelatedParametersSequence",
+                                           "RepetitionTime"),
+        echo_time_ms=_echo_time(ds),
+        flip_angle_deg=_enhanced_float(ds, "FlipAngle", "MRTimingAndRelatedParametersSequence",
+                                       "FlipAngle"),
+        contrast_agent=_contrast_agent(ds),
         manufacturer=_str(ds, "Manufacturer"),
         model=_str(ds, "ManufacturerModelName"),
         field_strength_t=_float(ds, "MagneticFieldStrength"),
         series_date=_str(ds, "SeriesDate"),
         series_time=_str(ds, "SeriesTime"),
         pixel_spacing_mm=_pixel_spacing(ds),
-        slice_thickness_mm=_float(ds, "SliceThickness"),
+        slice_thickness_mm=_slice_thickness(ds),
         patient_age=_str(ds, "PatientAge"),
         patient_sex=_sex(ds),
         rows=_int(ds, "Rows"),
@@ -324,10 +598,10 @@ def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
         echo_number=_int(ds, "EchoNumbers"),
         acquisition_number=_int(ds, "AcquisitionNumber"),
         series_number=_int(ds, "SeriesNumber"),
-        acquisition_time=_str(ds, "AcquisitionTime"),
-        contrast_route=_str(ds, "ContrastBolusRoute"),
-        contrast_volume_ml=_float(ds, "ContrastBolusVolume"),
-        contrast_start_time=_str(ds, "ContrastBolusStartTime"),
+        acquisition_time=_acquisition_time(ds),
+        contrast_route=route,
+        contrast_volume_ml=volume,
+        contrast_start_time=start,
         contrast_total_dose_ml=_float(ds, "ContrastBolusTotalDose"),
         image_type=_str(ds, "ImageType").upper(),
         lossy_compression=lossy_compression(ds),

@@ -236,3 +236,30 @@ def test_duplicate_sop_instance_reported(tmp_path):
 def test_not_a_folder(tmp_path):
     with pytest.raises(NotADirectoryError):
         scan_tree(tmp_path / "nope")
+
+
+def test_rtstruct_without_file_meta_is_scanned(tmp_path):
+    """pydicom's rtstruct.dcm has no preamble and no file meta: read with force=True, it is an
+    RTSTRUCT series with the frame of reference it refers to, not a problem."""
+    import shutil
+
+    import pydicom
+
+    pydicom_data = pytest.importorskip("pydicom.data")
+    source = pydicom_data.get_testdata_file("rtstruct.dcm")
+    if source is None:
+        pytest.skip("pydicom's rtstruct.dcm is not installed")
+    with pytest.raises(pydicom.errors.InvalidDicomError):
+        pydicom.dcmread(source)  # what the importer used to trip on
+    src = tmp_path / "export"
+    src.mkdir()
+    shutil.copy(source, src / "rtstruct.dcm")
+    result = scan(src)
+    assert result.problems == [] and result.skipped == ()
+    (series,) = result.series
+    ds = pydicom.dcmread(source, force=True)
+    assert series.modality == "RTSTRUCT"
+    assert series.patient_id == ds.PatientID and series.series_uid == ds.SeriesInstanceUID
+    assert series.frame_of_reference_uid == (
+        ds.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID)
+    assert series.files[0].sop_class_uid == RTSTRUCT

@@ -343,3 +343,154 @@ def test_rescale_per_file(tmp_path):
     expected[:, :, 2] = expected[:, :, 2] * 3 + 7
     data = np.asarray(read_volume(one_series(tmp_path / "in")).dataobj)
     np.testing.assert_array_equal(data, expected)
+
+
+# ------------------------------------------------------- one problem per series and kind
+
+
+def _edit_all(folder: Path, edit) -> list[Path]:
+    import pydicom
+
+    paths = sorted(folder.iterdir())
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        edit(ds)
+        ds.save_as(path, enforce_file_format=True)
+    return paths
+
+
+def test_missing_tag_is_one_problem_with_a_count(tmp_path):
+    write_series(tmp_path / "in", n=5)
+    _edit_all(tmp_path / "in", lambda ds: delattr(ds, "PixelSpacing"))
+    err = _refused(tmp_path / "in")
+    (problem,) = err.problems
+    assert "5 of 5 files miss (or have an invalid) PixelSpacing (first: " in problem.message
+
+
+def test_odd_orientations_and_matrix_sizes_are_one_problem_each(tmp_path):
+    import pydicom
+
+    write_series(tmp_path / "in", n=6)
+    paths = sorted((tmp_path / "in").iterdir())
+    turned = [f"{v:.8f}" for v in np.concatenate([rotation(10, 0)[:, 0],
+                                                   rotation(10, 0)[:, 1]])]
+    for path in paths[1:3]:
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = turned
+        ds.save_as(path, enforce_file_format=True)
+    for path in paths[3:5]:
+        ds = pydicom.dcmread(path)
+        ds.Rows, ds.Columns = 20, 128  # same number of pixels, another matrix
+        ds.save_as(path, enforce_file_format=True)
+    err = _refused(tmp_path / "in")
+    assert len(err.problems) == 2, err
+    orient, matrix = err.problems
+    assert "2 of 6 files have an ImageOrientationPatient differing" in orient.message
+    assert "one orientation" in orient.message and orient.path in {str(p) for p in paths[1:3]}
+    assert "2 of 6 files have Rows x Columns differing from 40 x 64" in matrix.message
+
+
+def test_tilted_stack_is_one_problem(tmp_path):
+    write_series(tmp_path / "in", n=5, tilt=0.5)
+    (problem,) = _refused(tmp_path / "in").problems
+    assert "4 of 5 files have an ImagePositionPatient shifted" in problem.message
+
+
+def _dual_echo(folder: Path, n: int = 4):
+    """A PD/T2 dual-echo series: every position twice, TE 12 ms (echo 1) and 80 ms (echo 2,
+    pixels halved)."""
+    import pydicom
+
+    expected, _ = write_series(folder, n=n, slope=1.0, intercept=0.0)
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.EchoNumbers = 1
+        ds.save_as(path, enforce_file_format=True)
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.EchoNumbers = 2
+        ds.EchoTime = "80"
+        ds.InstanceNumber = int(ds.InstanceNumber) + 100
+        ds.PixelData = (ds.pixel_array // 2).astype("<i2").tobytes()
+        ds.save_as(path.with_name(path.name + "_e2"), enforce_file_format=True)
+    return expected
+
+
+def test_dual_echo_is_one_problem_naming_the_echoes(tmp_path):
+    expected = _dual_echo(tmp_path / "in", n=4)
+    err = _refused(tmp_path / "in")
+    (problem,) = err.problems
+    assert ("several echoes (TE 12, 80 ms) in one series: 4 positions hold 2 echoes each; "
+            "a rules `echo:` setting picks one") in problem.message
+    series = one_series(tmp_path / "in")
+    long = np.asarray(read_volume(series, echo_time_ms=80).dataobj)
+    np.testing.assert_array_equal(long, np.floor_divide(expected, 2))
+    np.testing.assert_array_equal(np.asarray(read_volume(series, echo_time_ms=12).dataobj),
+                                  expected)
+
+
+# --------------------------------------------------------------- C-level stderr of readers
+
+
+def test_stderr_to_log_counts_each_line_once(capfd, caplog):
+    import logging
+    import os
+
+    from parotidlib.dicom.volume import stderr_to_log
+
+    with caplog.at_level(logging.WARNING, logger="parotidlib.dicom.volume"):
+        with stderr_to_log("patient P001, series 'x' (1.2)"):
+            for _ in range(3):
+                os.write(2, b"Unsupported JPEG data precision 12\n")
+            os.write(2, b"another line\n")
+    assert capfd.readouterr().err == ""
+    records = [r.getMessage() for r in caplog.records]
+    assert len(records) == 2
+    assert any("Unsupported JPEG data precision 12" in m and "3 time(s)" in m
+               and "P001" in m for m in records)
+
+
+def test_gdcm_noise_of_a_12_bit_jpeg_series_is_logged_once(tmp_path, capfd, caplog):
+    """pydicom's JPGExtended.dcm (JPEG extended, 12 bit): GDCM prints "Unsupported JPEG data
+    precision 12" on fd 2 for every slice it decodes."""
+    import logging
+
+    import pydicom
+
+    pydicom_data = pytest.importorskip("pydicom.data")
+    source = pydicom_data.get_testdata_file("JPGExtended.dcm")
+    if source is None:
+        pytest.skip("pydicom's JPGExtended.dcm is not installed")
+    study, series, for_uid = generate_uid(), generate_uid(), generate_uid()
+    folder = tmp_path / "jpeg12"
+    folder.mkdir()
+    for k in range(3):
+        ds = pydicom.dcmread(source)
+        ds.SOPClassUID = MR_IMAGE_STORAGE
+        ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.Modality = "MR"
+        ds.PatientID = "P012"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.FrameOfReferenceUID = for_uid
+        ds.SeriesDescription = "T1 JPEG12"
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0, 0, 4.0 * k]
+        ds.InstanceNumber = k + 1
+        ds.save_as(folder / f"IM{k}", enforce_file_format=True)
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING, logger="parotidlib.dicom.volume"):
+        try:
+            img = read_volume(one_series(folder))
+        except SeriesError as exc:  # a GDCM build that cannot decode it: still refused cleanly
+            assert exc.problems
+            img = None
+    err = capfd.readouterr().err
+    assert "Unsupported JPEG" not in err
+    noisy = [r.getMessage() for r in caplog.records if "JPEG" in r.getMessage()]
+    if img is not None:
+        assert img.shape[2] == 3
+    if not noisy:
+        pytest.skip("this SimpleITK/GDCM build prints nothing for 12-bit JPEG")
+    assert len(noisy) == 1 and "time(s)" in noisy[0] and "P012" in noisy[0]
