@@ -32,7 +32,7 @@ class ManifestReadError(ValueError):
 _OTHER_SEPARATORS = {";": "semicolon", "\t": "tab"}
 
 
-def _header_line(path: Path) -> str:
+def header_line(path: Path) -> str:
     """The first non-blank line of the file (a UTF-8 byte-order mark dropped), or ""."""
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
         for line in handle:
@@ -44,7 +44,7 @@ def _header_line(path: Path) -> str:
 def _check_layout(path: Path) -> None:
     """Refuse an empty file and one separated by another character than the comma."""
     try:
-        header = _header_line(path)
+        header = header_line(path)
     except OSError as exc:
         raise ManifestReadError(f"cannot read manifest {path}: {exc}") from None
     if not header.strip():
@@ -53,15 +53,25 @@ def _check_layout(path: Path) -> None:
             f"manifest {path} is empty ({size} byte(s){', blank lines only' if size else ''}); "
             f"expected a comma-separated CSV table whose header row names the columns "
             f"{', '.join(MANIFEST_COLUMNS)}")
+    name = other_separator(header, MANIFEST_COLUMNS)
+    if name:
+        shown = header if len(header) <= 80 else header[:77] + "..."
+        raise ManifestReadError(
+            f"manifest {path} looks {name}-separated (header {shown!r}); save it as "
+            f"comma-separated CSV (in a spreadsheet: CSV with ',' as the field separator)")
+
+
+def other_separator(header: str, columns: tuple[str, ...] | list[str]) -> str:
+    """The name of the separator ("semicolon", "tab") that splits the header row ``header``
+    into more of the expected ``columns`` than the comma does, "" when the comma does best.
+    Spreadsheets in many locales write ";" (their decimal separator is ",")."""
+    expected = set(columns)
     names = {n.strip().strip('"') for n in header.split(",")}
     for sep, name in _OTHER_SEPARATORS.items():
         fields = {n.strip().strip('"') for n in header.split(sep)}
-        if len(fields & set(MANIFEST_COLUMNS)) > len(names & set(MANIFEST_COLUMNS)):
-            shown = header if len(header) <= 80 else header[:77] + "..."
-            raise ManifestReadError(
-                f"manifest {path} looks {name}-separated (header {shown!r}); save it as "
-                f"comma-separated CSV (in a spreadsheet: CSV with ',' as the field "
-                f"separator)")
+        if len(fields & expected) > len(names & expected):
+            return name
+    return ""
 
 
 def read_manifest_table(path: str | Path) -> pd.DataFrame:

@@ -46,6 +46,7 @@ from parotidlib.constants import (
     SIDES,
 )
 from parotidlib.data.laterality import tumour_parts
+from parotidlib.data.manifest import header_line, other_separator
 from parotidlib.data.sources import SYNTHETIC_MARKER
 from parotidlib.dicom.roinames import BILATERAL, classify_roi, split_bilateral
 from parotidlib.dicom.roles import assign_roles
@@ -60,6 +61,7 @@ SCANNER_COLUMNS = ("field_strength_t", "t1_tr_ms", "t1_te_ms", "t2_tr_ms", "t2_t
                    "ce_t1_tr_ms", "ce_t1_te_ms", "ce_t1_flip_deg", "pixel_size_mm",
                    "slice_thickness_mm", "t2_pixel_size_mm", "t2_slice_thickness_mm")
 LABEL_SOURCE_COLUMNS = tuple(f"{s}_labels_source" for s in SERIES)
+CLINICAL_COLUMNS = ("patient_id", "accession_number", "histology", "tumor_side", "age", "sex")
 REPORT_COLUMNS = ("patient_id", "status", "series", "decided_by", "rois_used",
                   "rois_unmatched", "structure_sets", "labels", "lossy_compression", "problems")
 
@@ -102,9 +104,14 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     try:
+        separator = other_separator(header_line(path), CLINICAL_COLUMNS)
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ValueError(f"cannot read the clinical table {path}: {exc}") from None
+    if separator:
+        raise ValueError(f"clinical table {path} looks {separator}-separated; save it as "
+                         f"comma-separated CSV (in a spreadsheet: CSV with ',' as the field "
+                         f"separator)")
     table = table.apply(lambda col: col.str.strip())
     key = next((k for k in ("patient_id", "accession_number") if k in table.columns), None)
     if key is None or "histology" not in table.columns:
@@ -514,11 +521,16 @@ def import_dicom(src: str | Path, out: str | Path, clinical: str | Path | None =
         try:
             row, report, images = import_patient(dicom_pid, patient_series, clinical_row,
                                                  rule_set, pid)
-        except PatientRefused as exc:
-            result.refused[pid] = exc.problems
+        except Exception as exc:  # noqa: BLE001 - one patient's files never stop the rest
+            if isinstance(exc, PatientRefused):
+                problems = exc.problems
+            else:
+                logger.debug("patient %s", pid, exc_info=True)
+                problems = [f"cannot be imported: {type(exc).__name__}: {exc}"]
+            result.refused[pid] = problems
             report_rows.append({"patient_id": pid, "status": "refused",
-                                "problems": " | ".join(exc.problems)})
-            logger.warning("patient %s refused: %s", pid, "; ".join(exc.problems))
+                                "problems": " | ".join(problems)})
+            logger.warning("patient %s refused: %s", pid, "; ".join(problems))
             continue
         _write_patient(out, pid, row, report, images)
         rows.append(row)

@@ -312,3 +312,25 @@ def test_pydicom_rtstruct_without_file_meta_beside_a_valid_export(export, tmp_pa
     other = rows[rows["status"] == "refused"]
     assert len(other) == 1 and "no MR series; found RTSTRUCT (1 series)" in other.iloc[0][
         "problems"]
+
+
+def test_a_semicolon_separated_clinical_table_is_named_as_such(export, tmp_path):
+    table = (export / "clinical.csv").read_text().replace(",", ";")
+    (export / "clinical.csv").write_text(table)
+    with pytest.raises(ValueError, match="looks semicolon-separated"):
+        run(export, tmp_path)
+
+
+def test_carry_over_refusal_names_every_series_in_another_frame(tmp_path):
+    src = Path(write_dicom_cohort(tmp_path / "D", n_patients=1, seed=2, pixel_scale=4, jobs=1,
+                                  contours_on="t1"))
+    frame = generate_uid()
+    for series in ("ce_t1", "t2"):
+        for f in (patient_dir(src) / series).iterdir():
+            ds = pydicom.dcmread(f)
+            ds.FrameOfReferenceUID = frame
+            ds.save_as(f)
+    result = run(src, tmp_path)
+    (problems,) = result.refused.values()
+    assert problems == ["ce_t1, t2: no contours of their own and another (or no) frame of "
+                        "reference than t1: labels cannot be carried over"]
