@@ -49,7 +49,7 @@ from parotidlib.data.laterality import tumour_parts
 from parotidlib.data.manifest import header_line, other_separator
 from parotidlib.data.sources import SYNTHETIC_MARKER
 from parotidlib.dicom.roinames import BILATERAL, classify_roi, split_bilateral
-from parotidlib.dicom.roles import assign_roles
+from parotidlib.dicom.roles import assign_roles, echo_to_read
 from parotidlib.dicom.rules import STRUCTURES, Rules, load_rules
 from parotidlib.dicom.structures import Candidate, StructureSet, choose, read_structure_set
 from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, write_text_atomic
@@ -272,7 +272,7 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     volumes: dict[str, nib.Nifti1Image] = {}
     for role, s in roles.items():
         try:
-            volumes[role] = read_volume(s)
+            volumes[role] = read_volume(s, echo_time_ms=echo_to_read(s))
         except SeriesError as exc:
             problems += [f"{role}: {p.message if hasattr(p, 'message') else p}"
                          for p in exc.problems] or [f"{role}: {exc}"]

@@ -30,8 +30,18 @@ def _in(value: float | None, bounds: tuple[float, float] | None) -> bool:
 
 def echoes(series: Any) -> list[tuple[float | None, tuple[Any, ...]]]:
     """The series' echoes: ``[(TE ms, files), ...]`` by increasing TE; one item when the
-    series holds one echo (files without EchoNumbers/EchoTime count as one echo)."""
+    series holds one echo (files without EchoNumbers/EchoTime count as one echo). The echoes
+    of one multi-frame (enhanced) object are its frames' EffectiveEchoTimes, each item with
+    all of the object's files (:func:`parotidlib.dicom.volume.read_volume` takes the frames
+    of one echo by its ``echo_time_ms``)."""
     files = tuple(getattr(series, "files", ()) or ())
+    if any(getattr(f, "number_of_frames", 1) > 1 for f in files):
+        from parotidlib.dicom.volume import echo_times_ms
+
+        tes = echo_times_ms(series)
+        if len(tes) > 1:
+            return [(te, files) for te in tes]
+        return [(getattr(series, "echo_time_ms", None), files)]
     groups: dict[tuple, list[Any]] = {}
     for f in files:
         groups.setdefault((f.echo_number, f.echo_time_ms), []).append(f)
@@ -43,6 +53,13 @@ def echoes(series: Any) -> list[tuple[float | None, tuple[Any, ...]]]:
     if len(by_te) <= 1:  # EchoNumbers differ but one TE: not several echoes to choose from
         return [(getattr(series, "echo_time_ms", None), files)]
     return [(te, tuple(by_te[te])) for te in sorted(by_te, key=lambda t: (t is None, t or 0))]
+
+
+def echo_to_read(series: Any) -> float | None:
+    """The ``echo_time_ms`` to pass to :func:`parotidlib.dicom.volume.read_volume`: the echo
+    :func:`pick_echo` took where the series still holds several (a multi-frame object), else
+    None."""
+    return getattr(series, "echo_time_ms", None) if len(echoes(series)) > 1 else None
 
 
 def _ms(value: float | None) -> str:

@@ -369,3 +369,19 @@ def test_import_with_an_enhanced_t1_equals_the_classic_import(export, t1_enhance
     labels = [np.asarray(nib.load(Path(r.manifest).parent / row["t1_labels"]).dataobj)
               for r, row in zip((classic_result, enhanced_result), rows, strict=True)]
     np.testing.assert_array_equal(labels[0], labels[1])
+
+
+def test_an_echo_rule_picks_one_echo_of_a_multiframe_object(export, tmp_path):
+    from parotidlib.dicom.roles import echo_to_read, echoes, pick_echo
+    from parotidlib.dicom.rules import load_rules
+
+    out, _, _ = two_echo_object(export, tmp_path / "E3" / "dual.dcm")
+    series = classic(out.parent)
+    assert [te for te, _ in echoes(series)] == [10.21, 80.0]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("series:\n  t1:\n    description: ['t1']\n    echo: longest\n")
+    chosen, note = pick_echo(series, "t1", load_rules(rules))
+    assert "echo 2 of 2 (TE 80 ms" in note and echo_to_read(chosen) == 80.0
+    want = read_volume(classic(patient_dir(export) / "t1"))
+    got = read_volume(chosen, echo_time_ms=echo_to_read(chosen))
+    np.testing.assert_array_equal(np.asarray(got.dataobj), np.asarray(want.dataobj) // 2)

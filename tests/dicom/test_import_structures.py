@@ -242,7 +242,7 @@ def test_a_planning_ct_structure_set_is_ignored_and_listed(export, tmp_path):
     ds.save_as(out / "RS.dcm")
     result = run(export, tmp_path)
     assert result.imported, result.refused  # refused before: "refers to no series of the three"
-    assert f"ignored: RTSTRUCT of" in report(result)["structure_sets"]
+    assert "ignored: RTSTRUCT of" in report(result)["structure_sets"]
     assert f"refers to series {ct_series}, not one of the chosen MR" in report(result)[
         "structure_sets"]
 
