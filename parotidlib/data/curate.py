@@ -45,6 +45,7 @@ from parotidlib.data.cohort import (
     skip_patients,
 )
 from parotidlib.data.dataset import DATASET_FORMAT, CuratedDataset, load_dataset
+from parotidlib.data.manifest import image_sha256
 from parotidlib.data.preprocess import preprocess_patient
 from parotidlib.data.split import EXTERNAL, SPLITS, check_no_leakage, split_patients
 from parotidlib.io import (
@@ -88,7 +89,7 @@ def _curate_one(index: int, row: dict, config: CurationConfig, parts_dir: str) -
     np.save(Path(parts_dir) / f"{index:06d}.npy", patient.images)
     result["slices"] = patient.slices
     result["no_free"] = patient.no_free_slices
-    result["files_sha256"] = {c: sha256_file(row[c]) for c in (*IMAGE_COLUMNS, *LABEL_COLUMNS)}
+    result["files_sha256"] = {c: image_sha256(row[c]) for c in (*IMAGE_COLUMNS, *LABEL_COLUMNS)}
     return result
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from parotidlib.constants import IMAGE_COLUMNS, LABEL_COLUMNS, MANIFEST_COLUMNS
+from parotidlib.io import sha256_file, sha256_text
 
 #: Columns read as text.
 TEXT_COLUMNS: tuple[str, ...] = ("patient_id", "histology", "tumor_side", "sex", "scanner",
@@ -110,7 +111,9 @@ def manifest_files(path: str | Path, table: pd.DataFrame | None = None
     """``(patient_id, column, absolute path)`` of every file the manifest names, in table order.
 
     Empty cells are left out (validation reports them); paths are resolved from the
-    manifest's folder.
+    manifest's folder. Only the named files are listed: the other files an image reader
+    opens with them (the ``.img`` of an Analyze pair's ``.hdr``...) are
+    :func:`companion_files`, and :func:`image_sha256` covers both.
     """
     path = Path(path)
     table = read_manifest_table(path) if table is None else table
@@ -120,3 +123,64 @@ def manifest_files(path: str | Path, table: pd.DataFrame | None = None
             if col in table.columns and row[col] != "":
                 out.append((str(row["patient_id"]), col, (path.parent / row[col]).resolve()))
     return out
+
+
+def companion_files(path: str | Path) -> list[Path]:
+    """The other files nibabel may open when it reads the image file ``path``.
+
+    ``nibabel.load`` picks an image class by the file's extension and content; a class of a
+    multi-file format opens every file of its file map (``filespec_to_file_map``): the
+    ``.img`` of an Analyze or NIfTI pair named by its ``.hdr`` (and the reverse), an SPM
+    ``.mat`` beside an Analyze pair (which replaces the header's affine), the ``.rec`` of a
+    PAR/REC pair, the ``.BRIK`` of an AFNI ``.HEAD``. Listed here is the union of the file
+    maps of every class that accepts the extension, so that no choice of class can open a
+    file this list lacks.
+
+    Parameters
+    ----------
+    path : path
+        An image file (``.nii.gz``, ``.hdr``, ``.img``, ...).
+
+    Returns
+    -------
+    list of Path
+        The companion files, present or not (an absent ``.mat`` that appears later changes
+        the image), sorted, without ``path`` itself; empty for single-file formats (NIfTI
+        ``.nii``/``.nii.gz``, MGH, MINC) and for extensions nibabel does not know.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    found: set[Path] = set()
+    for klass in nib.all_image_classes:
+        try:
+            file_map = klass.filespec_to_file_map(str(path))
+        except Exception:  # ImageFileError: the class does not read this extension
+            continue
+        found.update(Path(holder.filename) for holder in file_map.values()
+                     if holder.filename is not None)
+    return sorted(p for p in found if p != path)
+
+
+def image_sha256(path: str | Path) -> str:
+    """SHA-256 of an image as its reader sees it: the file and its :func:`companion_files`.
+
+    For a single-file format (NIfTI) this is the file's own SHA-256, so fingerprints of such
+    cohorts are those of earlier versions of the kit. For a multi-file format it is the
+    SHA-256 over the file's digest and each companion's name and digest (``absent`` for one
+    that does not exist), so replacing only the ``.img`` of an Analyze pair, or adding a
+    ``.mat`` beside it, changes the digest.
+
+    Raises
+    ------
+    OSError
+        ``path`` itself cannot be read.
+    """
+    path = Path(path)
+    own = sha256_file(path)
+    companions = companion_files(path)
+    if not companions:
+        return own
+    return sha256_text([own, *(f"{other.name}\t"
+                               f"{sha256_file(other) if other.is_file() else 'absent'}"
+                               for other in companions)])

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parotidlib.data.manifest import manifest_files
+from parotidlib.data.manifest import image_sha256, manifest_files
 from parotidlib.io import sha256_file, sha256_text
 from parotidlib.paths import PROJECT_ROOT, data_dir
 
@@ -69,7 +69,9 @@ def cohort_fingerprint(manifest: str | Path) -> str:
 
     Used to tell whether curation must rerun, and printed in the report so a result can be
     traced to the exact cohort it came from. Paths are read as the cohort reader reads them
-    (:func:`parotidlib.data.manifest.read_manifest_table`).
+    (:func:`parotidlib.data.manifest.read_manifest_table`), and every file the image reader
+    opens with a named file is covered (:func:`parotidlib.data.manifest.image_sha256`: the
+    ``.img`` of an Analyze pair named by its ``.hdr``, an SPM ``.mat`` beside it).
 
     Raises
     ------
@@ -83,7 +85,7 @@ def cohort_fingerprint(manifest: str | Path) -> str:
         if not path.is_file():
             raise FileNotFoundError(f"cohort fingerprint: patient {pid!r}, column {column!r}: "
                                     f"file {str(path)!r} does not exist or is not a file")
-        parts.append(f"{pid}\t{column}\t{sha256_file(path)}")
+        parts.append(f"{pid}\t{column}\t{image_sha256(path)}")
     return sha256_text(parts)
 
 

@@ -42,3 +42,69 @@ def test_fingerprint_reads_paths_as_the_cohort_reader_does_and_fails_on_a_missin
     manifest.write_text("patient_id,t1\nP1,gone.nii.gz\n")
     with pytest.raises(FileNotFoundError, match=r"patient 'P1', column 't1'.*gone\.nii\.gz"):
         sources.cohort_fingerprint(manifest)
+
+
+def _pair(klass, folder, stem, values):
+    """Write a two-file image (``stem.hdr`` + ``stem.img``) of ``klass`` holding ``values``."""
+    import nibabel as nib
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    nib.save(klass(np.asarray(values, dtype=np.int16), np.eye(4)), folder / f"{stem}.hdr")
+    return folder / f"{stem}.hdr", folder / f"{stem}.img"
+
+
+@pytest.mark.parametrize("column", ["t1", "t1_labels"])
+def test_fingerprint_covers_the_img_of_an_analyze_pair_named_by_its_hdr(tmp_path, column):
+    """Issue 21 item 8: replacing only ``t1.img`` (voxels) of an Analyze pair, or only the
+    ``.img`` of a label map's NIfTI pair, changes the fingerprint; so does a ``.mat`` that
+    appears beside an Analyze pair (nibabel then reads its affine from it)."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+    import scipy.io
+
+    from parotidlib.data.manifest import companion_files, image_sha256
+
+    folder = tmp_path / "cohort"
+    zeros, ones = np.zeros((4, 4, 3)), np.ones((4, 4, 3))
+    _pair(nib.AnalyzeImage, folder, "t1", zeros)
+    _pair(nib.Nifti1Pair, folder, "t1_labels", zeros)
+    manifest = folder / "manifest.csv"
+    manifest.write_text("patient_id,t1,t1_labels\nP1,t1.hdr,t1_labels.hdr\n")
+    before = sources.cohort_fingerprint(manifest)
+    assert sources.cohort_fingerprint(manifest) == before  # deterministic
+    digest = image_sha256(folder / f"{column}.hdr")  # curation's record of the file
+
+    klass = nib.AnalyzeImage if column == "t1" else nib.Nifti1Pair
+    hdr, img = _pair(klass, tmp_path / "other", column, ones)  # same grid, other voxels
+    header_bytes = (folder / f"{column}.hdr").read_bytes()
+    assert hdr.read_bytes() == header_bytes  # the header stays byte for byte the same
+    shutil.copyfile(img, folder / f"{column}.img")  # only the .img is replaced
+    assert nib.load(folder / f"{column}.hdr").get_fdata().max() == 1  # the reader sees it
+    after = sources.cohort_fingerprint(manifest)
+    assert after != before
+    assert image_sha256(folder / f"{column}.hdr") != digest
+
+    mat = folder / f"{column}.mat"
+    if column == "t1":  # nibabel reads an Analyze pair's affine from a .mat beside it
+        assert mat in companion_files(folder / "t1.hdr")
+        scipy.io.savemat(mat, {"M": np.diag([2.0, 2.0, 2.0, 1.0])})
+        assert nib.load(folder / "t1.hdr").affine[0, 0] == -2.0
+        assert sources.cohort_fingerprint(manifest) != after
+
+
+def test_image_digest_of_single_file_formats_is_the_files_own(tmp_path):
+    """A NIfTI file has no companions: its digest (cohort fingerprint, curation's
+    files_sha256) is the file's SHA-256, as before, so such cohorts are not recurated."""
+    from parotidlib.data.manifest import companion_files, image_sha256
+    from parotidlib.io import sha256_file
+
+    path = tmp_path / "a.nii.gz"
+    path.write_bytes(b"one")
+    assert companion_files(path) == [] and image_sha256(path) == sha256_file(path)
+    assert companion_files(tmp_path / "a.nrrd") == []  # not a nibabel format: the file only
+    assert companion_files(tmp_path / "T1.HDR") == [tmp_path / "T1.IMG", tmp_path / "T1.MAT"]
+    assert companion_files(tmp_path / "t1.img.gz") == [tmp_path / "t1.hdr.gz",
+                                                       tmp_path / "t1.mat.gz"]
