@@ -16,8 +16,10 @@ read, never written.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +99,14 @@ class DicomFile:
     """StackID of the frame (Frame Content Macro, PS3.3 C.7.6.16.2.2); "" when not given."""
     in_stack_position: int | None = None
     """InStackPositionNumber of the frame (PS3.3 C.7.6.16.2.2)."""
+    identity: tuple[str, str, str] = field(default=("", "", ""), repr=False, compare=False)
+    """Salted digests of PatientName, PatientBirthDate and PatientSex ("" when absent), so
+    that the series of one PatientID can be compared (two people with one hospital ID) without
+    the values ever being kept (:func:`identity_digests`)."""
+    identity_tokens: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    """Salted digests of the components of PatientName (:func:`identity_tokens`): free text
+    shown on the console has the words that hash to one of them removed
+    (:func:`parotidlib.dicom.privacy.scrub`). The components themselves are not kept."""
 
     @property
     def where(self) -> str:
@@ -145,6 +155,8 @@ class Series:
     lossy_compression: str = ""
     """How the pixel data were compressed lossily ("" when not): the transfer syntax or
     LossyImageCompression of any of the files (a reviewer asks)."""
+    identity_tokens: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    """The union of its files' :attr:`DicomFile.identity_tokens`."""
 
     @property
     def label(self) -> str:
@@ -536,6 +548,40 @@ def lossy_compression(ds) -> str:
     return ""
 
 
+#: Per-process salt of the identity digests: they are compared within one import and never
+#: leave the process, and a digest without it cannot be checked against a guessed name.
+_IDENTITY_SALT = secrets.token_bytes(16)
+IDENTITY_FIELDS = ("PatientName", "PatientBirthDate", "PatientSex")
+
+
+def _normalised_identity(value: str) -> str:
+    return " ".join(value.replace("^", " ").replace("=", " ").upper().split())
+
+
+def identity_digests(ds) -> tuple[str, str, str]:
+    """Salted SHA-256 digests of PatientName, PatientBirthDate and PatientSex ("" for an absent
+    or empty value), compared case- and spacing-insensitively. The values are not kept."""
+    out = []
+    for keyword in IDENTITY_FIELDS:
+        value = _normalised_identity(_str(ds, keyword))
+        out.append(hashlib.sha256(_IDENTITY_SALT + value.encode()).hexdigest() if value else "")
+    return tuple(out)  # type: ignore[return-value]
+
+
+def token_digest(word: str) -> str:
+    """The salted digest of one word, as :func:`identity_tokens` computes them (for
+    :func:`parotidlib.dicom.privacy.scrub`)."""
+    return hashlib.sha256(_IDENTITY_SALT + word.lower().encode()).hexdigest()
+
+
+def identity_tokens(ds) -> frozenset[str]:
+    """Salted digests of the components of PatientName (family, given, middle, ...; the
+    alphabetic, ideographic and phonetic groups), lower case, two characters or more."""
+    text = _str(ds, "PatientName").replace("=", "^")
+    return frozenset(token_digest(p) for chunk in text.split("^") for p in chunk.split()
+                     if len(p.strip()) >= 2)
+
+
 def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
     """The :class:`DicomFile` of a dataset read from ``path`` (only the kept fields).
 
@@ -605,6 +651,8 @@ def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
         contrast_total_dose_ml=_float(ds, "ContrastBolusTotalDose"),
         image_type=_str(ds, "ImageType").upper(),
         lossy_compression=lossy_compression(ds),
+        identity=identity_digests(ds),
+        identity_tokens=identity_tokens(ds),
     )
 
 
@@ -732,6 +780,7 @@ def _series_from_files(files: tuple[DicomFile, ...]) -> Series:
         image_type=first.image_type,
         lossy_compression=next((f.lossy_compression for f in files if f.lossy_compression),
                                ""),
+        identity_tokens=frozenset().union(*(f.identity_tokens for f in files)),
     )
 
 

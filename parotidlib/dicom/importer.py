@@ -48,7 +48,8 @@ from parotidlib.constants import (
 from parotidlib.data.laterality import tumour_parts
 from parotidlib.data.manifest import header_line, other_separator
 from parotidlib.data.sources import SYNTHETIC_MARKER
-from parotidlib.dicom.roinames import BILATERAL, classify_roi, split_bilateral
+from parotidlib.dicom.privacy import Redactor
+from parotidlib.dicom.roinames import BILATERAL, RoiVerdict, classify_roi, split_bilateral
 from parotidlib.dicom.roles import assign_roles, echo_to_read
 from parotidlib.dicom.rules import STRUCTURES, Rules, load_rules
 from parotidlib.dicom.structures import Candidate, StructureSet, choose, read_structure_set
@@ -143,15 +144,54 @@ def dicom_age_years(age: str) -> float | None:
 # --------------------------------------------------------------------------- pseudonyms
 
 
+#: Least length (bytes) of a pseudonymisation key: HMAC-SHA256 with a shorter key is weaker
+#: than its 256-bit output, and an empty one lets anyone recompute the pseudonyms.
+MIN_KEY_BYTES = 32
+
+
 def load_key(path: Path) -> bytes:
-    """The pseudonymisation key at ``path``, created (random, 256 bits, mode 0600) if absent."""
-    if path.is_file():
-        return bytes.fromhex(path.read_text().strip())
-    key = secrets.token_bytes(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.hex() + "\n")
+    """The pseudonymisation key at ``path``, created if absent (random, 256 bits, mode 0600).
+
+    The key is written to a temporary file in the same folder and linked into place with
+    ``os.link``, which fails if the file exists: creation is atomic and exclusive, so two
+    imports racing on a new key both end up with the one that won, never an empty or half
+    written file.
+
+    Raises
+    ------
+    ValueError
+        The file exists but does not hold at least :data:`MIN_KEY_BYTES` bytes of hex (empty
+        after a full disk, truncated, edited); the message says how to recover.
+    """
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_bytes(MIN_KEY_BYTES).hex() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # exclusive: the first import to link wins
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        key, problem = b"", f"cannot be read as hex ({type(exc).__name__})"
+    else:
+        problem = f"holds {len(key)} byte(s)"
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(
+            f"the pseudonymisation key {path} {problem}; at least {MIN_KEY_BYTES} bytes of hex "
+            f"are needed (an empty or short key lets anyone recompute the pseudonyms from the "
+            f"PatientIDs). To recover: restore the key from your backup if cohorts were "
+            f"imported with it (their pseudonyms depend on it); if none was, delete {path} "
+            f"and import again to create a new key, or pass --key-file")
     return key
 
 
@@ -210,31 +250,33 @@ def _structure_sets(structures: list[Any], pid: str) -> tuple[list[StructureSet]
 
 
 def _candidates(structure: StructureSet, masks: Mapping[str, np.ndarray],
-                image: nib.Nifti1Image, rules: Rules) -> tuple[list[Candidate], list[str],
-                                                                list[str]]:
+                image: nib.Nifti1Image, rules: Rules) -> tuple[list[Candidate],
+                                                                list[RoiVerdict], list[str]]:
     """The ROIs of one structure set that the rules make a label (a bilateral gland ROI split
-    into its halves), the ROIs left out with the reason, and problems."""
+    into its halves), the verdicts of the ROIs left out, and problems."""
     voxel = _voxel_ml(image)
     found, left_out, problems = [], [], []
     for name, mask in masks.items():
         verdict = classify_roi(name, rules, structure.interpreted_types.get(name, ""))
+        number = structure.roi_numbers.get(name)
         if verdict.label is None:
-            left_out.append(f"{name} ({verdict.reason})")
+            left_out.append(verdict)
             continue
         if verdict.label == BILATERAL:
             try:
                 right, left = split_bilateral(mask, image.affine)
             except ValueError as exc:
-                problems.append(f"ROI {name!r} holds both glands but cannot be split at the "
-                                f"midline: {exc}; draw Parotid_R and Parotid_L, or pin")
+                problems.append(f"ROI {name!r} (ROI {number} of {structure.label}) holds both "
+                                f"glands but cannot be split at the midline: {exc}; draw the "
+                                f"glands as Parotid_R and Parotid_L")
                 continue
             for half, label, side in ((right, LABEL_RIGHT_GLAND, "right"),
                                       (left, LABEL_LEFT_GLAND, "left")):
-                found.append(Candidate(structure, f"{name} ({side} half)", label, half,
-                                       float(half.sum()) * voxel))
+                found.append(Candidate(structure, name, label, half, float(half.sum()) * voxel,
+                                       number, f"{side} half"))
             continue
         found.append(Candidate(structure, name, verdict.label, mask,
-                               float(mask.sum()) * voxel))
+                               float(mask.sum()) * voxel, number))
     return found, left_out, problems
 
 
@@ -247,9 +289,14 @@ def _no_mr_message(series: list[Any]) -> str:
 
 
 def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str] | None,
-                   rules: Rules, pid: str) -> tuple[dict[str, Any], dict[str, Any],
-                                                    dict[str, nib.Nifti1Image]]:
+                   rules: Rules, pid: str, redactor: Redactor | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, nib.Nifti1Image]]:
     """Import one patient: returns (manifest row, report row, images by file stem).
+
+    The report row holds no free text of the DICOM (series by number and UID, ROIs by number);
+    problems may quote descriptions and ROI names, which ``redactor`` (extended here with the
+    structure sets' ROI names) withholds from files and scrubs of the patient's name on the
+    console (:mod:`parotidlib.dicom.privacy`).
 
     Raises
     ------
@@ -269,6 +316,9 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     roles, problems, role_notes = assign_roles(mr, rules, dicom_pid)
     if problems:
         raise PatientRefused(problems)
+    problems = _combine_problems(roles, rules)
+    if problems:
+        raise PatientRefused(problems)
     volumes: dict[str, nib.Nifti1Image] = {}
     for role, s in roles.items():
         try:
@@ -279,9 +329,11 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     if problems:
         raise PatientRefused(problems)
     sets, problems = _structure_sets(structures, pid)
+    if redactor is not None:
+        redactor.add(text for structure in sets for text in structure.free_texts)
     by_uid = {s.series_uid: role for role, s in roles.items()}
     candidates: dict[str, list[Candidate]] = {}
-    left_out, ignored = [], []
+    left_out, withheld, ignored = [], [], []
     for structure in sets:
         target = by_uid.get(structure.referenced_series_uid or "")
         if target:
@@ -313,7 +365,9 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
             continue
         found, rest, split_problems = _candidates(structure, masks, volumes[target], rules)
         candidates.setdefault(target, []).extend(found)
-        left_out += [f"{name} on {target}" for name in rest]
+        left_out += [f"{v.name!r} on {target} ({v.reason})" for v in rest]
+        withheld += [f"ROI {structure.roi_numbers.get(v.name, '?')} of {structure.sop_uid} on "
+                     f"{target} ({v.reason})" for v in rest]
         problems += split_problems
     if problems:
         raise PatientRefused(problems)
@@ -327,8 +381,9 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
         choice_notes += notes
         if chosen:
             drawn[role] = _label_map(chosen, volumes[role].shape)
-            used += [f"{c.name}->{STRUCTURES[label]} ({role}, {c.volume_ml:.2f} ml)"
-                     for label, c in sorted(chosen.items())]
+            used += [f"ROI {c.number}{f' ({c.part})' if c.part else ''} of "
+                     f"{c.structure_set.sop_uid} -> {STRUCTURES[label]} ({role}, "
+                     f"{c.volume_ml:.2f} ml)" for label, c in sorted(chosen.items())]
     if problems:
         raise PatientRefused(problems)
     if not drawn:
@@ -369,10 +424,11 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     row["lossy_compression"] = "; ".join(lossy) or "none"
     images = {role: volumes[role] for role in SERIES}
     images.update({f"{role}_labels": label_images[role] for role in SERIES})
-    report = {"series": "; ".join(f"{r}: {roles[r].description}" for r in SERIES),
+    report = {"series": "; ".join(f"{r}: series {roles[r].series_number or '?'} "
+                                  f"({roles[r].series_uid})" for r in SERIES),
               "decided_by": "; ".join(f"{r}: {role_notes[r]}" for r in SERIES
                                       if role_notes.get(r)),
-              "rois_used": "; ".join(used), "rois_unmatched": "; ".join(left_out),
+              "rois_used": "; ".join(used), "rois_unmatched": "; ".join(withheld),
               "structure_sets": "; ".join(choice_notes + [f"ignored: {i}" for i in ignored]),
               "labels": "; ".join(f"{r}: {sources[r]}" for r in SERIES),
               "lossy_compression": row["lossy_compression"]}
@@ -418,15 +474,25 @@ def _manifest_row(pid: str, clinical: Mapping[str, str], roles: Mapping[str, Any
     return row
 
 
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """The ``import.json`` of an earlier import of the patient, None when absent or unreadable
+    (then the patient is imported again)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "row" in record else None
+
+
 def _write_patient(out: Path, pid: str, row: Mapping[str, Any], report: Mapping[str, Any],
-                   images: Mapping[str, nib.Nifti1Image]) -> None:
+                   images: Mapping[str, nib.Nifti1Image], inputs: str) -> None:
     """Write one patient into ``out/<pid>/`` atomically (a temporary folder renamed)."""
     tmp = make_temp_dir(out, f".{pid}.tmp-")
     try:
         for stem, image in images.items():
             nib.save(_clean_header(image), str(tmp / f"{stem}.nii.gz"))
-        (tmp / "import.json").write_text(json.dumps({"row": row, "report": report},
-                                                    indent=2, default=str) + "\n")
+        (tmp / "import.json").write_text(json.dumps(
+            {"row": row, "report": report, "input_key": inputs}, indent=2, default=str) + "\n")
         release_temp_dir(tmp)
         final = out / pid
         if final.exists():
@@ -435,6 +501,94 @@ def _write_patient(out: Path, pid: str, row: Mapping[str, Any], report: Mapping[
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- identity, resume
+
+
+def identity_conflicts(series: list[Any]) -> list[str]:
+    """Problems when the series of one PatientID disagree on PatientName, PatientBirthDate or
+    PatientSex (two people with one hospital ID: two sites, a recycled ID, a typo). The values
+    are compared by salted digest and never named; an absent value is no disagreement."""
+    from parotidlib.dicom.headers import IDENTITY_FIELDS
+
+    problems = []
+    for index, keyword in enumerate(IDENTITY_FIELDS):
+        groups: dict[str, list[Any]] = {}
+        for s in series:
+            for digest in {f.identity[index] for f in s.files} - {""}:
+                groups.setdefault(digest, []).append(s)
+        if len(groups) > 1:
+            listed = "; ".join(
+                f"value {n + 1}: " + ", ".join(f"{x.modality} series {x.series_number or '?'} "
+                                               f"({x.series_uid})" for x in members)
+                for n, members in enumerate(groups.values()))
+            problems.append(f"the series of this PatientID disagree on {keyword} ({len(groups)} "
+                            f"different values; two people with one hospital ID?): {listed}. "
+                            f"Correct the export or import the people separately")
+    return problems
+
+
+def _combine_problems(roles: Mapping[str, Any], rules: Rules) -> list[str]:
+    """The chosen series must come from one study and one frame of reference, unless the
+    rules' ``combine`` section allows otherwise."""
+    problems = []
+    for attribute, name, allowed in (
+            ("study_uid", "studies (StudyInstanceUID)", rules.combine_studies),
+            ("frame_of_reference_uid", "frames of reference (FrameOfReferenceUID)",
+             rules.combine_frames_of_reference)):
+        values: dict[str, list[str]] = {}
+        for role, s in roles.items():
+            values.setdefault(getattr(s, attribute) or "(none)", []).append(role)
+        if len(values) > 1 and not allowed:
+            listed = "; ".join(f"{', '.join(r)}: {v}" for v, r in values.items())
+            key = "studies" if attribute == "study_uid" else "frames_of_reference"
+            problems.append(f"the chosen series come from {len(values)} different {name}: "
+                            f"{listed}; set combine: {{{key}: true}} in the rules file if they "
+                            f"are one patient's")
+    return problems
+
+
+#: What the input key of a patient's import covers besides its own inputs: the importer's
+#: source (any change to the kit's import reruns every patient).
+_IMPORTER_FILES = ("*.py", "*.yaml")
+
+
+def importer_version() -> str:
+    """A digest of the import's source (parotidlib/dicom): part of every patient's input key."""
+    folder = Path(__file__).parent
+    digest = sha256()
+    for pattern in _IMPORTER_FILES:
+        for path in sorted(folder.glob(pattern)):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def input_key(series: list[Any], clinical: Mapping[str, str] | None, rules_digest: str,
+              version: str) -> str:
+    """The key of one patient's import: its DICOM files (SOPInstanceUID, path, size and
+    modification time of each), its clinical row, the rules and the importer's version. A
+    patient is resumed from an earlier import only when the key is the same."""
+    files = []
+    for s in series:
+        for f in s.files:
+            try:
+                stat = Path(f.path).stat()
+                files.append((f.sop_uid, str(f.path), stat.st_size, stat.st_mtime_ns))
+            except OSError:
+                files.append((f.sop_uid, str(f.path), -1, -1))
+    payload = json.dumps({"files": sorted(files),
+                          "clinical": dict(sorted((clinical or {}).items())),
+                          "rules": rules_digest, "importer": version}, default=str)
+    return sha256(payload.encode()).hexdigest()
+
+
+def _rules_digest(rules: str | Path | None) -> str:
+    from importlib import resources
+
+    text = resources.files("parotidlib.dicom").joinpath("default_rules.yaml").read_text()
+    user = Path(rules).read_text() if rules is not None else ""
+    return sha256((text + "\0" + user).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- the import
@@ -503,45 +657,59 @@ def import_dicom(src: str | Path, out: str | Path, clinical: str | Path | None =
                           key_path if pseudonymise else None,
                           out.parent / f"{out.name}.identities.csv" if pseudonymise else None)
     rows, report_rows, identities = [], [], []
+    rules_digest, version = _rules_digest(rules), importer_version()
     for dicom_pid in sorted(by_patient):
         patient_series = by_patient[dicom_pid]
         lookup = dicom_pid if key_column == "patient_id" else patient_series[0].accession_number
         pid = pseudonym(dicom_pid, key) if pseudonymise else dicom_pid
         identities.append({"patient_id": pid, "dicom_patient_id": dicom_pid,
                            "accession_number": patient_series[0].accession_number})
+        clinical_row = table.loc[lookup].to_dict() if lookup in table.index else None
+        redactor = Redactor([t for s in patient_series for t in (s.description, s.protocol)],
+                            frozenset().union(*(s.identity_tokens for s in patient_series)))
+        inputs = input_key(patient_series, clinical_row, rules_digest, version)
         done = out / pid / "import.json"
-        if done.is_file():
-            record = json.loads(done.read_text())
+        record = _read_record(done)
+        if record is not None and record.get("input_key") == inputs:
             rows.append(record["row"])
             report_rows.append({"patient_id": pid, "status": "imported earlier (resumed)",
                                 **record["report"], "problems": ""})
             result.resumed.append(pid)
             continue
-        clinical_row = table.loc[lookup].to_dict() if lookup in table.index else None
         try:
+            conflicts = identity_conflicts(patient_series)
+            if conflicts:
+                raise PatientRefused(conflicts)
             row, report, images = import_patient(dicom_pid, patient_series, clinical_row,
-                                                 rule_set, pid)
+                                                 rule_set, pid, redactor)
         except Exception as exc:  # noqa: BLE001 - one patient's files never stop the rest
             if isinstance(exc, PatientRefused):
                 problems = exc.problems
             else:
                 logger.debug("patient %s", pid, exc_info=True)
                 problems = [f"cannot be imported: {type(exc).__name__}: {exc}"]
-            result.refused[pid] = problems
+            if record is not None:  # imported earlier from other inputs: not valid any more
+                shutil.rmtree(out / pid, ignore_errors=True)
+            result.refused[pid] = [redactor.for_console(p) for p in problems]
             report_rows.append({"patient_id": pid, "status": "refused",
-                                "problems": " | ".join(problems)})
-            logger.warning("patient %s refused: %s", pid, "; ".join(problems))
+                                "problems": " | ".join(redactor.for_file(p) for p in problems)})
+            logger.warning("patient %s refused: %s", pid, "; ".join(result.refused[pid]))
             continue
-        _write_patient(out, pid, row, report, images)
+        report = {column: redactor.for_file(str(value)) for column, value in report.items()}
+        _write_patient(out, pid, row, report, images, inputs)
         rows.append(row)
-        report_rows.append({"patient_id": pid, "status": "imported", **report, "problems": ""})
+        report_rows.append({"patient_id": pid, "status": "reimported (inputs changed)"
+                            if record is not None else "imported", **report, "problems": ""})
         result.imported.append(pid)
     seen = {i["dicom_patient_id"] for i in identities} | {
         i["accession_number"] for i in identities}
     result.not_in_dicom = sorted(k for k in table.index if k not in seen)
+    everyone = Redactor([t for s in series for t in (s.description, s.protocol)],
+                        frozenset().union(*(s.identity_tokens for s in series)))
     for problem in scan_problems:
         report_rows.append({"patient_id": "", "status": "file skipped",
-                            "problems": str(getattr(problem, "message", problem))})
+                            "problems": everyone.for_file(str(getattr(problem, "message",
+                                                                      problem)))})
     if _synthetic_export(src):
         # results from it must say synthetic, like those of the NIfTI cohort it came from
         write_text_atomic(out / SYNTHETIC_MARKER, json.dumps(

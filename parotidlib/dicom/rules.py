@@ -72,6 +72,8 @@ class Rules:
     boolean_rois: tuple[re.Pattern, ...] = ()
     derived_types: frozenset[str] = frozenset()
     structure_sets: str = "newest_approved"
+    combine_studies: bool = False
+    combine_frames_of_reference: bool = False
 
 
 def _patterns(values: Any, where: str) -> tuple[re.Pattern, ...]:
@@ -173,6 +175,11 @@ def load_rules(path: str | Path | None = None) -> Rules:
     if choice not in STRUCTURE_SET_CHOICES:
         raise RulesError(f"{source}: structure_sets must be one of "
                          f"{list(STRUCTURE_SET_CHOICES)}, got {choice!r}")
+    combine = raw.get("combine") or {}
+    if not isinstance(combine, dict) or set(combine) - {"studies", "frames_of_reference"} or \
+            not all(isinstance(v, bool) for v in combine.values()):
+        raise RulesError(f"{source}: combine must map studies and/or frames_of_reference to "
+                         f"true or false, got {combine!r}")
     pin = {str(pid): {str(r): str(v) for r, v in (roles or {}).items()}
            for pid, roles in (raw.get("pin") or {}).items()}
     allowed = (*ROLES, *STRUCTURES.values())
@@ -194,7 +201,9 @@ def load_rules(path: str | Path | None = None) -> Rules:
                       for reason, values in derived.items()},
         boolean_rois=_patterns(raw.get("boolean_rois", []), f"{source}: boolean_rois"),
         derived_types=frozenset(str(t).upper() for t in types),
-        structure_sets=choice)
+        structure_sets=choice,
+        combine_studies=combine.get("studies", False),
+        combine_frames_of_reference=combine.get("frames_of_reference", False))
 
 
 def fold(text: str) -> str:

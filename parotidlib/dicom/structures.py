@@ -46,6 +46,11 @@ class StructureSet:
     date: str = ""
     time: str = ""
     interpreted_types: dict[str, str] = field(default_factory=dict)
+    roi_numbers: dict[str, int] = field(default_factory=dict)
+    """ROI name -> ROINumber: outputs name an ROI by number, never by its free-text name."""
+    free_texts: tuple[str, ...] = ()
+    """The instance's free text (ROI names, StructureSetLabel/-Name, SeriesDescription), kept
+    only so that messages can withhold it (:mod:`parotidlib.dicom.privacy`)."""
 
     @property
     def label(self) -> str:
@@ -95,6 +100,10 @@ def read_structure_set(path: Path, modality: str, frame_of_reference_uid: str = 
         kind = str(observation.get("RTROIInterpretedType", "") or "").strip().upper()
         if number is not None and int(number) in numbers and kind:
             types[numbers[int(number)]] = kind
+    free = [*numbers.values(), *(str(ds.get(k, "") or "") for k in (
+        "StructureSetLabel", "StructureSetName", "StructureSetDescription", "SeriesDescription",
+        "ContentLabel", "ContentDescription"))]
+    free += [str(item.get("SegmentLabel", "") or "") for item in ds.get("SegmentSequence", [])]
     date = str(ds.get("StructureSetDate", "") or ds.get("ContentDate", "") or "").strip()
     time = str(ds.get("StructureSetTime", "") or ds.get("ContentTime", "") or "").strip()
     return StructureSet(path=Path(path), modality=modality,
@@ -103,7 +112,9 @@ def read_structure_set(path: Path, modality: str, frame_of_reference_uid: str = 
                         frame_of_reference_uid=frame_of_reference_uid or str(
                             ds.get("FrameOfReferenceUID", "") or ""),
                         approval=str(ds.get("ApprovalStatus", "") or "").strip().upper(),
-                        date=date, time=time, interpreted_types=types)
+                        date=date, time=time, interpreted_types=types,
+                        roi_numbers={name: number for number, name in numbers.items()},
+                        free_texts=tuple(t for t in free if t.strip()))
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,10 @@ class Candidate:
     label: int
     mask: np.ndarray = field(repr=False)
     volume_ml: float
+    number: int | None = None
+    """ROINumber in its structure set."""
+    part: str = ""
+    """"right half" / "left half" of a bilateral gland ROI, "" for a whole ROI."""
 
 
 def _rank(s: StructureSet) -> tuple[bool, str]:
@@ -122,8 +137,8 @@ def _rank(s: StructureSet) -> tuple[bool, str]:
 
 
 def _list(candidates: list[Candidate]) -> str:
-    return "; ".join(f"{c.name!r} ({c.volume_ml:.2f} ml) in {c.structure_set.label}"
-                     for c in candidates)
+    return "; ".join(f"{c.name!r}{f' {c.part}' if c.part else ''} (ROI {c.number}, "
+                     f"{c.volume_ml:.2f} ml) in {c.structure_set.label}" for c in candidates)
 
 
 def choose(candidates: list[Candidate], rules: Rules, patient_id: str, role: str

@@ -138,7 +138,9 @@ def test_a_bilateral_parotids_roi_is_split_into_both_glands(export, tmp_path):
     got, want = labels(result), reference(export)
     for label in (1, 2, 3):  # Dice 0 for one gland before: "Parotids" became the left gland
         assert dice(got == label, want == label) == 1.0, label
-    assert "Parotids (right half)->right_gland" in report(result)["rois_used"]
+    used = report(result)["rois_used"]
+    assert "ROI 1 (right half) of " in used and " -> right_gland (t1, " in used
+    assert "ROI 1 (left half) of " in used and " -> left_gland (t1, " in used
 
 
 def test_derived_structures_beside_the_real_ones_are_left_out(export, tmp_path):
@@ -153,10 +155,11 @@ def test_derived_structures_beside_the_real_ones_are_left_out(export, tmp_path):
     assert result.imported, result.refused
     assert (labels(result) == reference(export)).all()
     unmatched = report(result)["rois_unmatched"]
-    for text in ("GTV+5mm (derived: a margin)", "GTVn (derived: a nodal volume)",
-                 "Parotid_L-GTV (derived: a boolean result)",
-                 "PTV_GTV (derived: a planning target"):
-        assert text in unmatched
+    for number, reason in ((4, "derived: a margin"), (5, "derived: a planning target"),
+                           (6, "derived: a nodal volume"), (7, "derived: a boolean result"),
+                           (8, "derived: a planning helper")):
+        assert f"ROI {number} of " in unmatched and f"on t1 ({reason}" in unmatched
+    assert "GTV" not in unmatched  # ROIs by number: names are free text
 
 
 def test_two_tumour_rois_in_one_set_are_refused_with_their_volumes(export, tmp_path):
@@ -167,7 +170,8 @@ def test_two_tumour_rois_in_one_set_are_refused_with_their_volumes(export, tmp_p
     result = run(export, tmp_path)
     (problems,) = result.refused.values()
     assert "tumour on t1: 2 ROIs of one structure set" in problems[0]
-    assert "'GTV' (" in problems[0] and " ml) in RTSTRUCT" in problems[0]
+    assert "'GTV' (ROI 3, " in problems[0] and " ml) in RTSTRUCT" in problems[0]
+    assert "<free text withheld> (ROI 3, " in report(result)["problems"]
     pid = pd.read_csv(export / "clinical.csv", dtype=str).loc[0, "patient_id"]
     rules = tmp_path / "rules.yaml"
     rules.write_text(f"pin:\n  '{pid}':\n    tumour: GTV\n")
@@ -207,7 +211,8 @@ def test_a_second_instance_in_the_same_series_is_read_and_the_approved_one_wins(
     assert dice(got, want) < 0.99  # the second instance's (shifted) GTV was taken
     row = report(result)
     assert "tumour on t1 from RTSTRUCT of 20300101" in row["structure_sets"]
-    assert "APPROVED" in row["structure_sets"] and "left out: 'GTV'" in row["structure_sets"]
+    assert "APPROVED" in row["structure_sets"]
+    assert "left out: <free text withheld> (ROI 3, " in row["structure_sets"]
 
 
 def test_a_draft_in_its_own_series_is_not_unioned(export, tmp_path):
@@ -257,7 +262,7 @@ def test_no_tumour_contour_refuses_the_patient(export, tmp_path):
     (problems,) = result.refused.values()
     assert problems[0].startswith("no tumour contour: the labels drawn are ['left_gland', "
                                   "'right_gland']")
-    assert "Mandible (no rule matches)" in problems[0]
+    assert "'Mandible' on t1 (no rule matches)" in problems[0]
 
 
 def test_pre_and_post_contrast_named_in_text_only_are_not_swapped(export, tmp_path):
@@ -332,5 +337,12 @@ def test_carry_over_refusal_names_every_series_in_another_frame(tmp_path):
             ds.save_as(f)
     result = run(src, tmp_path)
     (problems,) = result.refused.values()
+    assert problems[0].startswith("the chosen series come from 2 different frames of reference")
+    assert "combine: {frames_of_reference: true}" in problems[0]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("combine: {frames_of_reference: true}\n")
+    again = import_dicom(src, tmp_path / "C2", clinical=src / "clinical.csv", rules=rules,
+                         progress=False)
+    (problems,) = again.refused.values()
     assert problems == ["ce_t1, t2: no contours of their own and another (or no) frame of "
                         "reference than t1: labels cannot be carried over"]

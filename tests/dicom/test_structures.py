@@ -18,7 +18,7 @@ def sset(uid, approval="", date="", time=""):
 def cand(structure_set, name, label, voxels=10):
     mask = np.zeros((4, 4, 4), bool)
     mask.flat[:voxels] = True
-    return Candidate(structure_set, name, label, mask, voxels * 0.001)
+    return Candidate(structure_set, name, label, mask, voxels * 0.001, number=label)
 
 
 def test_approved_beats_newer_and_newer_beats_older():
@@ -27,7 +27,7 @@ def test_approved_beats_newer_and_newer_beats_older():
     chosen, notes, problems = choose([cand(draft, "GTV", 3, 30), cand(final, "GTV", 3, 10)],
                                      RULES, "P", "t1")
     assert problems == [] and chosen[3].structure_set is final
-    assert "left out: 'GTV' (0.03 ml)" in notes[0] and "draft" in notes[0]
+    assert "left out: 'GTV' (ROI 3, 0.03 ml)" in notes[0] and "draft" in notes[0]
     older = sset("older", "", "20200101", "100000")
     newer = sset("newer", "", "20200101", "110000")
     chosen, _, problems = choose([cand(older, "GTV", 3), cand(newer, "GTVp", 3)], RULES, "P", "t1")
@@ -48,7 +48,7 @@ def test_ties_two_rois_of_one_set_and_refuse_are_problems(tmp_path):
     _, _, problems = choose([cand(one, "GTV", 3, 10), cand(one, "Tumour", 3, 20)], RULES, "P",
                             "t2")
     assert ("tumour on t2: 2 ROIs of one structure set" in problems[0]
-            and "'Tumour' (0.02 ml)" in problems[0])
+            and "'Tumour' (ROI 3, 0.02 ml)" in problems[0])
     path = tmp_path / "rules.yaml"
     path.write_text("structure_sets: refuse\npin:\n  P:\n    tumour: Tumour\n")
     rules = load_rules(path)
