@@ -1,7 +1,8 @@
 """File helpers shared by every stage: atomic writing (a reader never sees a half-written
 output), owned temporary folders (built beside their destination, renamed into place, and
-cleaned up by the next run when their creator died) and SHA-256 hashing (one helper for
-files, text and JSON-able values).
+cleaned up by the next run when their creator died), folder locks (:func:`folder_lock`: one
+process at a time writes into a run folder, an import folder or a synthetic cohort) and
+SHA-256 hashing (one helper for files, text and JSON-able values).
 
 Everything written here honours the process umask, as any other tool's output does: a
 temporary file is created with mode 0o666 and a temporary folder with 0o777, both less the
@@ -13,6 +14,7 @@ the private 0o600 / 0o700 of :func:`tempfile.mkstemp` / :func:`tempfile.mkdtemp`
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -21,6 +23,7 @@ import re
 import secrets
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -282,3 +285,185 @@ def sha256_text(parts: str | Iterable[str]) -> str:
 def sha256_json(value: Any) -> str:
     """Hex SHA-256 of a JSON-able value, keys sorted (stable across runs and machines)."""
     return sha256_text(json.dumps(value, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- folder locks
+
+
+#: The lock file :func:`folder_lock` takes inside a folder (unless told another).
+LOCK_NAME = ".parotidlib.lock"
+#: How often a waiting :func:`folder_lock` tries again (seconds).
+_LOCK_POLL_S = 0.1
+
+
+class FolderLockedError(RuntimeError):
+    """Another live process holds the lock of a folder (:func:`folder_lock`).
+
+    Attributes
+    ----------
+    folder : Path
+        The locked folder.
+    lock_file : Path
+        Its lock file.
+    holder : dict
+        What the holder wrote into the lock file (``pid``, ``host``, ``since``); empty when
+        unreadable.
+    """
+
+    def __init__(self, message: str, folder: Path, lock_file: Path,
+                 holder: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.folder, self.lock_file, self.holder = folder, lock_file, holder
+
+    def __reduce__(self):  # picklable across worker processes
+        return (FolderLockedError, (str(self), self.folder, self.lock_file, self.holder))
+
+
+#: Locks this process holds: lock file -> [fd, depth, pid] (re-entrant within a process).
+_HELD: dict[str, list[int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    """The record of the lock's holder (retried briefly: it writes it just after locking)."""
+    for _ in range(20):
+        try:
+            text = os.pread(fd, 4096, 0).decode(errors="replace")
+            holder = json.loads(text)
+            if isinstance(holder, dict) and holder.get("pid"):
+                return holder
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    return {}
+
+
+def _open_lock_file(lock_file: Path) -> int | None:
+    """An fd of the lock file (created if absent); None where it can be neither created nor
+    opened (a read-only folder: nobody can write there, so there is nothing to guard)."""
+    try:
+        return os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+    try:
+        return os.open(lock_file, os.O_RDONLY)  # flock works on a read-only descriptor
+    except OSError:
+        logger.debug("cannot create or open %s (read-only folder): not locked", lock_file)
+        return None
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "the folder", *, wait: bool = False,
+                timeout_s: float | None = None, lock_file: str | os.PathLike | None = None
+                ) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` while the block runs.
+
+    The lock is ``fcntl.flock(LOCK_EX)`` on a lock file (``folder/.parotidlib.lock`` unless
+    ``lock_file`` names another, e.g. one beside a folder that is replaced as a whole). The
+    kernel releases it when the process ends, however it ends (``kill -9`` included), so a
+    lock is never stale; the lock file itself stays (removing it would race with the next
+    process) and records the holder's pid, host and start time, which another process
+    names when it finds the folder locked. The lock is re-entrant within one process (a
+    batch that holds its folder runs its curation in the same folder), not across threads
+    of the same process taking it for different jobs, and it is not inherited by processes
+    started afterwards (a forked worker shares its parent's lock; an exec'd one does not).
+    Where the lock file can neither be created nor opened (a read-only folder), the block
+    runs unlocked: nothing can be written there anyway.
+
+    Parameters
+    ----------
+    folder : path
+        The folder guarded; created (with its parents) if absent.
+    what : str
+        What the folder is, for messages (``"the run folder"``, ``"the import folder"``).
+    wait : bool
+        False: raise :class:`FolderLockedError` at once when another process holds the lock.
+        True: wait until it is released (logged once, with the holder's pid).
+    timeout_s : float, optional
+        With ``wait``, give up after this many seconds (FolderLockedError); None waits for as
+        long as it takes.
+    lock_file : path, optional
+        The lock file; default ``folder / LOCK_NAME``.
+
+    Yields
+    ------
+    Path
+        The lock file.
+
+    Raises
+    ------
+    FolderLockedError
+        Another process holds the lock (``wait=False``, or ``timeout_s`` passed); the message
+        names the folder and the holder's pid.
+
+    Examples
+    --------
+    >>> with folder_lock("reports/run1", "the run folder"):  # doctest: +SKIP
+    ...     ...  # nothing else writes into reports/run1 meanwhile
+    """
+    import fcntl
+
+    folder = Path(folder)
+    lock_path = Path(lock_file) if lock_file is not None else folder / LOCK_NAME
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    if lock_file is None:
+        folder.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(lock_path)
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None and held[2] == os.getpid():
+            held[1] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield lock_path
+        finally:
+            with _HELD_GUARD:
+                _HELD[key][1] -= 1
+        return
+    fd = _open_lock_file(lock_path)
+    if fd is None:
+        yield lock_path
+        return
+    try:
+        start, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                by = (f"process {holder['pid']}"
+                      + (f" on {holder['host']}" if holder.get("host") not in
+                         (None, socket.gethostname()) else "")
+                      + (f", since {holder['since']}" if holder.get("since") else "")
+                      if holder else "another process")
+                if not wait or (timeout_s is not None
+                                and time.monotonic() - start >= timeout_s):
+                    raise FolderLockedError(
+                        f"{what} {folder} is in use by {by} (lock file {lock_path}); wait "
+                        f"until that process has finished, or use another folder",
+                        folder, lock_path, holder) from None
+                if not told:
+                    logger.info("waiting for %s, which holds %s %s", by, what, folder)
+                    told = True
+                time.sleep(_LOCK_POLL_S)
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        except OSError:
+            pass  # a read-only descriptor: locked, but the holder stays anonymous
+        with _HELD_GUARD:
+            _HELD[key] = [fd, 1, os.getpid()]
+        try:
+            yield lock_path
+        finally:
+            with _HELD_GUARD:
+                _HELD.pop(key, None)
+    finally:
+        os.close(fd)  # releases the flock

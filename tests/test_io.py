@@ -158,3 +158,90 @@ def test_a_leftover_of_an_unreaped_dead_process_is_removed(tmp_path):
     finally:
         child.wait()
     assert not io_module._is_zombie(os.getpid())
+
+
+# --------------------------------------------------------------------------- folder locks
+
+_HOLD = ("import sys, time\n"
+         "from parotidlib.io import folder_lock\n"
+         "with folder_lock(sys.argv[1], 'the test folder'):\n"
+         "    print('locked', flush=True)\n"
+         "    time.sleep(float(sys.argv[2]))\n")
+
+
+def _holder(folder, seconds=60.0):
+    """A real process holding the lock of ``folder`` (returns once it holds it)."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_locked_folder_is_refused_at_once_naming_the_holder(tmp_path):
+    from parotidlib.io import LOCK_NAME, FolderLockedError, folder_lock
+
+    proc = _holder(tmp_path / "f")
+    try:
+        start = time.monotonic()
+        with pytest.raises(FolderLockedError) as err:
+            with folder_lock(tmp_path / "f", "the run folder"):
+                pass
+        assert time.monotonic() - start < 5
+        assert f"process {proc.pid}" in str(err.value)
+        assert str(tmp_path / "f") in str(err.value) and "the run folder" in str(err.value)
+        assert err.value.holder["pid"] == proc.pid
+        with pytest.raises(FolderLockedError, match=f"process {proc.pid}"):
+            with folder_lock(tmp_path / "f", wait=True, timeout_s=0.3):
+                pass
+    finally:
+        proc.kill()
+        proc.wait()
+    # kill -9 leaves no stale lock: the kernel released it with the process
+    with folder_lock(tmp_path / "f") as lock:
+        assert lock == tmp_path / "f" / LOCK_NAME
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        with folder_lock(tmp_path / "f"):  # re-entrant within the process
+            pass
+        # still held after the inner block: another process is refused
+        probe = subprocess.run(
+            [sys.executable, "-c", "import sys\nfrom parotidlib.io import folder_lock\n"
+             "try:\n    with folder_lock(sys.argv[1]): pass\n"
+             "except RuntimeError as e:\n    print(e)\n", str(tmp_path / "f")],
+            capture_output=True, text=True, timeout=60)
+        assert f"process {os.getpid()}" in probe.stdout
+
+
+def test_a_waiting_lock_gets_the_folder_when_the_holder_ends(tmp_path):
+    from parotidlib.io import folder_lock
+
+    proc = _holder(tmp_path / "f", seconds=1.0)
+    try:
+        start = time.monotonic()
+        with folder_lock(tmp_path / "f", wait=True, timeout_s=60) as lock:
+            waited = time.monotonic() - start
+            assert json.loads(lock.read_text())["pid"] == os.getpid()
+        assert 0.5 < waited < 30  # the holder kept it for 1 s after it said so
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_read_only_folder_runs_unlocked(tmp_path, monkeypatch):
+    """Where the lock file can be neither created nor opened, nothing can be written either:
+    the block runs unlocked (a finished run looked up in a read-only reports folder)."""
+    import errno
+
+    from parotidlib.io import folder_lock
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(io_module.os, "open", read_only)
+    with folder_lock(tmp_path / "ro"):
+        pass
+    assert list((tmp_path / "ro").iterdir()) == []
