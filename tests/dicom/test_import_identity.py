@@ -14,22 +14,11 @@ import pytest
 from pydicom.uid import generate_uid
 
 from parotidlib.dicom.importer import MIN_KEY_BYTES, import_dicom, load_key
-from parotidlib.synth.dicom import write_dicom_cohort
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    base = tmp_path_factory.mktemp("dicom")
-    return Path(write_dicom_cohort(base / "D", n_patients=2, seed=3, pixel_scale=4, jobs=1))
-
-
-@pytest.fixture
-def export(source, tmp_path):
-    copy = tmp_path / "D"
-    shutil.copytree(source, copy)
-    return copy
+EXPORT = (2, 3)  # patients and seed of the module's export (conftest.source)
 
 
 def patients(export):

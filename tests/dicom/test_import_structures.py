@@ -21,19 +21,7 @@ from parotidlib.synth.dicom import reference_manifest, write_dicom_cohort
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    base = tmp_path_factory.mktemp("dicom")
-    return Path(write_dicom_cohort(base / "D", n_patients=1, seed=0, pixel_scale=4, jobs=1))
-
-
-@pytest.fixture
-def export(source, tmp_path):
-    copy = tmp_path / "D"
-    shutil.copytree(source, copy)
-    for sibling in source.parent.glob(".D.*"):  # the NIfTI cohort it was written from
-        shutil.copytree(sibling, tmp_path / sibling.name)
-    return copy
+EXPORT = (1, 0)  # patients and seed of the module's export (conftest.source)
 
 
 def patient_dir(export):
