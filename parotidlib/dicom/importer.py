@@ -53,7 +53,13 @@ from parotidlib.dicom.roinames import BILATERAL, RoiVerdict, classify_roi, split
 from parotidlib.dicom.roles import assign_roles, echo_to_read
 from parotidlib.dicom.rules import STRUCTURES, Rules, load_rules
 from parotidlib.dicom.structures import Candidate, StructureSet, choose, read_structure_set
-from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, write_text_atomic
+from parotidlib.io import (
+    folder_lock,
+    make_temp_dir,
+    release_temp_dir,
+    remove_stale_temp_dirs,
+    write_text_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -642,88 +648,90 @@ def import_dicom(src: str | Path, out: str | Path, clinical: str | Path | None =
     table = read_clinical(clinical)
     rule_set = load_rules(rules)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp-*"):  # patients a killed import left half-written
-        remove_stale_temp_dirs(out, stale.name[:stale.name.index(".tmp-") + len(".tmp-")])
-    key_path = Path(key_file) if key_file else out.parent / f"{out.name}.key"
-    if key_path.resolve().is_relative_to(out):
-        raise ValueError(f"the key file {key_path} must lie outside the cohort folder {out}")
-    key = load_key(key_path) if pseudonymise else b""
-    series, scan_problems = scan_tree(src, progress=progress)
-    by_patient: dict[str, list[Any]] = {}
-    for s in series:
-        by_patient.setdefault(s.patient_id, []).append(s)
-    key_column = table.index.name
-    result = ImportResult(out, out / "manifest.csv", out / "import_report.csv",
-                          key_path if pseudonymise else None,
-                          out.parent / f"{out.name}.identities.csv" if pseudonymise else None)
-    rows, report_rows, identities = [], [], []
-    rules_digest, version = _rules_digest(rules), importer_version()
-    for dicom_pid in sorted(by_patient):
-        patient_series = by_patient[dicom_pid]
-        lookup = dicom_pid if key_column == "patient_id" else patient_series[0].accession_number
-        pid = pseudonym(dicom_pid, key) if pseudonymise else dicom_pid
-        identities.append({"patient_id": pid, "dicom_patient_id": dicom_pid,
-                           "accession_number": patient_series[0].accession_number})
-        clinical_row = table.loc[lookup].to_dict() if lookup in table.index else None
-        redactor = Redactor([t for s in patient_series for t in (s.description, s.protocol)],
-                            frozenset().union(*(s.identity_tokens for s in patient_series)))
-        inputs = input_key(patient_series, clinical_row, rules_digest, version)
-        done = out / pid / "import.json"
-        record = _read_record(done)
-        if record is not None and record.get("input_key") == inputs:
-            rows.append(record["row"])
-            report_rows.append({"patient_id": pid, "status": "imported earlier (resumed)",
-                                **record["report"], "problems": ""})
-            result.resumed.append(pid)
-            continue
-        try:
-            conflicts = identity_conflicts(patient_series)
-            if conflicts:
-                raise PatientRefused(conflicts)
-            row, report, images = import_patient(dicom_pid, patient_series, clinical_row,
-                                                 rule_set, pid, redactor)
-        except Exception as exc:  # noqa: BLE001 - one patient's files never stop the rest
-            if isinstance(exc, PatientRefused):
-                problems = exc.problems
-            else:
-                logger.debug("patient %s", pid, exc_info=True)
-                problems = [f"cannot be imported: {type(exc).__name__}: {exc}"]
-            if record is not None:  # imported earlier from other inputs: not valid any more
-                shutil.rmtree(out / pid, ignore_errors=True)
-            result.refused[pid] = [redactor.for_console(p) for p in problems]
-            report_rows.append({"patient_id": pid, "status": "refused",
-                                "problems": " | ".join(redactor.for_file(p) for p in problems)})
-            logger.warning("patient %s refused: %s", pid, "; ".join(result.refused[pid]))
-            continue
-        report = {column: redactor.for_file(str(value)) for column, value in report.items()}
-        _write_patient(out, pid, row, report, images, inputs)
-        rows.append(row)
-        report_rows.append({"patient_id": pid, "status": "reimported (inputs changed)"
-                            if record is not None else "imported", **report, "problems": ""})
-        result.imported.append(pid)
-    seen = {i["dicom_patient_id"] for i in identities} | {
-        i["accession_number"] for i in identities}
-    result.not_in_dicom = sorted(k for k in table.index if k not in seen)
-    everyone = Redactor([t for s in series for t in (s.description, s.protocol)],
-                        frozenset().union(*(s.identity_tokens for s in series)))
-    for problem in scan_problems:
-        report_rows.append({"patient_id": "", "status": "file skipped",
-                            "problems": everyone.for_file(str(getattr(problem, "message",
-                                                                      problem)))})
-    if _synthetic_export(src):
-        # results from it must say synthetic, like those of the NIfTI cohort it came from
-        write_text_atomic(out / SYNTHETIC_MARKER, json.dumps(
-            {"synthetic": True, "source": "the kit's synthetic cohort exported as DICOM"},
-            indent=2) + "\n")
-    manifest = pd.DataFrame(rows)
-    if len(manifest):
-        extras = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
-        manifest = manifest[[*MANIFEST_COLUMNS, *extras]].sort_values("patient_id")
-    write_text_atomic(result.manifest, manifest.to_csv(index=False, lineterminator="\n"))
-    write_text_atomic(result.report, pd.DataFrame(report_rows, columns=REPORT_COLUMNS).to_csv(
-        index=False, lineterminator="\n"))
-    if result.identities is not None:
-        write_text_atomic(result.identities, pd.DataFrame(identities).to_csv(
+    # one import at a time into a folder: a second one exits at once naming the first's pid
+    with folder_lock(out, "the import folder"):
+        for stale in out.glob(".*.tmp-*"):  # patients a killed import left half-written
+            remove_stale_temp_dirs(out, stale.name[:stale.name.index(".tmp-") + len(".tmp-")])
+        key_path = Path(key_file) if key_file else out.parent / f"{out.name}.key"
+        if key_path.resolve().is_relative_to(out):
+            raise ValueError(f"the key file {key_path} must lie outside the cohort folder {out}")
+        key = load_key(key_path) if pseudonymise else b""
+        series, scan_problems = scan_tree(src, progress=progress)
+        by_patient: dict[str, list[Any]] = {}
+        for s in series:
+            by_patient.setdefault(s.patient_id, []).append(s)
+        key_column = table.index.name
+        result = ImportResult(out, out / "manifest.csv", out / "import_report.csv",
+                              key_path if pseudonymise else None,
+                              out.parent / f"{out.name}.identities.csv" if pseudonymise else None)
+        rows, report_rows, identities = [], [], []
+        rules_digest, version = _rules_digest(rules), importer_version()
+        for dicom_pid in sorted(by_patient):
+            patient_series = by_patient[dicom_pid]
+            lookup = dicom_pid if key_column == "patient_id" else patient_series[0].accession_number
+            pid = pseudonym(dicom_pid, key) if pseudonymise else dicom_pid
+            identities.append({"patient_id": pid, "dicom_patient_id": dicom_pid,
+                               "accession_number": patient_series[0].accession_number})
+            clinical_row = table.loc[lookup].to_dict() if lookup in table.index else None
+            redactor = Redactor([t for s in patient_series for t in (s.description, s.protocol)],
+                                frozenset().union(*(s.identity_tokens for s in patient_series)))
+            inputs = input_key(patient_series, clinical_row, rules_digest, version)
+            done = out / pid / "import.json"
+            record = _read_record(done)
+            if record is not None and record.get("input_key") == inputs:
+                rows.append(record["row"])
+                report_rows.append({"patient_id": pid, "status": "imported earlier (resumed)",
+                                    **record["report"], "problems": ""})
+                result.resumed.append(pid)
+                continue
+            try:
+                conflicts = identity_conflicts(patient_series)
+                if conflicts:
+                    raise PatientRefused(conflicts)
+                row, report, images = import_patient(dicom_pid, patient_series, clinical_row,
+                                                     rule_set, pid, redactor)
+            except Exception as exc:  # noqa: BLE001 - one patient's files never stop the rest
+                if isinstance(exc, PatientRefused):
+                    problems = exc.problems
+                else:
+                    logger.debug("patient %s", pid, exc_info=True)
+                    problems = [f"cannot be imported: {type(exc).__name__}: {exc}"]
+                if record is not None:  # imported earlier from other inputs: not valid any more
+                    shutil.rmtree(out / pid, ignore_errors=True)
+                result.refused[pid] = [redactor.for_console(p) for p in problems]
+                report_rows.append({"patient_id": pid, "status": "refused",
+                                    "problems": " | ".join(redactor.for_file(p) for p in problems)})
+                logger.warning("patient %s refused: %s", pid, "; ".join(result.refused[pid]))
+                continue
+            report = {column: redactor.for_file(str(value)) for column, value in report.items()}
+            _write_patient(out, pid, row, report, images, inputs)
+            rows.append(row)
+            report_rows.append({"patient_id": pid, "status": "reimported (inputs changed)"
+                                if record is not None else "imported", **report, "problems": ""})
+            result.imported.append(pid)
+        seen = {i["dicom_patient_id"] for i in identities} | {
+            i["accession_number"] for i in identities}
+        result.not_in_dicom = sorted(k for k in table.index if k not in seen)
+        everyone = Redactor([t for s in series for t in (s.description, s.protocol)],
+                            frozenset().union(*(s.identity_tokens for s in series)))
+        for problem in scan_problems:
+            report_rows.append({"patient_id": "", "status": "file skipped",
+                                "problems": everyone.for_file(str(getattr(problem, "message",
+                                                                          problem)))})
+        if _synthetic_export(src):
+            # results from it must say synthetic, like those of the NIfTI cohort it came from
+            write_text_atomic(out / SYNTHETIC_MARKER, json.dumps(
+                {"synthetic": True, "source": "the kit's synthetic cohort exported as DICOM"},
+                indent=2) + "\n")
+        manifest = pd.DataFrame(rows)
+        if len(manifest):
+            extras = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
+            manifest = manifest[[*MANIFEST_COLUMNS, *extras]].sort_values("patient_id")
+        write_text_atomic(result.manifest, manifest.to_csv(index=False, lineterminator="\n"))
+        write_text_atomic(result.report, pd.DataFrame(report_rows, columns=REPORT_COLUMNS).to_csv(
             index=False, lineterminator="\n"))
-        os.chmod(result.identities, 0o600)
-    return result
+        if result.identities is not None:
+            write_text_atomic(result.identities, pd.DataFrame(identities).to_csv(
+                index=False, lineterminator="\n"))
+            os.chmod(result.identities, 0o600)
+        return result

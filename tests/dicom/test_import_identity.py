@@ -158,3 +158,24 @@ def test_patient_names_in_descriptions_and_roi_names_never_reach_a_file(export, 
     report = pd.read_csv(result.report, dtype=str, keep_default_na=False)
     refused = report[report["status"] == "refused"].iloc[0]["problems"]
     assert "<free text withheld>" in refused
+
+
+def test_a_second_import_into_the_same_folder_exits_naming_the_first(export, tmp_path):
+    import subprocess
+    import sys
+
+    from parotidlib.io import FolderLockedError
+
+    out = tmp_path / "C"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from parotidlib.io import folder_lock\n"
+         f"with folder_lock({str(out)!r}, 'the import folder'):\n"
+         "    print('locked', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FolderLockedError, match=str(holder.pid)):
+            run(export, tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(run(export, tmp_path).imported) == 2  # the kernel released the killed holder's
