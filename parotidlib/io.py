@@ -54,6 +54,10 @@ def _create_unique(parent: Path, prefix: str, suffix: str, create: Callable[[Pat
     raise FileExistsError(f"no free temporary name {prefix}XXXXXXXX{suffix} in {parent}")
 
 
+#: Errors of a write that name no file; :func:`atomic_path` names the destination in them.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
 def _create_file(path: Path) -> None:
     # O_EXCL: never an existing file; mode 0o666 less the umask, like open(path, "w")
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -67,7 +71,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     on POSIX file systems. It is created empty with the permissions of an ordinary new file
     (0o666 less the umask), which the file keeps when the caller writes into it, so
     ``path`` ends up readable as the umask allows. On an exception the temporary file is
-    removed and ``path`` keeps its previous content (or stays absent).
+    removed and ``path`` keeps its previous content (or stays absent); a write error that
+    names no file (a full disk, a quota) is raised again naming ``path``.
 
     Examples
     --------
@@ -80,6 +85,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None and exc.errno in _WRITE_ERRNOS:
+            # a failed write names no file ("[Errno 28] No space left on device"): name ours
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -362,12 +372,13 @@ def folder_lock(folder: str | os.PathLike, what: str = "the folder", *, wait: bo
     The lock is ``fcntl.flock(LOCK_EX)`` on a lock file (``folder/.parotidlib.lock`` unless
     ``lock_file`` names another, e.g. one beside a folder that is replaced as a whole). The
     kernel releases it when the process ends, however it ends (``kill -9`` included), so a
-    lock is never stale; the lock file itself stays (removing it would race with the next
-    process) and records the holder's pid, host and start time, which another process
-    names when it finds the folder locked. The lock is re-entrant within one process (a
-    batch that holds its folder runs its curation in the same folder), not across threads
-    of the same process taking it for different jobs, and it is not inherited by processes
-    started afterwards (a forked worker shares its parent's lock; an exec'd one does not).
+    lock is never stale. The lock file records the holder's pid, host and start time, which
+    another process names when it finds the folder locked; the holder removes it before it
+    lets go (a process that was waiting on the removed file notices and takes the new one),
+    so no lock file stays behind, and one left by a killed process is taken over. The lock
+    is re-entrant within one process (a batch that holds its folder runs its curation in the
+    same folder), also across its threads, and it is not inherited by processes started
+    afterwards (a forked worker shares its parent's lock; an exec'd one does not).
     Where the lock file can neither be created nor opened (a read-only folder), the block
     runs unlocked: nothing can be written there anyway.
 
@@ -402,8 +413,6 @@ def folder_lock(folder: str | os.PathLike, what: str = "the folder", *, wait: bo
     >>> with folder_lock("reports/run1", "the run folder"):  # doctest: +SKIP
     ...     ...  # nothing else writes into reports/run1 meanwhile
     """
-    import fcntl
-
     folder = Path(folder)
     lock_path = Path(lock_file) if lock_file is not None else folder / LOCK_NAME
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -424,40 +433,11 @@ def folder_lock(folder: str | os.PathLike, what: str = "the folder", *, wait: bo
             with _HELD_GUARD:
                 _HELD[key][1] -= 1
         return
-    fd = _open_lock_file(lock_path)
+    fd = _acquire(lock_path, folder, what, wait, timeout_s)
     if fd is None:
         yield lock_path
         return
     try:
-        start, told = time.monotonic(), False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _read_holder(fd)
-                by = (f"process {holder['pid']}"
-                      + (f" on {holder['host']}" if holder.get("host") not in
-                         (None, socket.gethostname()) else "")
-                      + (f", since {holder['since']}" if holder.get("since") else "")
-                      if holder else "another process")
-                if not wait or (timeout_s is not None
-                                and time.monotonic() - start >= timeout_s):
-                    raise FolderLockedError(
-                        f"{what} {folder} is in use by {by} (lock file {lock_path}); wait "
-                        f"until that process has finished, or use another folder",
-                        folder, lock_path, holder) from None
-                if not told:
-                    logger.info("waiting for %s, which holds %s %s", by, what, folder)
-                    told = True
-                time.sleep(_LOCK_POLL_S)
-        record = {"pid": os.getpid(), "host": socket.gethostname(),
-                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
-        except OSError:
-            pass  # a read-only descriptor: locked, but the holder stays anonymous
         with _HELD_GUARD:
             _HELD[key] = [fd, 1, os.getpid()]
         try:
@@ -465,5 +445,67 @@ def folder_lock(folder: str | os.PathLike, what: str = "the folder", *, wait: bo
         finally:
             with _HELD_GUARD:
                 _HELD.pop(key, None)
+            # Removed while still held: a process waiting on this file then finds it gone
+            # once it gets the lock and takes the new one (_acquire), so no two hold it.
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
     finally:
         os.close(fd)  # releases the flock
+
+
+def _describe_holder(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "another process"
+    return (f"process {holder['pid']}"
+            + (f" on {holder['host']}" if holder.get("host") not in
+               (None, socket.gethostname()) else "")
+            + (f", since {holder['since']}" if holder.get("since") else ""))
+
+
+def _acquire(lock_path: Path, folder: Path, what: str, wait: bool,
+             timeout_s: float | None) -> int | None:
+    """Lock ``lock_path`` (see :func:`folder_lock`); return its fd, None when unlockable."""
+    import fcntl
+
+    start, told = time.monotonic(), False
+    while True:
+        fd = _open_lock_file(lock_path)
+        if fd is None:
+            return None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = _read_holder(fd)
+                    by = _describe_holder(holder)
+                    if not wait or (timeout_s is not None
+                                    and time.monotonic() - start >= timeout_s):
+                        raise FolderLockedError(
+                            f"{what} {folder} is in use by {by} (lock file {lock_path}); "
+                            f"wait until that process has finished, or use another folder",
+                            folder, lock_path, holder) from None
+                    if not told:
+                        logger.info("waiting for %s, which holds %s %s", by, what, folder)
+                        told = True
+                    time.sleep(_LOCK_POLL_S)
+            # The previous holder removes the file before it lets go: a lock on a file no
+            # longer at lock_path guards nothing, so start again with the current one.
+            try:
+                here = os.stat(lock_path)
+            except FileNotFoundError:
+                here = None
+            mine = os.fstat(fd)
+            if here is None or (here.st_dev, here.st_ino) != (mine.st_dev, mine.st_ino):
+                os.close(fd)
+                continue
+            record = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            with contextlib.suppress(OSError):  # a read-only descriptor: holder anonymous
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise

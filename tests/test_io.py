@@ -202,6 +202,7 @@ def test_a_locked_folder_is_refused_at_once_naming_the_holder(tmp_path):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
         with folder_lock(tmp_path / "f"):  # re-entrant within the process
             pass
+        assert lock.is_file()
         # still held after the inner block: another process is refused
         probe = subprocess.run(
             [sys.executable, "-c", "import sys\nfrom parotidlib.io import folder_lock\n"
@@ -209,6 +210,29 @@ def test_a_locked_folder_is_refused_at_once_naming_the_holder(tmp_path):
              "except RuntimeError as e:\n    print(e)\n", str(tmp_path / "f")],
             capture_output=True, text=True, timeout=60)
         assert f"process {os.getpid()}" in probe.stdout
+    assert list((tmp_path / "f").iterdir()) == []  # the holder removes its lock file
+
+
+def test_waiters_on_a_removed_lock_file_never_hold_it_together(tmp_path):
+    """Processes that wait while the holder removes the lock file take turns on the new one:
+    each appends its start and end to a log, and no two intervals overlap."""
+    log = tmp_path / "log.txt"
+    code = ("import os, sys, time\n"
+            "from parotidlib.io import folder_lock\n"
+            "for _ in range(5):\n"
+            "    with folder_lock(sys.argv[1], wait=True, timeout_s=60):\n"
+            "        with open(sys.argv[2], 'a') as fh: fh.write(f'in {os.getpid()}\\n')\n"
+            "        time.sleep(0.02)\n"
+            "        with open(sys.argv[2], 'a') as fh: fh.write(f'out {os.getpid()}\\n')\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "f"), str(log)])
+             for _ in range(3)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+    lines = log.read_text().split()
+    assert len(lines) == 2 * 2 * 5 * 3
+    events = list(zip(lines[::2], lines[1::2], strict=True))
+    for enter, leave in zip(events[::2], events[1::2], strict=True):
+        assert enter[0] == "in" and leave == ("out", enter[1])
 
 
 def test_a_waiting_lock_gets_the_folder_when_the_holder_ends(tmp_path):
@@ -245,3 +269,17 @@ def test_a_read_only_folder_runs_unlocked(tmp_path, monkeypatch):
     with folder_lock(tmp_path / "ro"):
         pass
     assert list((tmp_path / "ro").iterdir()) == []
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    """A write error names no file ("[Errno 28] No space left on device"): atomic_path adds
+    the destination (injected ENOSPC; the file keeps its old content)."""
+    import errno
+
+    target = tmp_path / "report.html"
+    write_text_atomic(target, "old")
+    with pytest.raises(OSError) as err:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert err.value.errno == errno.ENOSPC and str(target) in str(err.value)
+    assert target.read_text() == "old"
