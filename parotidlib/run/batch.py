@@ -20,8 +20,9 @@ the batch raises :class:`BatchError` naming it, after writing ``members.json``.
 
 Executors (``executor``):
 
-- ``local``: this machine; ``jobs`` members at once in separate processes, the cores
-  divided between them, and one GPU per member when the machine has several;
+- ``local``: this machine; ``jobs`` members at once, each in a process of its own (one that
+  dies, e.g. killed by the out-of-memory killer, is a failed member; the others go on), the
+  cores divided between them, and one GPU per member when the machine has several;
 - ``slurm``: a job array through submitit (``cluster:`` settings: partition, time limit,
   GPUs, CPUs, memory, account, array parallelism), logs under ``<batch>/logs/submitit``;
 - ``submitit-local``: submitit's local executor, the same code path without a cluster (the
@@ -36,10 +37,10 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parotidlib.config import BatchConfig, CurationConfig, field_names, section
 from parotidlib.constants import CHANNELS
@@ -47,6 +48,10 @@ from parotidlib.io import sha256_json, write_text_atomic
 from parotidlib.paths import NOTEBOOKS_DIR
 from parotidlib.paths import reports_dir as default_reports_dir
 from parotidlib.run.stages import STAGES, Stage
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 logger = logging.getLogger(__name__)
 
@@ -202,13 +207,127 @@ def _gpu_count() -> int:
         return 0
 
 
+def _member_process(run: Callable[[dict[str, Any]], dict[str, Any]], task: dict[str, Any],
+                    conn: Connection, parent_pid: int) -> None:
+    """Body of one member's process (local executor): run the member, send back its result.
+
+    The process dies with the batch (:func:`parotidlib.processes.die_with_parent`). A member
+    that dies before sending (killed, out of memory) leaves the pipe empty, which the batch
+    reads as that member's failure (:func:`_run_local`).
+    """
+    from parotidlib.processes import die_with_parent
+
+    die_with_parent(parent_pid)
+    try:
+        conn.send(run(task))
+    finally:
+        conn.close()
+
+
+def _death_message(name: str, pid: int | None, exitcode: int | None) -> str:
+    """What a member's ``.err`` says when its process ended without a result."""
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"was killed by signal {-exitcode}"
+        how += f" (exit code {exitcode})"
+        if exitcode == -signal.SIGKILL:
+            how += ("; SIGKILL is also what the kernel's out-of-memory killer sends (see "
+                    "`dmesg`), so a member that needs more memory than it had dies this way")
+    else:
+        how = f"exited with code {exitcode}"
+    return (f"batch member {name!r}: its process (pid {pid}) {how} before it returned a "
+            f"result. The other members were not affected. Rerun the same command to retry "
+            f"this member (finished members are kept).\n")
+
+
+def _stop(proc: BaseProcess) -> None:
+    """Kill a member's process and every process it started (notebook kernels run in
+    sessions of their own, so they are found by parentage, as the CLI does)."""
+    import signal
+
+    from parotidlib.processes import descendants
+
+    if proc.pid is not None:
+        for pid in [*descendants(proc.pid), proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    proc.join()
+
+
 def _run_local(tasks: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
+    """Run members on this machine, ``jobs`` at once, each in a process of its own.
+
+    One process per member (not a shared pool: in a ``ProcessPoolExecutor`` one worker that
+    dies breaks the pool and every member with it). A member whose process dies (killed,
+    out of memory) without returning a result becomes a failed member whose error names its
+    exit signal or code; the others run on. Members are started with ``spawn`` and die with
+    the batch; if the batch itself stops (an exception, Ctrl-C in a notebook), the members
+    still running are killed with their processes.
+
+    Parameters
+    ----------
+    tasks : list of dict
+        One task per member (:func:`_run_member`).
+    jobs : int
+        How many members run at once; 1 runs them one after another in this process.
+
+    Returns
+    -------
+    list of dict
+        One result per task, in the tasks' order, as :func:`_run_member_safely` returns it.
+    """
     if jobs == 1 or len(tasks) <= 1:
         return [_run_member_safely(t) for t in tasks]
-    from parotidlib.processes import worker_pool
+    import multiprocessing
+    from multiprocessing.connection import wait
 
-    with worker_pool(min(jobs, len(tasks)), "spawn") as pool:  # members die with the batch
-        return list(pool.map(_run_member_safely, tasks))
+    context = multiprocessing.get_context("spawn")
+    run = _run_member_safely
+    todo = list(range(len(tasks)))
+    results: dict[int, dict[str, Any]] = {}
+    running: dict[Connection, tuple[int, BaseProcess]] = {}
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                i = todo.pop(0)
+                reader, writer = context.Pipe(duplex=False)
+                proc = context.Process(target=_member_process, name=f"member {tasks[i]['name']}",
+                                       args=(run, tasks[i], writer, os.getpid()))
+                proc.start()
+                writer.close()  # the member holds the only writer: its death reads as EOF
+                running[reader] = (i, proc)
+            for reader in wait(list(running)):
+                i, proc = running.pop(reader)
+                try:
+                    outcome: dict[str, Any] | None = reader.recv()
+                except (EOFError, OSError):  # died before sending, or while sending
+                    outcome = None
+                finally:
+                    reader.close()
+                proc.join(60)
+                if proc.is_alive():  # sent its result, then hung on its way out
+                    logger.warning("batch member %s: its process %d has not exited 60 s after "
+                                   "its result; killed", tasks[i]["name"], proc.pid)
+                    _stop(proc)
+                if outcome is None:
+                    outcome = {"status": "failed",
+                               "error": _death_message(tasks[i]["name"], proc.pid,
+                                                       proc.exitcode)}
+                    logger.error("batch member %s: its process %s exited with code %s without "
+                                 "a result; the other members go on", tasks[i]["name"],
+                                 proc.pid, proc.exitcode)
+                results[i] = outcome
+    finally:
+        for reader, (_, proc) in running.items():
+            _stop(proc)
+            reader.close()
+    return [results[i] for i in range(len(tasks))]
 
 
 def _submitit_parameters(batch: BatchConfig) -> dict[str, Any]:

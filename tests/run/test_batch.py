@@ -1,10 +1,21 @@
-"""Batches of runs (run/batch.py): grids, member names, executor settings."""
+"""Batches of runs (run/batch.py): grids, member names, executor settings, members whose
+process dies."""
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from parotidlib import params as P
 from parotidlib.config import BatchConfig, ParamsError
+from parotidlib.run import batch as B
 from parotidlib.run.batch import _submitit_parameters, expand_grid, member_name
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_member_names():
@@ -68,3 +79,83 @@ def test_cluster_section_gives_the_sbatch_script(monkeypatch, tmp_path):
                  "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32GB",
                  "#SBATCH --account=radiology", "module load cuda"):
         assert line in script, line
+
+
+# ------------------------------------------------------------------ a member's process dies
+
+#: The real member, as the members' spawned processes import it (this module is imported
+#: there to unpickle the function below, with the batch module unpatched).
+_MEMBER = B._run_member_safely
+
+
+def _member_that_dies(task):
+    """A member as run in its own process: ``seed1`` kills its process (as kill -9, or the
+    out-of-memory killer, would); the others run for real."""
+    if task["name"] == "seed1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _MEMBER(task)
+
+
+def _quick_member(task):
+    """A member that only reports its process id (for :func:`_run_local` alone)."""
+    if task["name"] == "seed1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.5)  # still running when its sibling dies
+    return {"status": "done", "pid": os.getpid()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals")
+def test_a_member_process_killed_fails_alone_in_the_local_pool(monkeypatch):
+    """Issue 21 item 9, the executor alone: with two at once, the member whose process is
+    killed (SIGKILL) is a failed result naming the signal; the other, running beside it,
+    and the one started after it finish, each in a process of its own."""
+    monkeypatch.setattr(B, "_run_member_safely", _quick_member)
+    tasks = [{"name": n} for n in ("seed0", "seed1", "seed2")]
+    out = B._run_local(tasks, jobs=2)
+    assert [o["status"] for o in out] == ["done", "failed", "done"]
+    assert out[0]["pid"] != out[2]["pid"] != os.getpid()
+    assert "'seed1'" in out[1]["error"] and "SIGKILL (exit code -9)" in out[1]["error"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals")
+def test_a_killed_member_fails_alone_and_the_rerun_resubmits_only_it(tmp_path, monkeypatch):
+    """Issue 21 item 9: under ``jobs: 2`` one member's process is killed with SIGKILL. The
+    other member completes, ``members.json`` records the killed one as failed with its
+    ``.err`` naming the signal, and the rerun submits that member only."""
+    from parotidlib.synth import generate_cohort
+
+    monkeypatch.setenv("PAROTIDLIB_DATA_DIR", str(tmp_path / "data"))
+    cohort = generate_cohort(tmp_path / "cohort", n_patients=6, seed=4, jobs=1)
+    params = tmp_path / "p.yaml"
+    params.write_text((ROOT / "params" / "smoke.yaml").read_text()
+                      .replace('cohort_manifest: ""', f"cohort_manifest: {cohort}")
+                      .replace("epochs: 2", "epochs: 1"))
+    batch = dict(grid={"seed": [0, 1]}, name="b", executor="local", jobs=2,
+                 reports_dir=tmp_path / "reports")
+    batch_dir = tmp_path / "reports" / "b"
+
+    monkeypatch.setattr(B, "_run_member_safely", _member_that_dies)
+    with pytest.raises(B.BatchError, match=r"1 of 2 member.*seed1 \(see logs/seed1\.err\)"):
+        B.run_batch(params, **batch)
+    members = json.loads((batch_dir / "members" / "members.json").read_text())
+    assert [(m["name"], m["status"]) for m in members] == [("seed0", "done"),
+                                                           ("seed1", "failed")]
+    assert members[0]["skipped"] == []  # it ran, and completely
+    assert (batch_dir / "members" / "seed0" / "metrics.json").is_file()
+    assert not (batch_dir / "logs" / "seed0.err").exists()
+    err = (batch_dir / "logs" / "seed1.err").read_text()
+    assert "'seed1'" in err and "killed by SIGKILL" in err
+
+    monkeypatch.setattr(B, "_run_member_safely", _MEMBER)
+    submitted = []
+    run_local = B._run_local
+
+    def recording(tasks, jobs):
+        submitted.extend(t["name"] for t in tasks)
+        return run_local(tasks, jobs)
+
+    monkeypatch.setattr(B, "_run_local", recording)
+    result = B.run_batch(params, **batch)
+    assert submitted == ["seed1"] and result.skipped == ["seed0"]
+    assert [m["status"] for m in result.members] == ["done", "done"]
+    assert not (batch_dir / "logs" / "seed1.err").exists()
