@@ -7,7 +7,7 @@ PARAMS ?= params/default.yaml
 JOBS   ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help report test lint lab ablation cv external synth bench clean-venv
+.PHONY: help report test lint lab explore ablation cv external synth bench clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,8 +27,13 @@ test: $(STAMP) ## Run the test suite
 lint: $(STAMP) ## Check the code and the notebooks with ruff
 	$(PY) -m ruff check parotidlib tests bench notebooks
 
-lab: $(STAMP) ## Open JupyterLab on the notebooks (their python3 kernel is this venv's Python)
-	$(VENV)/bin/jupyter lab notebooks/
+lab: $(STAMP) ## Open JupyterLab on the notebooks, the explorers 00 and 90 first
+	$(VENV)/bin/jupyter lab notebooks/00-explore-cohort.ipynb notebooks/90-explore-run.ipynb
+
+explore: $(STAMP) ## Serve the cohort and run explorers as a code-free app (Voila), http://localhost:8866
+	mkdir -p $(VENV)/explore
+	ln -sf $(CURDIR)/notebooks/00-explore-cohort.ipynb $(CURDIR)/notebooks/90-explore-run.ipynb $(VENV)/explore/
+	$(VENV)/bin/voila $(VENV)/explore --port=8866 --no-browser
 
 ablation: $(STAMP) ## Run the channel ablation (the paper's Table 3) -> reports/<run>/ablation.html
 	$(PY) -m parotidlib ablation --params $(PARAMS) --jobs $(JOBS)

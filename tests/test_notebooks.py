@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from parotidlib import params as P
+from parotidlib.explore import NOTEBOOKS as EXPLORE_NOTEBOOKS
 from parotidlib.run.stages import ABLATION_REPORT, CV_REPORT, PREDICT_STAGES, STAGES
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -17,8 +18,8 @@ BOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_every_stage_has_its_notebook_and_no_notebook_is_orphaned():
-    expected = sorted([s.notebook for s in (*STAGES, *PREDICT_STAGES, ABLATION_REPORT,
-                                            CV_REPORT)])
+    expected = sorted([*(s.notebook for s in (*STAGES, *PREDICT_STAGES, ABLATION_REPORT,
+                                              CV_REPORT)), *EXPLORE_NOTEBOOKS])
     assert expected == [p.name for p in BOOKS]
 
 
