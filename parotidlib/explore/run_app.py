@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import io
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
