@@ -133,6 +133,9 @@ class RunExplorer:
                                        tooltip="loads the run's model (a few seconds)")
         self.provenance = w.HTML()
         self._cams: dict[tuple[str, int, str], np.ndarray] = {}
+        #: The tables on show ("decisions", "table5", "confusion"), as computed by
+        #: :class:`~parotidlib.explore.runs.RunData` from parotidlib.evaluation.
+        self.shown: dict[str, pd.DataFrame | Missing] = {}
         self.split.observe(lambda _: self.refresh_patients(), names="value")
         self.threshold.observe(lambda _: self.refresh_decisions(), names="value")
         self.patient.observe(lambda _: self.show_patient(), names="value")
@@ -179,10 +182,12 @@ class RunExplorer:
         """Patient table, Table 5 and the confusion matrix at the slider's threshold."""
         t, split = self.threshold.value, self.split.value
         decisions = self.data.decisions(t, split)
+        self.shown = {"decisions": decisions, "table5": self.data.table5(t, split),
+                      "confusion": self.data.confusion(t, split)}
         self.patients.value = frame_html(decisions if isinstance(decisions, Missing)
                                          else decisions.set_index("patient_id"))
-        self.table5.value = frame_html(self.data.table5(t, split))
-        self.confusion.value = frame_html(self.data.confusion(t, split), "{:.0f}")
+        self.table5.value = frame_html(self.shown["table5"])
+        self.confusion.value = frame_html(self.shown["confusion"], "{:.0f}")
         self.show_patient()
 
     def show_patient(self) -> None:
@@ -213,6 +218,7 @@ class RunExplorer:
         ids = [] if isinstance(slices, Missing) else sorted(slices["patient_id"].astype(str)
                                                            .unique())
         self.input_patient.options = ["(all)", *ids]
+        self.input_patient.value = "(all)"
 
     def show_inputs(self) -> None:
         """The first slices matching the filters, every channel as curated (the network's

@@ -135,11 +135,19 @@ class RunData:
         with np.load(path) as data:
             return {key: data[key] for key in data.files}
 
+    def _labelled_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of the patients with a histology (a predict run may hold others)."""
+        if "true_label" not in frame:
+            return frame.iloc[:0]
+        known = frame.groupby("patient_id")["true_label"].transform(lambda v: v.notna().all())
+        return frame[known.astype(bool)]
+
     def labelled(self) -> bool:
-        """Whether the predictions carry true labels (a predict run may not)."""
+        """Whether any patient's predictions carry true labels (an unlabelled predict run's
+        do not)."""
         predictions = self.predictions()
-        return (not isinstance(predictions, Missing) and "true_label" in predictions
-                and predictions["true_label"].notna().all())
+        return not isinstance(predictions, Missing) and not self._labelled_rows(
+            predictions).empty
 
     def split_names(self) -> list[str]:
         """The splits the predictions hold, test first."""
@@ -159,14 +167,30 @@ class RunData:
     # ------------------------------------------------------------------ decisions
 
     def decisions(self, threshold: int, split: str = "test") -> pd.DataFrame | Missing:
-        """Patient decisions by Figure 5's rule at ``threshold``
-        (:func:`parotidlib.evaluation.decision.diagnose_patients`)."""
+        """Patient decisions by Figure 5's rule at ``threshold``, every patient of the split:
+        :func:`parotidlib.evaluation.decision.diagnose_patients` where every patient has a
+        histology, else :func:`parotidlib.evaluation.external.patient_diagnoses` (patients
+        without one get an empty ``true_histology``)."""
         from parotidlib.evaluation.decision import diagnose_patients
+        from parotidlib.evaluation.external import patient_diagnoses
 
         predictions = self.predictions()
         if isinstance(predictions, Missing):
             return predictions
-        return diagnose_patients(self.in_split(predictions, split), malignant_threshold=threshold)
+        frame = self.in_split(predictions, split)
+        if len(self._labelled_rows(frame)) == len(frame):
+            return diagnose_patients(frame, malignant_threshold=threshold)
+        out = patient_diagnoses(frame, threshold).rename(columns={"histology":
+                                                                   "true_histology"})
+        return out[["patient_id", "true_histology", "predicted_histology", "n_slices",
+                    *[c for c in out.columns if c.startswith("n_pred_")]]]
+
+    def _scored(self, threshold: int, split: str) -> pd.DataFrame:
+        """Decisions of the patients with a histology (what Table 5 can score)."""
+        from parotidlib.evaluation.decision import diagnose_patients
+
+        frame = self._labelled_rows(self.in_split(self.predictions(), split))
+        return diagnose_patients(frame, malignant_threshold=threshold)
 
     def table5(self, threshold: int, split: str = "test") -> pd.DataFrame | Missing:
         """Table 5 at ``threshold`` (:func:`parotidlib.evaluation.tables.patient_table5`)."""
@@ -175,7 +199,7 @@ class RunData:
         if not self.labelled():
             return self.missing("predictions", "the predictions carry no histology (an "
                                                "unlabelled predict run): no Table 5")
-        decisions = self.decisions(threshold, split)
+        decisions = self._scored(threshold, split)
         rows = []
         for row in patient_table5(decisions):
             accuracy = row["accuracy"]
@@ -194,7 +218,7 @@ class RunData:
         if not self.labelled():
             return self.missing("predictions", "the predictions carry no histology: no "
                                                "confusion matrix")
-        matrix = patient_confusion(self.decisions(threshold, split))
+        matrix = patient_confusion(self._scored(threshold, split))
         return pd.DataFrame(matrix, index=[f"true {h}" for h in HISTOLOGIES],
                             columns=[f"predicted {h}" for h in HISTOLOGIES])
 
@@ -207,7 +231,7 @@ class RunData:
         if not self.labelled():
             return self.missing("predictions", "the predictions carry no true labels: no "
                                                "errors to show")
-        frame = self.in_split(predictions, split)
+        frame = self._labelled_rows(self.in_split(predictions, split))
         wrong = frame[frame["true_label"] != frame["predicted_label"]].copy()
         radiomics = self.radiomics()
         if not isinstance(radiomics, Missing):
