@@ -93,6 +93,11 @@ class CohortExplorer:
         self.infos = {s: w.HTML() for s in SERIES}
         self.message = w.HTML()
         self.excluded = w.HTML(self._excluded_html())
+        self.volume_series = w.Dropdown(options=list(SERIES), value="t1", description="3-D")
+        self.volume_button = w.Button(description="volume view (NiiVue)",
+                                      tooltip="multiplanar view of the series with its labels")
+        self.volume_view = w.VBox()
+        self.volume_button.on_click(lambda _: self.show_volume())
         for control in (self.histology, self.search, self.sort_by):
             control.observe(lambda _: self.refresh_table(), names="value")
         self.volumes.observe(self._read_volumes, names="value")
@@ -109,7 +114,8 @@ class CohortExplorer:
             self.table, self.excluded,
             w.HBox([self.previous, self.patient, self.next]),
             w.HBox([self.z_mm, self.contours]), w.HBox([self.level, self.width]),
-            w.HTML(legend_html()), self.message, w.HBox(columns)])
+            w.HTML(legend_html()), self.message, w.HBox(columns),
+            w.HBox([self.volume_series, self.volume_button]), self.volume_view])
         self.refresh_table()
         self.show_patient()
 
@@ -209,6 +215,31 @@ class CohortExplorer:
                 self.panels[name].value = png(rgb)
             self.infos[name].value = "<br>".join(
                 f"{html.escape(key)}: {html.escape(value)}" for key, value in view.info.items())
+
+    def show_volume(self) -> None:
+        """A multiplanar view of the selected series with its label map overlaid, in NiiVue
+        (ipyniivue, the Jupyter widget of the NiiVue viewer; its JavaScript ships inside the
+        package, so it works offline). Where ipyniivue is not installed, says so."""
+        import ipywidgets as w
+
+        try:
+            from ipyniivue import NiiVue
+        except ImportError:
+            self.volume_view.children = [w.HTML("<p>ipyniivue is not installed (pip install "
+                                                "ipyniivue): no volume view</p>")]
+            return
+        row = self.data.row(self.patient.value)
+        series = self.volume_series.value
+        volumes = [{"path": str(self.data._path(row.get(series)))}]
+        labels = self.data._path(row.get(f"{series}_labels"))
+        if labels is not None and labels.is_file():
+            volumes.append({"path": str(labels), "colormap": "warm", "opacity": 0.5})
+        viewer = NiiVue(height=360)
+        viewer.load_volumes(volumes)
+        self.volume_view.children = [
+            w.HTML(f"<p>{html.escape(self.patient.value)} {SERIES_TITLES[series]} with its "
+                   f"labels (NiiVue: drag to move the crosshair, scroll to change slice)</p>"),
+            viewer]
 
     def _excluded_html(self) -> str:
         table = self.data.not_imported()

@@ -147,3 +147,13 @@ def test_an_import_report_lists_refused_patients(tiny_cohort, tmp_path):
     explorer = CohortExplorer(cohort / "manifest.csv")
     assert "1 patient(s) or file(s) not imported" in explorer.excluded.value
     assert "t1: no series" in explorer.excluded.value
+
+
+def test_the_volume_view_loads_the_series_and_its_labels(explorer, tiny_cohort):
+    pytest.importorskip("ipyniivue")
+    explorer.volume_series.value = "t2"
+    explorer.volume_button.click()
+    viewer = explorer.volume_view.children[-1]
+    row = explorer.data.row(explorer.patient.value)
+    assert [v.path for v in viewer.volumes] == [str(tiny_cohort.parent / row["t2"]),
+                                                str(tiny_cohort.parent / row["t2_labels"])]
