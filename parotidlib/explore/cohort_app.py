@@ -235,6 +235,7 @@ class CohortExplorer:
         if labels is not None and labels.is_file():
             volumes.append({"path": str(labels), "colormap": "warm", "opacity": 0.5})
         viewer = NiiVue(height=360)
+        viewer.opts.is_radiological_convention = True  # as the panels: patient's right left
         viewer.load_volumes(volumes)
         self.volume_view.children = [
             w.HTML(f"<p>{html.escape(self.patient.value)} {SERIES_TITLES[series]} with its "

@@ -60,6 +60,11 @@ def mosaic(images: np.ndarray, overlays: np.ndarray | None = None) -> np.ndarray
     return out
 
 
+def _png_width(data: bytes) -> int:
+    """The width of a PNG from its header (IHDR), so that the widget shows it unscaled."""
+    return int.from_bytes(data[16:20], "big")
+
+
 def probability_plot(frame: pd.DataFrame, title: str) -> bytes:
     """PNG of one patient's slice-by-slice class probabilities along the body axis (z, mm),
     one panel per side, the true class of each slice marked along the top."""
@@ -69,7 +74,7 @@ def probability_plot(frame: pd.DataFrame, title: str) -> bytes:
     import matplotlib.pyplot as plt
 
     sides = sorted(frame["side"].dropna().unique()) if "side" in frame else ["all"]
-    fig, axes = plt.subplots(1, len(sides), figsize=(4.2 * len(sides), 2.8), dpi=80,
+    fig, axes = plt.subplots(1, len(sides), figsize=(4.2 * len(sides), 2.8), dpi=100,
                              squeeze=False)
     for ax, side in zip(axes[0], sides, strict=True):
         part = frame[frame["side"] == side] if "side" in frame else frame
@@ -114,10 +119,12 @@ class RunExplorer:
             (params if isinstance(params, dict) else {}).get("malignant_threshold", 2))
         self.split = w.Dropdown(options=self.data.split_names(), description="split")
         self.threshold = w.IntSlider(value=start, min=THRESHOLDS[0], max=THRESHOLDS[1],
-                                     description="malignant >", continuous_update=False)
+                                     description="malignant if more than (slices)",
+                                     style={"description_width": "initial"},
+                                     continuous_update=False)
         self.patient = w.Dropdown(description="patient")
         self.decision = w.HTML()
-        self.probabilities = w.Image(format="png")
+        self.probabilities = w.Image(format="png", layout=w.Layout(width="auto"))
         self.patients = w.HTML()
         self.table5 = w.HTML()
         self.confusion = w.HTML()
@@ -133,6 +140,7 @@ class RunExplorer:
                                        tooltip="loads the run's model (a few seconds)")
         self.provenance = w.HTML()
         self._cams: dict[tuple[str, int, str], np.ndarray] = {}
+        self._plots: dict[str, bytes] = {}  # probability plots by patient (no threshold in them)
         #: The tables on show ("decisions", "table5", "confusion"), as computed by
         #: :class:`~parotidlib.explore.runs.RunData` from parotidlib.evaluation.
         self.shown: dict[str, pd.DataFrame | Missing] = {}
@@ -209,7 +217,10 @@ class RunExplorer:
                                f"{self.threshold.value} slices are predicted malignant; "
                                f"{int(row['n_pred_malignant'])} of {int(row['n_slices'])} "
                                f"slices are.</p>")
-        self.probabilities.value = probability_plot(frame, f"{pid}: class probabilities")
+        if pid not in self._plots:
+            self._plots[pid] = probability_plot(frame, f"{pid}: class probabilities")
+        self.probabilities.value = self._plots[pid]
+        self.probabilities.layout.width = f"{_png_width(self._plots[pid])}px"
 
     # ------------------------------------------------------------------ inputs
 

@@ -264,7 +264,7 @@ def test_run_explorer_in_browser(voila, browser, tiny_run):
     table5, patients = after("Table 5"), after("Patients at this threshold")
     decision = page.locator(".widget-html").filter(has_text="Figure 5's rule")
     table5.locator("table").wait_for(timeout=RENDER_TIMEOUT_S * 1000)
-    handle = _slider_handle(page, "malignant >")
+    handle = _slider_handle(page, "malignant if more than")
     assert handle.get_attribute("aria-valuenow").startswith(str(start))
     split_select = page.locator(".widget-dropdown:visible").filter(
         has=page.locator("label", has_text="split")).locator("select")
