@@ -157,3 +157,22 @@ def test_the_volume_view_loads_the_series_and_its_labels(explorer, tiny_cohort):
     row = explorer.data.row(explorer.patient.value)
     assert [v.path for v in viewer.volumes] == [str(tiny_cohort.parent / row["t2"]),
                                                 str(tiny_cohort.parent / row["t2_labels"])]
+
+
+def test_an_imported_dicom_cohort_with_carried_over_labels(tmp_path):
+    import warnings
+
+    from parotidlib.dicom.importer import import_dicom
+    from parotidlib.synth.dicom import write_dicom_cohort
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = write_dicom_cohort(tmp_path / "D", n_patients=1, seed=1, pixel_scale=4, jobs=1,
+                                 contours_on="t1")
+        result = import_dicom(src, tmp_path / "C", clinical=src / "clinical.csv",
+                              progress=False)
+    explorer = CohortExplorer(result.manifest)
+    assert "carried over from t1" in explorer.titles["t2"].value
+    assert "drawn" in explorer.titles["t1"].value
+    assert "carried over from t1" in explorer.table.value
+    assert "TR/TE" in explorer.infos["t2"].value and "?" not in explorer.infos["t2"].value
