@@ -385,7 +385,8 @@ def folder_lock(folder: str | os.PathLike, what: str = "the folder", *, wait: bo
     Parameters
     ----------
     folder : path
-        The folder guarded; created (with its parents) if absent.
+        The folder guarded; created (with its parents) if absent and the lock file is the
+        default one inside it (else only the lock file's folder is created).
     what : str
         What the folder is, for messages (``"the run folder"``, ``"the import folder"``).
     wait : bool

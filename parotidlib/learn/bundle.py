@@ -25,7 +25,7 @@ from parotidlib import __version__
 from parotidlib.config import CurationConfig, section
 from parotidlib.constants import CLASSES
 from parotidlib.io import atomic_path
-from parotidlib.learn.checkpoint import read_checkpoint
+from parotidlib.learn.checkpoint import describe_load_error, read_checkpoint
 from parotidlib.learn.model import ReducedResNet
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,9 @@ def load_bundle(source: str | Path, device: str | torch.device = "cpu") -> Bundl
     Raises
     ------
     BundleError
-        No bundle there, or one of a format this kit does not know.
+        No bundle there, one that is truncated or corrupt, holds objects the safe unpickler
+        refuses (torch's advice to load it unsafely is never repeated), or is of a format
+        this kit does not know; the message names the file.
     """
     path = Path(source)
     if path.is_dir():
@@ -168,8 +170,11 @@ def load_bundle(source: str | Path, device: str | torch.device = "cpu") -> Bundl
                           f"writes {BUNDLE_NAME})")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # not a torch file, or holds objects the safe unpickler refuses
-        raise BundleError(f"{path} is not a model bundle: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # truncated, not a torch file, or objects the loader refuses
+        why = describe_load_error(path, exc)
+        if "truncated" in why:
+            why += ": copy it again, or rerun the statistics stage of the run that wrote it"
+        raise BundleError(f"{path} is not a model bundle: {why}") from None
     found = raw.get("format") if isinstance(raw, Mapping) else None
     if found != BUNDLE_FORMAT:
         raise BundleError(f"{path} has bundle format {found!r}; this kit reads "

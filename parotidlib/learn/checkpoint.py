@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,82 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path
     return Path(path)
 
 
+class UnreadableTorchFileError(ValueError):
+    """A ``torch.save`` file that the safe loader cannot read; the message says why (truncated
+    or corrupt, or holding objects the safe unpickler refuses) and names the file."""
+
+
+#: Parts of torch's messages that advise loading with the unsafe unpickler (or allowing more
+#: of it): never passed on, since following them runs whatever code the file holds.
+_UNSAFE_ADVICE = re.compile(r"weights_only|safe_globals|arbitrary code|trust", re.IGNORECASE)
+
+
+def strip_unsafe_advice(message: str) -> str:
+    """``message`` without torch's hints to retry with ``weights_only=False`` or to allow
+    more globals (every sentence or line that mentions them), and without ANSI escapes."""
+    message = re.sub(r"\x1b\[[0-9;]*m", "", message)
+    kept = []
+    for line in message.splitlines():
+        sentences = re.split(r"(?<=[.!?])\s+", line.strip())
+        line = " ".join(p for p in sentences if p and not _UNSAFE_ADVICE.search(p))
+        if line:
+            kept.append(line)
+    return " ".join(kept)
+
+
+def _complete_zip(path: Path) -> bool:
+    """Whether ``path`` is a complete zip archive (what ``torch.save`` writes) whose members
+    all pass their CRC check."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError):
+        return False
+
+
+def describe_load_error(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words for the user: the file is
+    truncated or corrupt, or it holds objects that the safe unpickler refuses (which are
+    named; torch's advice to load it unsafely is left out), or torch's own message."""
+    import pickle
+
+    path = Path(path)
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\s+Please use|\n|$)", text,
+                          re.DOTALL)
+        detail = strip_unsafe_advice(found.group(1)).rstrip(".") if found else ""
+        return ("it holds objects that the safe loader refuses"
+                + (f" ({detail})" if detail else "")
+                + "; the kit never loads such a file with the unsafe loader")
+    if not _complete_zip(path):
+        try:
+            size = f"{path.stat().st_size} bytes"
+        except OSError:
+            size = "unreadable"
+        return f"it is truncated or corrupt (not a complete torch file; {size})"
+    return f"it cannot be read ({type(exc).__name__}: {strip_unsafe_advice(text)})"
+
+
+def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with an error that says what is wrong.
+
+    Raises
+    ------
+    UnreadableTorchFileError
+        The file is truncated or corrupt, or holds objects the safe unpickler refuses; the
+        message names the file and never repeats torch's advice to load it unsafely.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # any unreadable file: say why, in our words
+        raise UnreadableTorchFileError(f"{path}: {describe_load_error(path, exc)}") from None
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint dict with the safe unpickler (``weights_only=True``).
 
@@ -92,12 +169,13 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a checkpoint of this format.
+        If the file is not a checkpoint of this format, or truncated or corrupt
+        (:class:`UnreadableTorchFileError`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint_path {str(path)!r} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = safe_load(path, map_location=map_location)
     version = ckpt.get("format_version") if isinstance(ckpt, dict) else None
     if version != FORMAT_VERSION:
         raise ValueError(

@@ -327,7 +327,10 @@ def bundle_metadata(path: str | Path) -> dict[str, Any] | None:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable bundle: the item says so
-        logger.warning("cannot read the metadata of %s: %s", path, exc)
+        from parotidlib.learn.checkpoint import describe_load_error
+
+        logger.warning("cannot read the metadata of %s: %s", path,
+                       describe_load_error(path, exc))
         return None
     if not isinstance(raw, Mapping):
         return None

@@ -62,7 +62,8 @@ def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1
     from parotidlib.params import load_params
     from parotidlib.report.html import export_html
     from parotidlib.run.batch import run_batch
-    from parotidlib.run.pipeline import execute_stage
+    from parotidlib.run.pipeline import execute_stage, run_folder
+    from parotidlib.run.provenance import check_run_name
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -72,25 +73,31 @@ def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1
     # (the stage keys, which hold the library's code, decide what reruns).
     if folds and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
         raise ValueError(f"folds must be 0 (single split) or an integer >= 2, got {folds!r}")
-    run_name = name or f"{params_path.stem}_ablation" + (f"_cv{folds}" if folds else "")
+    run_name = check_run_name(
+        name if name is not None
+        else f"{params_path.stem}_ablation" + (f"_cv{folds}" if folds else ""), "batch name")
     reports_dir = Path(reports_dir or default_reports_dir()).resolve()
     logger.info("ablation batch in %s", reports_dir / run_name)
     by_channels = {tuple(composition_channels(c)): c for c in params["compositions"]}
     grid = {"channels": [list(c) for c in by_channels],
             **({"fold": list(range(folds))} if folds else {}), "seed": list(params["seeds"])}
-    result = run_batch(params_path, grid, name=run_name, members_dir="ablation",
-                       overrides={"cv_folds": folds} if folds else None, executor=executor,
-                       jobs=jobs, cluster=cluster, force=force, reports_dir=reports_dir,
-                       notebooks_dir=notebooks_dir)
-    members = [{**record, "composition": by_channels[tuple(record["overrides"]["channels"])],
-                "seed": record["overrides"]["seed"]} for record in result.members]
-    run_dir = result.batch_dir
-    if folds:
-        members = _pool_compositions(run_dir, members)
-    write_text_atomic(run_dir / "ablation" / "members.json", json.dumps(members, indent=2))
-    stage = ABLATION_REPORT
-    execute_stage(stage, run_dir, {"run_dir": str(run_dir)}, notebooks_dir)
-    return export_html(run_dir / stage.notebook, run_dir / stage.output)
+    # the batch folder stays locked from the members to the report
+    with run_folder(reports_dir / run_name, "batch", "the batch folder"):
+        result = run_batch(params_path, grid, name=run_name, members_dir="ablation",
+                           overrides={"cv_folds": folds} if folds else None,
+                           executor=executor, jobs=jobs, cluster=cluster, force=force,
+                           reports_dir=reports_dir, notebooks_dir=notebooks_dir)
+        members = [{**record,
+                    "composition": by_channels[tuple(record["overrides"]["channels"])],
+                    "seed": record["overrides"]["seed"]} for record in result.members]
+        run_dir = result.batch_dir
+        if folds:
+            members = _pool_compositions(run_dir, members)
+        write_text_atomic(run_dir / "ablation" / "members.json",
+                          json.dumps(members, indent=2))
+        stage = ABLATION_REPORT
+        execute_stage(stage, run_dir, {"run_dir": str(run_dir)}, notebooks_dir)
+        return export_html(run_dir / stage.notebook, run_dir / stage.output)
 
 
 def _pool_compositions(run_dir: Path, members: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -392,8 +392,9 @@ def run_batch(params_path: str | Path, grid: Mapping[str, Sequence[Any]] | None 
     grid : mapping, optional
         Params key -> values (overrides the profile's ``grid``).
     name : str, optional
-        The batch folder under ``reports_dir`` (default ``<params name>_batch``; no date or
-        commit, so that a rerun resumes it).
+        The batch folder under ``reports_dir``, one plain folder name (default ``<params
+        name>_batch``; no date or commit, so that a rerun resumes it). The batch holds the
+        folder's lock while it runs (:func:`parotidlib.run.pipeline.run_folder`).
     members_dir : str
         Subfolder of the members (``ablation`` for the channel ablation, ``folds`` for
         cross-validation).
@@ -410,9 +411,14 @@ def run_batch(params_path: str | Path, grid: Mapping[str, Sequence[Any]] | None 
     ------
     BatchError
         Some members failed (the others ran; ``members.json`` records every status).
+    ValueError
+        ``name`` is not one plain folder name.
+    parotidlib.io.FolderLockedError
+        Another process runs a batch in the same folder (its pid is named).
     """
     from parotidlib.params import load_params
-    from parotidlib.run.pipeline import chain_complete, chain_keys, run_study
+    from parotidlib.run.pipeline import run_folder
+    from parotidlib.run.provenance import check_run_name
 
     params_path = Path(params_path)
     params = load_params(params_path, overrides)
@@ -424,7 +430,22 @@ def run_batch(params_path: str | Path, grid: Mapping[str, Sequence[Any]] | None 
                          f"{params_path} or as an argument")
     members = expand_grid(batch.grid)
     reports = Path(reports_dir or default_reports_dir()).resolve()
-    batch_dir = reports / (name or f"{params_path.stem}_batch")
+    batch_dir = reports / check_run_name(name if name is not None
+                                         else f"{params_path.stem}_batch", "batch name")
+    # The batch folder is this batch's alone while it runs: a second one there stops at once.
+    with run_folder(batch_dir, "batch", "the batch folder"):
+        return _run_batch_in(params_path, batch, members, reports, batch_dir, members_dir,
+                             overrides, force, notebooks_dir)
+
+
+def _run_batch_in(params_path: Path, batch: BatchConfig, members: list[Member], reports: Path,
+                  batch_dir: Path, members_dir: str, overrides: Mapping[str, Any] | None,
+                  force: bool, notebooks_dir: Path) -> BatchResult:
+    """:func:`run_batch` in its claimed and locked batch folder."""
+    from parotidlib.params import load_params
+    from parotidlib.run.pipeline import chain_complete, chain_keys, run_study
+    from parotidlib.run.provenance import mark_folder
+
     logs = batch_dir / "logs"
     base = dict(overrides or {})
     # A grid over channels curates all four once; each member selects its own at load.
@@ -462,6 +483,7 @@ def run_batch(params_path: str | Path, grid: Mapping[str, Sequence[Any]] | None 
     for i, m in enumerate(members):
         member_dir = batch_dir / members_dir / m.name
         data_dir, data_key = data_of[m.name]
+        mark_folder(member_dir, "member")  # laid out by the batch: the kit's own
         upstream = sha256_json([data_key, _prepare_data(member_dir, data_dir,
                                                         member_params[m.name])])
         member_overrides = {**base, **m.overrides, "num_threads": threads}

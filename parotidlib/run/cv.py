@@ -141,7 +141,8 @@ def run_cv(params_path: str | Path, folds: int = 5, seeds: Sequence[int] = (0,),
         Training seeds; each seed trains every fold (the folds stay the same: they follow
         ``split_seed``).
     name : str, optional
-        Batch folder (default ``<params name>_cv<k>``; reruns resume it).
+        Batch folder, one plain folder name (default ``<params name>_cv<k>``; reruns resume
+        it); locked while the cross-validation runs.
 
     The newest single-split run of the same profile (``reports/<date>_<params name>_*``),
     when there is one, is the comparison of the report's interval widths: its metrics.json
@@ -149,25 +150,31 @@ def run_cv(params_path: str | Path, folds: int = 5, seeds: Sequence[int] = (0,),
     """
     from parotidlib.report.html import export_html
     from parotidlib.run.batch import run_batch
-    from parotidlib.run.pipeline import execute_stage
+    from parotidlib.run.pipeline import execute_stage, run_folder
+    from parotidlib.run.provenance import check_run_name
 
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
     params_path = Path(params_path)
     reports = Path(reports_dir or default_reports_dir()).resolve()
+    batch_name = check_run_name(name if name is not None else f"{params_path.stem}_cv{folds}",
+                                "batch name")
     grid = {"fold": list(range(folds)), "seed": list(seeds)}
-    result = run_batch(params_path, grid, name=name or f"{params_path.stem}_cv{folds}",
-                       members_dir="folds", overrides={"cv_folds": folds}, executor=executor,
-                       jobs=jobs, cluster=cluster, force=force, reports_dir=reports,
-                       notebooks_dir=notebooks_dir)
-    pooled = pool_predictions(result.batch_dir, result.members)
-    path = result.batch_dir / CV_PREDICTIONS
-    with atomic_path(path) as tmp:
-        pooled.to_csv(tmp, index=False)
-    logger.info("pooled %d out-of-fold slices of %d patients (%d seed(s)) into %s",
-                len(pooled), pooled["patient_id"].nunique(), pooled["seed"].nunique(), path)
-    _pool_radiomics(params_path, folds, result.batch_dir, result.members)
-    _copy_single_split(reports, params_path.stem, result.batch_dir)
-    stage = CV_REPORT
-    execute_stage(stage, result.batch_dir, {"run_dir": str(result.batch_dir)}, notebooks_dir)
-    return export_html(result.batch_dir / stage.notebook, result.batch_dir / stage.output)
+    # the batch folder stays locked from the members to the report
+    with run_folder(reports / batch_name, "batch", "the batch folder"):
+        result = run_batch(params_path, grid, name=batch_name, members_dir="folds",
+                           overrides={"cv_folds": folds}, executor=executor, jobs=jobs,
+                           cluster=cluster, force=force, reports_dir=reports,
+                           notebooks_dir=notebooks_dir)
+        pooled = pool_predictions(result.batch_dir, result.members)
+        path = result.batch_dir / CV_PREDICTIONS
+        with atomic_path(path) as tmp:
+            pooled.to_csv(tmp, index=False)
+        logger.info("pooled %d out-of-fold slices of %d patients (%d seed(s)) into %s",
+                    len(pooled), pooled["patient_id"].nunique(), pooled["seed"].nunique(), path)
+        _pool_radiomics(params_path, folds, result.batch_dir, result.members)
+        _copy_single_split(reports, params_path.stem, result.batch_dir)
+        stage = CV_REPORT
+        execute_stage(stage, result.batch_dir, {"run_dir": str(result.batch_dir)},
+                      notebooks_dir)
+        return export_html(result.batch_dir / stage.notebook, result.batch_dir / stage.output)

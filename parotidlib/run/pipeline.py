@@ -7,34 +7,54 @@ stage before it. Before a stage runs, the pipeline looks for its key:
 
 1. in the run folder's own stamp (``.stages/<stage>.json``): a complete stage is skipped;
 2. in the other run folders beside it (a previous commit's run): a complete stage with the
-   same key is reused, its outputs hard-linked (or copied) in and the source recorded;
+   same key is reused, its outputs copied in (large binaries that are only ever replaced by
+   rename, hard-linked: :data:`HARDLINK_SUFFIXES`) and the source recorded;
 3. for a stage that can resume (training), a stamp whose key differs only in resumable params
    (``epochs``, ``checkpoint_every``, or a learning-rate schedule that agrees on every epoch
    already trained) keeps, or brings in, the checkpoints and the stage resumes from them.
 
-Anything else reruns the stage from scratch. ``force=True`` reruns all. See docs/design.md,
-"Stage cache".
+Anything else reruns the stage from scratch. ``force=True`` reruns all. A stamp that cannot
+be read or has the wrong form is named in a warning, and its stage's outputs are moved into
+``.stages/aside-<stage>-<time>/`` (removed once the stage has run again). A run claims its
+folder (:func:`run_folder`: one plain folder name, a folder the kit made, an exclusive lock)
+before it writes anything there. See docs/design.md, "Stage cache" and "Run folder".
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from parotidlib.config import TrainConfig, section
-from parotidlib.io import sha256_file, sha256_json, sha256_text, write_text_atomic
+from parotidlib.io import (
+    FolderLockedError,
+    folder_lock,
+    sha256_file,
+    sha256_json,
+    sha256_text,
+    write_text_atomic,
+)
 from parotidlib.params import load_params, to_yaml
 from parotidlib.paths import NOTEBOOKS_DIR
 from parotidlib.paths import reports_dir as default_reports_dir
 from parotidlib.run.imports import PACKAGE_DIR, source_fingerprint, stage_modules
-from parotidlib.run.provenance import default_run_name
+from parotidlib.run.provenance import (
+    ForeignFolderError,
+    check_run_name,
+    claim_folder,
+    default_run_name,
+    is_kit_folder,
+    library_versions,
+)
 from parotidlib.run.stages import SPEED_KEYS, STAGES, Stage
 
 logger = logging.getLogger(__name__)
@@ -45,10 +65,13 @@ LR_SCHEDULE_KEYS = ("lr_decay_start", "lr_decay_every", "lr_decay_factor")
 
 
 class StageError(RuntimeError):
-    """A stage failed; names the stage and the executed notebook that holds the error."""
+    """A stage failed; names the stage and the executed notebook that holds the error (or,
+    ``notebook`` None, what failed around the notebook: the HTML export, bringing outputs
+    in from another run folder)."""
 
-    def __init__(self, stage: str, notebook: Path, cause: str) -> None:
-        super().__init__(f"stage {stage!r} failed; see the executed notebook {notebook}: {cause}")
+    def __init__(self, stage: str, notebook: Path | None, cause: str) -> None:
+        super().__init__(f"stage {stage!r} failed; see the executed notebook {notebook}: {cause}"
+                         if notebook is not None else f"stage {stage!r} failed: {cause}")
         self.stage, self.notebook, self.cause = stage, notebook, cause
 
     def __reduce__(self):  # picklable across the ablation's worker processes
@@ -85,12 +108,14 @@ def stage_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str
               notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR,
               leave_out: Sequence[str] = ()) -> str:
     """Cache key of a stage: its notebook, its params (less ``leave_out``), the source of the
-    library modules the notebook runs, the upstream stage's key and ``extra``."""
+    library modules the notebook runs, the versions of the libraries results depend on
+    (:func:`parotidlib.run.provenance.library_versions`, the same for every stage), the
+    upstream stage's key and ``extra``."""
     notebook = Path(notebooks_dir) / stage.notebook
     own = {k: v for k, v in stage_params(stage, params).items() if k not in leave_out}
     return sha256_text([stage.name, sha256_file(notebook), sha256_json(own),
                         source_fingerprint(stage_modules(notebook, package_dir), package_dir),
-                        upstream, extra])
+                        sha256_json(library_versions()), upstream, extra])
 
 
 def chain_keys(params: Mapping[str, Any], stages: Sequence[Stage], upstream: str = "",
@@ -139,22 +164,107 @@ def schedule_agrees(old: Mapping[str, Any], new: Mapping[str, Any], epochs_done:
 
 # --------------------------------------------------------------------------- stamps
 
+#: Types of a stamp's entries (``key`` and ``complete`` are required, the others optional).
+_STAMP_TYPES: dict[str, tuple[type, ...]] = {
+    "key": (str,), "complete": (bool,), "resume_key": (str, type(None)),
+    "params": (dict, type(None)), "seconds": (int, float), "resumed": (bool,),
+    "reused_from": (str,), "seconds_when_run": (int, float, type(None)),
+}
+#: Prefix of the folder (in ``.stages/``) that keeps a stage's outputs while a stage whose
+#: stamp was unreadable reruns: ``aside-<stage>-<time>``.
+ASIDE_PREFIX = "aside-"
+
 
 def _stamp_path(run_dir: Path, stage: Stage) -> Path:
     return run_dir / ".stages" / f"{stage.name}.json"
 
 
-def read_stamp(run_dir: Path, stage: Stage) -> dict[str, Any] | None:
-    """A stage's stamp in ``run_dir`` (None when absent or unreadable)."""
+def stamp_problem(stamp: Any, stage: Stage) -> str | None:
+    """What is wrong with a stamp's content (None: nothing): not a JSON object, ``key`` or
+    ``complete`` missing, an entry of the wrong type, or (a resumable stage) params that
+    the training config refuses."""
+    if not isinstance(stamp, dict):
+        return f"it holds a JSON {type(stamp).__name__}, not an object"
+    for name in ("key", "complete"):
+        if name not in stamp:
+            return f"it has no {name!r}"
+    for name, types in _STAMP_TYPES.items():
+        value = stamp.get(name)
+        if name in stamp and (not isinstance(value, types)
+                              or (isinstance(value, bool) and bool not in types)):
+            return (f"its {name!r} is {type(value).__name__} {value!r:.40}, not "
+                    + " or ".join("null" if t is type(None) else t.__name__ for t in types))
+    if stage.resumable and stamp.get("params") is not None:
+        try:
+            section(stamp["params"], TrainConfig)
+        except (ValueError, TypeError) as exc:
+            return f"its params are invalid ({exc})"
+    return None
+
+
+def _load_stamp(run_dir: Path, stage: Stage) -> tuple[dict[str, Any] | None, str | None]:
+    """``(stamp, problem)``: the stamp (None when absent or unusable) and, for a stamp that
+    exists but cannot be used, what is wrong with it."""
+    path = _stamp_path(run_dir, stage)
     try:
-        stamp = json.loads(_stamp_path(run_dir, stage).read_text())
-    except (OSError, ValueError):
-        return None
-    return stamp if isinstance(stamp, dict) else None
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"it cannot be read ({exc.strerror or exc})"
+    try:
+        stamp = json.loads(text)
+    except ValueError as exc:
+        what = "it is empty" if not text.strip() else f"it is not valid JSON ({exc})"
+        return None, what + (", perhaps cut short by a full disk or a crash"
+                             if text.strip() else "")
+    problem = stamp_problem(stamp, stage)
+    return (None, problem) if problem else (stamp, None)
+
+
+def read_stamp(run_dir: Path, stage: Stage) -> dict[str, Any] | None:
+    """A stage's stamp in ``run_dir`` (None when absent, unreadable or malformed)."""
+    return _load_stamp(Path(run_dir), stage)[0]
 
 
 def _write_stamp(run_dir: Path, stage: Stage, stamp: Mapping[str, Any]) -> None:
-    write_text_atomic(_stamp_path(run_dir, stage), json.dumps(dict(stamp), indent=2))
+    path = _stamp_path(run_dir, stage)
+    try:
+        write_text_atomic(path, json.dumps(dict(stamp), indent=2))
+    except OSError as exc:
+        raise StageError(stage.name, None, f"writing its stamp {path} failed: {exc}") from exc
+
+
+def _set_aside(run_dir: Path, stage: Stage, problem: str) -> Path:
+    """Move an unusable stamp and its stage's outputs into ``.stages/aside-<stage>-<time>/``
+    (kept, not deleted, until the stage succeeds again: :func:`_drop_aside`)."""
+    stamp_path = _stamp_path(run_dir, stage)
+    base = run_dir / ".stages" / f"{ASIDE_PREFIX}{stage.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside, n = base, 1
+    while aside.exists():
+        aside, n = base.with_name(f"{base.name}-{n}"), n + 1
+    aside.mkdir(parents=True)
+    moved = []
+    for rel in (*stage.written, stamp_path.relative_to(run_dir).as_posix()):
+        src = run_dir / rel
+        if src.exists() or src.is_symlink():
+            dst = aside / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            moved.append(rel)
+    logger.warning("the stamp %s of stage %r is unusable: %s. The stage reruns; its earlier "
+                   "outputs (%s) are kept in %s until it has succeeded", stamp_path,
+                   stage.name, problem, ", ".join(moved) or "none", aside)
+    return aside
+
+
+def _drop_aside(run_dir: Path, stage: Stage) -> None:
+    """Remove what :func:`_set_aside` kept of ``stage``, now that the stage has succeeded."""
+    for aside in sorted((run_dir / ".stages").glob(f"{ASIDE_PREFIX}{stage.name}-*")):
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+            logger.info("stage %-10s succeeded: removed the outputs kept aside in %s",
+                        stage.name, aside.name)
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -186,12 +296,21 @@ def _siblings(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def _link_tree(src: Path, dst: Path) -> None:
-    """Hard-link (or copy, across file systems) ``src`` to ``dst``; symlinks stay symlinks.
+#: Suffixes of the files that reuse hard-links instead of copying: large binaries that every
+#: writer of the kit replaces by rename, never edits in place (checkpoints and bundle.pt:
+#: ``atomic_path`` in learn/checkpoint.py and learn/bundle.py; images.npy: curation builds
+#: the whole ``data/`` folder aside and renames it into place; saliency_maps.npz:
+#: ``atomic_path`` in learn/explain.py). A later write in either folder then gives that
+#: folder a new file and leaves the other's alone. Everything else (the executed notebooks,
+#: which papermill rewrites in place; tables, figures, JSON) is copied.
+HARDLINK_SUFFIXES = (".pt", ".npy", ".npz")
 
-    Hard links are safe here: every output of the kit is replaced atomically, never edited in
-    place, so a later write in one run folder never changes the other's file.
-    """
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Bring ``src`` to ``dst`` (a file or a folder tree) so that neither run folder can change
+    the other's files: large binaries written only by rename (:data:`HARDLINK_SUFFIXES`) are
+    hard-linked (copied across file systems), every other file is copied; symlinks stay
+    symlinks. Whatever ``dst`` held is removed first."""
     if dst.is_symlink() or dst.is_file():
         dst.unlink()
     elif dst.is_dir():
@@ -200,22 +319,35 @@ def _link_tree(src: Path, dst: Path) -> None:
     if src.is_symlink():
         os.symlink(os.readlink(src), dst)
     elif src.is_dir():
-        shutil.copytree(src, dst, symlinks=True, copy_function=_link_file)
+        dst.mkdir()
+        for child in sorted(src.iterdir()):
+            _link_tree(child, dst / child.name)
+        shutil.copystat(src, dst)
     else:
         _link_file(src, dst)
 
 
 def _link_file(src: str | Path, dst: str | Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    if Path(src).suffix in HARDLINK_SUFFIXES:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # another file system: copy
+    shutil.copy2(src, dst)
 
 
 def _bring_outputs(stage: Stage, source: Path, run_dir: Path) -> None:
+    """Bring a stage's outputs in from another run folder (:func:`_link_tree`)."""
     for rel in stage.written:
         if (source / rel).exists() or (source / rel).is_symlink():
-            _link_tree(source / rel, run_dir / rel)
+            try:
+                _link_tree(source / rel, run_dir / rel)
+            except OSError as exc:
+                raise StageError(stage.name, None, (
+                    f"bringing {rel} in from the run folder {source} failed"
+                    + (f" at {exc.filename}" if exc.filename else "")
+                    + f": {exc.strerror or exc}")) from exc
 
 
 # --------------------------------------------------------------------------- running
@@ -248,6 +380,29 @@ def notebook_parameters(stage: Stage, params: Mapping[str, Any], run_dir: Path
     return out
 
 
+@contextlib.contextmanager
+def run_folder(folder: str | Path, kind: str = "run", what: str = "the run folder"
+               ) -> Iterator[Path]:
+    """Claim a run (or batch) folder and hold its lock while the block runs.
+
+    The folder is made, or checked to be the kit's and marked
+    (:func:`parotidlib.run.provenance.claim_folder`: a folder the kit did not make is
+    refused, never written into or cleaned), then locked
+    (:func:`parotidlib.io.folder_lock`: a second run on the same folder stops at once,
+    naming the first one's process). Re-entrant within a process.
+
+    Raises
+    ------
+    parotidlib.run.provenance.ForeignFolderError
+        The folder exists with content and was not made by the kit.
+    parotidlib.io.FolderLockedError
+        Another process holds the folder.
+    """
+    folder = claim_folder(folder, kind, what)
+    with folder_lock(folder, what):
+        yield folder
+
+
 def run_study(params_path: str | Path, name: str | None = None, force: bool = False,
               reports_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
               stages: Sequence[Stage] = STAGES, notebooks_dir: Path = NOTEBOOKS_DIR,
@@ -259,7 +414,8 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     params_path : path
         Flat YAML params profile (e.g. params/default.yaml); validated before anything runs.
     name : str, optional
-        Run folder name; default ``<date>_<params name>_<git commit>``.
+        Run folder name, one plain folder name (no ``/``, not ``.`` or ``..``, not absolute);
+        default ``<date>_<params name>_<git commit>``.
     force : bool
         Rerun every stage even when its cache key is unchanged (and reuse nothing).
     overrides : mapping, optional
@@ -280,13 +436,22 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     ------
     parotidlib.params.ParamsError
         Invalid params (before any stage runs).
+    ValueError
+        ``name`` is not one plain folder name (before anything is made).
+    parotidlib.run.provenance.ForeignFolderError
+        The run folder exists with content and was not made by the kit.
+    parotidlib.io.FolderLockedError
+        Another process runs in the same folder (its pid is named).
     StageError
         A notebook failed; its executed copy with the traceback stays in the run folder.
+        Also a failure around a notebook (the HTML export, a stamp, outputs brought in from
+        another run folder), naming the stage and the file.
     """
     from parotidlib.data.sources import cohort_fingerprint, manifest_path
 
     params_path = Path(params_path)
     params = load_params(params_path, overrides)
+    run_name = check_run_name(name if name is not None else default_run_name(params_path))
     # The cohort is found (or the built-in one generated) before the run folder is made: a
     # wrong cohort_manifest leaves no empty folder behind.
     manifest = manifest_path(params)
@@ -295,20 +460,27 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     cohort_fp = (cohort_fingerprint(manifest) if any(s.name == "curate" for s in stages)
                  else None)
     keys = chain_keys(params, stages, upstream, cohort_fp, notebooks_dir, package_dir)
-    run_dir = (Path(reports_dir or default_reports_dir()).resolve()
-               / (name or default_run_name(params_path)))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(run_dir / "params.yaml", to_yaml(params))
-    _write_if_changed(run_dir / "cohort.json", json.dumps(
-        {"manifest": str(manifest), "fingerprint": cohort_fp}, indent=2))
+    run_dir = Path(reports_dir or default_reports_dir()).resolve() / run_name
+    with run_folder(run_dir):
+        _write_if_changed(run_dir / "params.yaml", to_yaml(params))
+        _write_if_changed(run_dir / "cohort.json", json.dumps(
+            {"manifest": str(manifest), "fingerprint": cohort_fp}, indent=2))
+        return _run_stages(run_dir, params, stages, keys, force, notebooks_dir)
 
+
+def _run_stages(run_dir: Path, params: Mapping[str, Any], stages: Sequence[Stage],
+                keys: Mapping[str, tuple[str, str | None]], force: bool,
+                notebooks_dir: Path) -> RunResult:
+    """The stage loop of :func:`run_study`, in a claimed and locked run folder."""
     result = RunResult(run_dir=run_dir, report=run_dir / "report.html", keys={})
     timing_path = run_dir / "timing.json"
     for stage in stages:
         key, rkey = keys[stage.name]
         own = stage_params(stage, params)
         result.keys[stage.name] = key
-        stamp = read_stamp(run_dir, stage)
+        stamp, problem = _load_stamp(run_dir, stage)
+        if problem is not None:
+            _set_aside(run_dir, stage, problem)
         if not force and _complete(run_dir, stage, stamp, key):
             logger.info("stage %-10s unchanged, not rerun (%.1f s when it ran)",
                         stage.name, stamp.get("seconds", 0.0))
@@ -317,12 +489,12 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
             continue
         resuming = False
         if not force:
-            source = _reusable(stage, run_dir, key)
-            if source is not None:
-                old = read_stamp(source, stage) or {}
-                _bring_outputs(stage, source, run_dir)
+            reused = _reuse(stage, run_dir, key)
+            if reused is not None:
+                source, old = reused
                 _write_stamp(run_dir, stage, {**old, "reused_from": str(source), "seconds": 0.0,
                                               "seconds_when_run": old.get("seconds")})
+                _drop_aside(run_dir, stage)
                 logger.info("stage %-10s reused from the run folder %s", stage.name,
                             source.name)
                 result.timing_s[stage.name] = 0.0
@@ -334,15 +506,14 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
             elif rkey is not None and _can_resume(stamp, rkey, own, run_dir):
                 resuming = True
             elif rkey is not None:
-                source = _resumable_elsewhere(stage, run_dir, rkey, own)
+                source = _resume_from_elsewhere(stage, run_dir, rkey, own)
                 if source is not None:
-                    _bring_outputs(stage, source, run_dir)
                     resuming = True
                     logger.info("stage %-10s resumes from the checkpoints of the run folder %s",
                                 stage.name, source.name)
         if not resuming:
             for rel in stage.stale:
-                shutil.rmtree(run_dir / rel, ignore_errors=True)
+                _remove_stale(run_dir, rel)
         elif stage.resumable:
             result.resumed.append(stage.name)
         _write_stamp(run_dir, stage, {"key": key, "resume_key": rkey, "params": own,
@@ -351,9 +522,7 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
         start = time.perf_counter()
         execute_stage(stage, run_dir, notebook_parameters(stage, params, run_dir), notebooks_dir)
         if stage.name == "report":
-            from parotidlib.report.html import export_html
-
-            export_html(run_dir / stage.notebook, run_dir / stage.output)
+            _export_report(stage, run_dir)
         seconds = round(time.perf_counter() - start, 2)
         if stage.name == "curate":
             _log_skipped_patients(run_dir)
@@ -362,10 +531,35 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
         _write_stamp(run_dir, stage, {"key": key, "resume_key": rkey, "params": own,
                                       "complete": True, "seconds": seconds,
                                       "resumed": resuming})
+        _drop_aside(run_dir, stage)
         write_text_atomic(timing_path, json.dumps(result.timing_s, indent=2))
     _write_if_changed(timing_path, json.dumps(result.timing_s, indent=2))
     _merge_timing(run_dir, result.timing_s)
     return result
+
+
+def _export_report(stage: Stage, run_dir: Path) -> None:
+    """Export a report stage's executed notebook to its HTML file; a failure (a full disk)
+    is a :class:`StageError` naming the stage and both files."""
+    from parotidlib.report.html import export_html
+
+    notebook, html = run_dir / stage.notebook, run_dir / stage.output
+    try:
+        export_html(notebook, html)
+    except OSError as exc:
+        hint = (": free some space and rerun the same command (the finished stages are kept)"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")
+        raise StageError(stage.name, None, f"exporting the executed notebook {notebook} to "
+                         f"{html} failed: {exc}{hint}") from exc
+
+
+def _remove_stale(run_dir: Path, rel: str) -> None:
+    """Remove a stale output of a stage that reruns from scratch, in a run folder the kit
+    made (never in another: checked again here, before anything is deleted)."""
+    if not is_kit_folder(run_dir):
+        raise ForeignFolderError(f"not removing {rel} in {run_dir}: the folder was not made by "
+                                 f"this kit")
+    shutil.rmtree(run_dir / rel, ignore_errors=True)
 
 
 def _log_skipped_patients(run_dir: Path) -> None:
@@ -391,22 +585,49 @@ def _write_if_changed(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
-def _reusable(stage: Stage, run_dir: Path, key: str) -> Path | None:
-    """A run folder beside ``run_dir`` holding this stage complete under the same key."""
+def _reuse(stage: Stage, run_dir: Path, key: str) -> tuple[Path, dict[str, Any]] | None:
+    """Bring in the outputs of a run folder beside ``run_dir`` that holds this stage complete
+    under the same key; return it and its stamp (None when there is none).
+
+    The source is locked while its outputs are brought in, so that a rerun there cannot
+    change them halfway; a source in use by another process is passed over.
+    """
     for other in _siblings(run_dir):
-        if _complete(other, stage, read_stamp(other, stage), key) and all(
-                (other / rel).exists() for rel in stage.written):
-            return other
+        if not _complete(other, stage, read_stamp(other, stage), key):
+            continue
+        try:
+            with folder_lock(other, "the run folder"):
+                old = read_stamp(other, stage)
+                if not (_complete(other, stage, old, key)
+                        and all((other / rel).exists() for rel in stage.written)):
+                    continue
+                _bring_outputs(stage, other, run_dir)
+                return other, old
+        except FolderLockedError as exc:
+            logger.info("stage %-10s not reused from %s: %s", stage.name, other.name, exc)
     return None
 
 
-def _resumable_elsewhere(stage: Stage, run_dir: Path, rkey: str,
-                         params: Mapping[str, Any]) -> Path | None:
-    """A run folder beside ``run_dir`` whose checkpoints this stage can resume from."""
-    for other in _siblings(run_dir):
+def _resume_from_elsewhere(stage: Stage, run_dir: Path, rkey: str,
+                           params: Mapping[str, Any]) -> Path | None:
+    """Bring in the checkpoints of a run folder beside ``run_dir`` that this stage can resume
+    from (locked meanwhile, as in :func:`_reuse`); return it, or None."""
+    def usable(other: Path) -> bool:
         stamp = read_stamp(other, stage)
-        if stamp and stamp.get("complete") and _can_resume(stamp, rkey, params, other):
-            return other
+        return bool(stamp and stamp.get("complete")
+                    and _can_resume(stamp, rkey, params, other))
+
+    for other in _siblings(run_dir):
+        if not usable(other):
+            continue
+        try:
+            with folder_lock(other, "the run folder"):
+                if not usable(other):
+                    continue
+                _bring_outputs(stage, other, run_dir)
+                return other
+        except FolderLockedError as exc:
+            logger.info("stage %-10s not resumed from %s: %s", stage.name, other.name, exc)
     return None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from parotidlib.paths import PARAMS_DIR, data_dir
 from parotidlib.paths import reports_dir as default_reports_dir
 from parotidlib.run.pipeline import RunResult, run_study
-from parotidlib.run.provenance import git_commit
+from parotidlib.run.provenance import check_run_name, git_commit
 from parotidlib.run.stages import PREDICT_STAGES
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def run_predict(model: str | Path, cohort: str | Path, name: str | None = None,
         The cohort's manifest.csv or its folder (e.g. an ``import-dicom`` output); histology
         may be empty (then the patients are predicted, not scored).
     name : str, optional
-        Run folder name; default ``<date>_predict_<cohort folder>_<commit>``.
+        Run folder name, one plain folder name; default
+        ``<date>_predict_<cohort folder>_<commit>``.
     params_path : path, optional
         Params file for the prediction settings (device, batch size, bootstrap, calibration
         bins, strips; default params/default.yaml). Curation settings come from the bundle.
@@ -67,10 +68,14 @@ def run_predict(model: str | Path, cohort: str | Path, name: str | None = None,
         raised before any run folder is made.
     FileNotFoundError
         No manifest.
+    ValueError
+        ``name`` is not one plain folder name.
     """
     from parotidlib.learn.apply import check_cohort
     from parotidlib.learn.bundle import BUNDLE_NAME, load_bundle
 
+    if name is not None:
+        check_run_name(name)  # before the bundle is read or anything made
     bundle_path = Path(model).expanduser().resolve()
     if bundle_path.is_dir():
         bundle_path = bundle_path / BUNDLE_NAME

@@ -3,7 +3,8 @@
 The cohort is written into a temporary folder beside ``out_dir`` (``.<name>.XXXXXXXX.partial``,
 owned by this process: :func:`parotidlib.io.make_temp_dir`) and moved into place only when
 complete, so an interrupted run never leaves a manifest pointing at missing or partial
-files; the next generation beside it removes such leftovers of dead runs. A stamp file
+files; the next generation beside it removes such leftovers of dead runs. Generations into
+the same folder take turns (a lock file ``.<name>.lock`` beside it). A stamp file
 (:data:`STAMP_NAME`) records the generator version and settings; asking again for the same
 cohort returns at once. Files are byte-identical for the same settings: every patient has its
 own seeded random stream, BLAS runs single-threaded, and the gzip header carries no time
@@ -31,7 +32,13 @@ from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import MANIFEST_COLUMNS, SERIES
 from parotidlib.data.manifest import manifest_files
-from parotidlib.io import make_temp_dir, release_temp_dir, remove_stale_temp_dirs, sha256_file
+from parotidlib.io import (
+    folder_lock,
+    make_temp_dir,
+    release_temp_dir,
+    remove_stale_temp_dirs,
+    sha256_file,
+)
 from parotidlib.processes import worker_pool
 from parotidlib.synth.composition import PatientSpec, check_mix, draw_patients
 from parotidlib.synth.patient import simulate_patient
@@ -221,7 +228,9 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
         a cohort written by this generator with other settings is replaced; a folder with
         any other content is refused. Staging folders that generations which died left
         beside it (``.<name>.XXXXXXXX.partial``, ``.<name>.XXXXXXXX.old``) are removed
-        first; those of a live generation are kept.
+        first; those of a live generation are kept. Two generations into the same folder
+        take turns: the second waits for the first's lock (``.<name>.lock`` beside the
+        folder, :func:`parotidlib.io.folder_lock`) and then finds the cohort complete.
     n_patients : int
         Cohort size (>= 1; >= 3 gives every histology). 233 reproduces Table 1's counts.
     seed : int
@@ -263,6 +272,25 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     histologies = None if histologies is None else check_mix(histologies, "histologies")
     out_dir = Path(out_dir)
     stamp = _stamp(int(n_patients), int(seed), float(pixel_scale), scanners, histologies)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One generation at a time per folder: a second one waits, then finds the cohort complete.
+    with folder_lock(out_dir, "the synthetic cohort", wait=True,
+                     lock_file=lock_file_of(out_dir)):
+        return _generate(out_dir, stamp, n_patients, seed, jobs, pixel_scale, scanners,
+                         histologies)
+
+
+def lock_file_of(out_dir: str | os.PathLike) -> Path:
+    """The lock file of a cohort folder: beside it (``.<name>.lock``), because the folder
+    itself is replaced as a whole when a cohort is written."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.lock"
+
+
+def _generate(out_dir: Path, stamp: dict, n_patients: int, seed: int, jobs: int | None,
+              pixel_scale: float, scanners: dict[str, float] | None,
+              histologies: dict[str, float] | None) -> Path:
+    """:func:`generate_cohort` under its folder's lock."""
     _remove_leftovers(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -276,7 +304,6 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
                 f"out_dir {str(out_dir)!r} is not empty and is not a synthetic cohort written "
                 f"by parotidlib.synth (no {STAMP_NAME} or other files in it); refusing to "
                 f"overwrite it: choose an empty or new folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     workers = min(int(jobs or os.cpu_count() or 1), int(n_patients))
     logger.info("generating synthetic cohort: %d patients, seed %d, %d worker(s) -> %s",
                 n_patients, seed, workers, out_dir)

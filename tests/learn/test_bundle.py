@@ -71,3 +71,35 @@ def test_a_bundle_carries_the_internal_test_predictions(run_dir, tmp_path):
     internal = load_bundle(write_bundle(run)).internal_predictions()
     assert list(internal["patient_id"]) == ["007", "007"]  # the test split, ids as text
     assert internal["prob_warthin"].tolist() == [0.1, 0.7]
+
+
+class _NotAllowed:
+    """A class the safe unpickler refuses (stands for any code a file could smuggle in)."""
+
+
+def test_a_truncated_or_unsafe_bundle_is_named_as_such(run_dir, tmp_path):
+    """Issue 21: a truncated bundle said "OSError: [Errno 22] Invalid argument", and torch's
+    hint to load a refused file with weights_only=False reached the user."""
+    data = write_bundle(run_dir).read_bytes()
+    cut = tmp_path / "bundle.pt"
+    for size in (0, 10, len(data) // 2, len(data) - 30):
+        cut.write_bytes(data[:size])
+        with pytest.raises(BundleError) as err:
+            load_bundle(cut)
+        message = str(err.value)
+        assert str(cut) in message and "truncated or corrupt" in message, message
+        assert "Errno" not in message and "miniz" not in message
+    import collections
+
+    torch.save({"format": BUNDLE_FORMAT, "x": collections.OrderedDict(), "y": _NotAllowed()},
+               cut)
+    with pytest.raises(BundleError) as err:
+        load_bundle(cut)
+    message = str(err.value)
+    assert str(cut) in message and "refuses" in message and "_NotAllowed" in message
+    assert "weights_only" not in message and "safe_globals" not in message
+    from parotidlib.learn.checkpoint import read_checkpoint
+
+    with pytest.raises(ValueError) as err:
+        read_checkpoint(cut)
+    assert "weights_only" not in str(err.value) and str(cut) in str(err.value)

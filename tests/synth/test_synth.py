@@ -433,3 +433,41 @@ def test_cohort_permissions_follow_the_umask(tmp_path, mask):
     for path in (manifest.parent, *manifest.parent.rglob("*")):
         expected = (0o777 if path.is_dir() else 0o666) & ~mask
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+_GENERATE = (
+    "import logging, sys, time\n"
+    "from pathlib import Path\n"
+    "from parotidlib.synth import generate_cohort\n"
+    "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+    "print('ready', flush=True)\n"
+    "go = Path(sys.argv[2])\n"
+    "while not go.exists(): time.sleep(0.01)\n"
+    "generate_cohort(sys.argv[1], n_patients=3, seed=0, jobs=1, pixel_scale=float(sys.argv[3]))\n"
+)
+
+
+def test_two_simultaneous_generations_take_turns_and_give_the_same_files(tmp_path):
+    """Two processes ask for the same cohort at once (issue 21: "Directory not empty"): the
+    second waits for the first's lock, then finds the cohort complete; both succeed."""
+    out, go = tmp_path / "data" / "cohort", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _GENERATE, str(out), str(go), str(SCALE)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        go.write_text("")  # both start together
+        logs = [proc.communicate(timeout=300)[1] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert [proc.returncode for proc in procs] == [0, 0], logs
+    generated = ["generating synthetic cohort" in log for log in logs]
+    assert sorted(generated) == [False, True], logs  # one generated, one found it complete
+    assert any("is up to date" in log for log in logs)
+    reference = generate_cohort(tmp_path / "alone" / "cohort", n_patients=3, seed=0, jobs=1,
+                                pixel_scale=SCALE)
+    assert _tree_digest(out) == _tree_digest(reference.parent)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cohort"]  # no lock file left
