@@ -57,6 +57,7 @@ bench: $(STAMP) ## Run the benchmarks under bench/ (prints figures, asserts noth
 	$(PY) bench/bench_saliency.py
 	$(PY) bench/bench_report_additions.py
 	$(PY) bench/bench_explore.py
+	$(PY) bench/bench_contention.py
 
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
