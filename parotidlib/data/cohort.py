@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import (
     HISTOLOGIES,
@@ -46,6 +45,7 @@ from parotidlib.data.volumes import (
     check_patient_headers,
     load_patient,
 )
+from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
 
 __all__ = ["Cohort", "CohortError", "PatientVolumes", "Problem", "check_patient_data",
            "check_patient_headers", "load_patient", "read_manifest", "scan_manifest",

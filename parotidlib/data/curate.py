@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.config import CurationConfig
 from parotidlib.constants import (
@@ -56,6 +55,7 @@ from parotidlib.io import (
     sha256_text,
 )
 from parotidlib.processes import worker_pool
+from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
 
 logger = logging.getLogger(__name__)
 

@@ -824,7 +824,7 @@ def scan(src: str | Path, progress: bool = False) -> TreeScan:
     paths = _iter_files(src)
     iterator: Iterable[Path] = paths
     if progress:
-        from tqdm.auto import tqdm
+        from parotidlib.progress import tqdm
 
         iterator = tqdm(paths, desc="DICOM headers", unit="file")
     problems: list[Problem] = []

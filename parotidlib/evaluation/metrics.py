@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, confusion_matrix, roc_auc_score, roc_curve
 from sklearn.preprocessing import label_binarize
-from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions
 from parotidlib.evaluation.stats import UndefinedError, proportion_summary
+from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.config import TrainConfig
 from parotidlib.constants import CHANNELS, CLASSES
@@ -61,6 +60,7 @@ from parotidlib.learn.device import resolve_amp_dtype, resolve_device, torch_set
 from parotidlib.learn.model import ReducedResNet
 from parotidlib.learn.predict import check_images, predict_logits, to_unit_float
 from parotidlib.learn.schedule import build_optimizer, build_scheduler
+from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
 
 __all__ = ["HISTORY_COLUMNS", "TrainResult", "compile_for_training", "split_validation_patients",
            "train_model", "train_step"]

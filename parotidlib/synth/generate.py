@@ -28,7 +28,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm  # plain text bars: ipywidgets is not a dependency
 
 from parotidlib.constants import MANIFEST_COLUMNS, SERIES
 from parotidlib.data.manifest import manifest_files
@@ -40,6 +39,7 @@ from parotidlib.io import (
     sha256_file,
 )
 from parotidlib.processes import worker_pool
+from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
 from parotidlib.synth.composition import PatientSpec, check_mix, draw_patients
 from parotidlib.synth.patient import simulate_patient
 
