@@ -20,11 +20,27 @@ from parotidlib.data import sources
 from parotidlib.io import write_text_atomic
 from parotidlib.paths import PROJECT_ROOT
 
-SYNTHETIC_NOTE = (
-    "**Synthetic data.** Every number and figure in this report comes from the kit's "
-    "physics-based synthetic cohort, not from patients. It checks that the pipeline works "
-    "and shows what it measures; it says nothing about clinical performance."
-)
+
+def synthetic_note(document: str = "report") -> str:
+    """The one note that labels a document made from the kit's synthetic cohort.
+
+    Parameters
+    ----------
+    document : {"report", "checklist"}
+        What it heads; the checklist's adds that its answers from the run describe the
+        synthetic cohort and that it is no clinical study's report.
+    """
+    note = (f"**Synthetic data.** Every number and figure in this {document} comes from the "
+            f"kit's physics-based synthetic cohort, not from patients. It checks that the "
+            f"pipeline works and shows what it measures; it says nothing about clinical "
+            f"performance.")
+    if document == "checklist":
+        note += (" Every answer marked *from the run* describes that cohort and the kit's "
+                 "code, and this checklist is not the report of a clinical study.")
+    return note
+
+
+SYNTHETIC_NOTE = synthetic_note("report")
 
 
 @dataclass(frozen=True)
@@ -125,14 +141,24 @@ def _record_cohort(run_dir: Path, manifest: Path) -> None:
                                        indent=2))
 
 
+def manifest_label(manifest: str | Path | None) -> str:
+    """A cohort as a report or checklist names it: its manifest relative to the project when
+    inside it, else ``<folder>/manifest.csv`` (an absolute path names the user's folders)."""
+    if not manifest:
+        return "unknown cohort"
+    path = Path(manifest)
+    try:
+        return f"`{path.resolve().relative_to(PROJECT_ROOT)}`"
+    except (ValueError, OSError):
+        return f"`{path.parent.name}/{path.name}`"
+
+
 def cohort_label(run_dir: str | Path) -> str:
-    """The run's cohort as a report shows it: its path relative to the project when inside
-    it, else the cohort folder's name (an absolute path names the user's home folder)."""
+    """The run's cohort as a report shows it (:func:`manifest_label` of its manifest)."""
     try:
         manifest = sources.run_manifest(run_dir)
     except (OSError, ValueError, KeyError):
         return "unknown (the run folder was not curated)"
-    try:
-        return f"`{manifest.resolve().relative_to(PROJECT_ROOT)}`"
-    except ValueError:
-        return f"`{manifest.parent.name}/{manifest.name}`"
+    return manifest_label(manifest)
+
+

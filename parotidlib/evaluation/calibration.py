@@ -297,8 +297,10 @@ def brier_score(y: Any, p: Any) -> float:
     >>> round(brier_score([0, 1], [0.2, 0.6]), 6)
     0.1
     """
+    from sklearn.metrics import brier_score_loss
+
     y_int, p_float = _check_y_p(y, p)
-    return float(np.mean((p_float - y_int) ** 2))
+    return float(brier_score_loss(y_int, p_float, pos_label=1))
 
 
 # --------------------------------------------------------------------------- recalibration

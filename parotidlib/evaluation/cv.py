@@ -53,14 +53,12 @@ Wilson EB. Probable inference, the law of succession, and statistical inference.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sklearn.preprocessing import label_binarize
 
 from parotidlib.constants import CLASSES, HISTOLOGIES
@@ -74,7 +72,7 @@ from parotidlib.evaluation.decision import (
 from parotidlib.evaluation.metrics import micro_auc, slice_accuracy
 from parotidlib.evaluation.results import slice_block
 from parotidlib.evaluation.schema import to_jsonable
-from parotidlib.evaluation.stats import UNDEFINED_KEY, proportion_or_undefined
+from parotidlib.evaluation.stats import UNDEFINED_KEY, proportion_or_undefined, wilson_width
 from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4
 
 logger = logging.getLogger(__name__)
@@ -215,18 +213,6 @@ def check_cv_predictions(frame: pd.DataFrame) -> None:
             f"every seed must cover the same slices; seed {first_seed} has {len(reference)} "
             f"slices, seed {s} has {len(got)} ({len(only_ref)} missing, {len(only_s)} extra), "
             f"e.g. {example}")
-
-
-def wilson_width(p: float, n: int, confidence: float = 0.95) -> float:
-    """Width of the Wilson score interval at proportion ``p`` (any real in [0, 1]) and ``n``.
-
-    ``2 z sqrt(n p (1 - p) + z^2 / 4) / (n + z^2)``; at ``p = k/n`` it is the width of
-    :func:`parotidlib.evaluation.stats.wilson_interval` (k, n) (Wilson 1927).
-    """
-    if not 0.0 <= p <= 1.0 or n < 1:
-        raise ValueError(f"wilson_width needs p in [0, 1] and n >= 1, got p={p!r}, n={n!r}")
-    z = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
-    return 2.0 * z * math.sqrt(n * p * (1.0 - p) + z * z / 4.0) / (n + z * z)
 
 
 def _width(block: Mapping[str, Any] | None) -> float | None:

@@ -16,6 +16,7 @@ import pandas as pd
 from parotidlib.constants import CLASSES, HISTOLOGIES
 from parotidlib.evaluation.metrics import confusion, select_split
 from parotidlib.evaluation.stats import UNDEFINED_KEY
+from parotidlib.evaluation.text import block_text, number_text, undefined_text
 
 __all__ = [
     "confusion_frame",
@@ -32,37 +33,6 @@ _SWEEP_MEASURES = tuple(f"{m}{s}" for m in ("sensitivity", "specificity")
                         for s in ("", "_lo", "_hi"))
 
 
-def undefined_text(reason: str | None) -> str:
-    """How a table shows an undefined quantity: ``"undefined (<reason>)"``, or ``"n/a"``.
-
-    Parameters
-    ----------
-    reason : str or None
-        The reason recorded in metrics.json; None when there is none.
-    """
-    return f"undefined ({reason})" if reason else "n/a"
-
-
-def ci_text(block: Mapping[str, Any] | None, digits: int = 3) -> str:
-    if not block or block.get("value") is None:
-        return undefined_text(block.get(UNDEFINED_KEY) if block else None)
-    text = f"{block['value']:.{digits}f}"
-    if block.get("ci95"):
-        text += f" [{block['ci95'][0]:.{digits}f}, {block['ci95'][1]:.{digits}f}]"
-    elif block.get(f"ci95_{UNDEFINED_KEY}"):
-        text += f" [CI {undefined_text(block[f'ci95_{UNDEFINED_KEY}'])}]"
-    if "successes" in block:
-        text += f" ({block['successes']}/{block['total']})"
-    return text
-
-
-def number_text(mapping: Mapping[str, Any], key: str, digits: int = 3) -> str:
-    value = mapping.get(key)
-    if value is None:
-        return undefined_text(mapping.get(f"{key}_{UNDEFINED_KEY}"))
-    return f"{value:.{digits}f}"
-
-
 def slice_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Slice accuracy and AUCs per split, with 95% intervals and counts.
 
@@ -73,8 +43,8 @@ def slice_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
     for split, block in metrics["slice"].items():
         row = {"split": split, "patients": block.get("patients"),
                "slices": block.get("slices"),
-               "accuracy [95% Wilson CI] (k/n)": ci_text(block["accuracy"]),
-               "micro-AUC [95% bootstrap CI]": ci_text(block["micro_auc"]),
+               "accuracy [95% Wilson CI] (k/n)": block_text(block["accuracy"]),
+               "micro-AUC [95% bootstrap CI]": block_text(block["micro_auc"]),
                "macro-AUC": number_text(block, "macro_auc")}
         missing = block.get(f"class_auc_{UNDEFINED_KEY}")
         if missing:
@@ -91,9 +61,9 @@ def table4_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for row in metrics["table4"]:
         rows.append({"task": row["task"].replace("_", " "), "positive": row["positive"],
-                     "accuracy": ci_text(row["accuracy"]),
-                     "sensitivity (CC)": ci_text(row.get("sensitivity")),
-                     "specificity (CC)": ci_text(row.get("specificity")),
+                     "accuracy": block_text(row["accuracy"]),
+                     "sensitivity (CC)": block_text(row.get("sensitivity")),
+                     "specificity (CC)": block_text(row.get("specificity")),
                      "TP/FN/FP/TN": f"{row['tp']}/{row['fn']}/{row['fp']}/{row['tn']}"})
     return pd.DataFrame(rows).set_index("task")
 
@@ -102,7 +72,7 @@ def table5_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Table 5: patients and correctly diagnosed patients per type, with Wilson intervals."""
     rows = [{"tumour type": r["type"].replace("_", " "), "patients": r["patients"],
              "correctly predicted": r["correct"],
-             "accuracy [95% Wilson CI]": ci_text(r["accuracy"])}
+             "accuracy [95% Wilson CI]": block_text(r["accuracy"])}
             for r in metrics["patient"]["table5"]]
     return pd.DataFrame(rows).set_index("tumour type")
 
@@ -142,11 +112,11 @@ def confusion_frame(predictions: pd.DataFrame, split: str) -> pd.DataFrame:
 def model_column(slices: Mapping[str, Any], block: Mapping[str, Any]) -> dict[str, str]:
     """One model's column of a side-by-side table: the slice results ``slices`` (accuracy,
     micro- and macro-AUC) and ``block``'s Table 4 accuracies and Table 5 counts."""
-    col = {"slice accuracy [95% Wilson CI]": ci_text(slices["accuracy"]),
-           "micro-AUC [95% bootstrap CI]": ci_text(slices["micro_auc"]),
+    col = {"slice accuracy [95% Wilson CI]": block_text(slices["accuracy"]),
+           "micro-AUC [95% bootstrap CI]": block_text(slices["micro_auc"]),
            "macro-AUC": number_text(slices, "macro_auc")}
     for r in block["table4"]:
-        col[f"Table 4, {r['task'].replace('_', ' ')}: accuracy"] = ci_text(r["accuracy"])
+        col[f"Table 4, {r['task'].replace('_', ' ')}: accuracy"] = block_text(r["accuracy"])
     for r in block["patient"]["table5"]:
         col[f"Table 5, {r['type'].replace('_', ' ')}: patients correct"] = (
             f"{r['correct']}/{r['patients']}")
@@ -163,9 +133,9 @@ def cnn_vs_radiomics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
             for label, block in (("CNN", metrics), ("radiomics", metrics["radiomics"]))}
     cmp = metrics["cnn_vs_radiomics"]
     diff = {"CNN minus radiomics: accuracy [95% CI], p": (
-                f"{ci_text(cmp['accuracy'])}, p {number_text(cmp['accuracy'], 'p_two_sided')}"),
+                f"{block_text(cmp['accuracy'])}, p {number_text(cmp['accuracy'], 'p_two_sided')}"),
             "CNN minus radiomics: micro-AUC [95% CI], p": (
-                f"{ci_text(cmp['micro_auc'])}, p "
+                f"{block_text(cmp['micro_auc'])}, p "
                 f"{number_text(cmp['micro_auc'], 'p_two_sided')}"),
             "McNemar exact p on slices (slices as independent)":
                 f"{cmp['mcnemar']['pvalue']:.3g}"}

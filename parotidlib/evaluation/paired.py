@@ -39,9 +39,9 @@ from sklearn.preprocessing import label_binarize
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions
-from parotidlib.evaluation.frames import ci_text
 from parotidlib.evaluation.metrics import MIN_BOOTSTRAP_PATIENTS, micro_auc
 from parotidlib.evaluation.stats import UNDEFINED_KEY, mcnemar_exact, undefined_block
+from parotidlib.evaluation.text import block_text
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ def paired_table(pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], referen
             "patients": diff["n_patients"], "slices": diff["n_slices"],
             "accuracy": float(correct_a.mean()), "reference accuracy": float(correct_b.mean()),
             "difference": np.nan if diff["value"] is None else float(diff["value"]),
-            "difference [95% CI]": ci_text(diff),
+            "difference [95% CI]": block_text(diff),
             _BOOTSTRAP_P_COLUMN: np.nan if p_boot is None else float(p_boot),
             MCNEMAR_COLUMN: test["pvalue"],
         })

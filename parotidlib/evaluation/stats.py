@@ -231,6 +231,18 @@ def undefined_block(reason: str) -> dict[str, Any]:
     return {"value": None, "ci95": None, UNDEFINED_KEY: reason}
 
 
+def wilson_width(p: float, n: int, confidence: float = 0.95) -> float:
+    """Width of the Wilson score interval at proportion ``p`` (any real in [0, 1]) and ``n``.
+
+    ``2 z sqrt(n p (1 - p) + z^2 / 4) / (n + z^2)``; at ``p = k/n`` it is the width of
+    :func:`wilson_interval` (k, n) (Wilson 1927).
+    """
+    if not 0.0 <= p <= 1.0 or n < 1:
+        raise ValueError(f"wilson_width needs p in [0, 1] and n >= 1, got p={p!r}, n={n!r}")
+    z = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+    return 2.0 * z * math.sqrt(n * p * (1.0 - p) + z * z / 4.0) / (n + z * z)
+
+
 def proportion_or_undefined(
     successes: int,
     total: int,

@@ -51,8 +51,9 @@ import pandas as pd
 
 from parotidlib import __version__
 from parotidlib.constants import CHANNELS, CLASSES, HISTOLOGIES
+from parotidlib.evaluation.text import block_text
 from parotidlib.io import sha256_file, write_text_atomic
-from parotidlib.paths import PROJECT_ROOT
+from parotidlib.notebook import manifest_label, synthetic_note
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +90,7 @@ APPLIES: tuple[str, ...] = ("D", "E", "D;E")
 #: How an answer on the kit's synthetic cohort starts (5a); :func:`checklist_markdown`
 #: labels a checklist synthetic when an answer starts so and it is not told otherwise.
 SYNTHETIC_PREFIX = "Synthetic data:"
-SYNTHETIC_NOTE = (
-    "**Synthetic data.** This run used the kit's physics-based synthetic cohort, not "
-    "patients. Every answer marked *from the run* describes that cohort and the kit's code; "
-    "the numbers check the pipeline and say nothing about clinical performance, and this "
-    "checklist is not the report of a clinical study.")
+SYNTHETIC_NOTE = synthetic_note("checklist")
 
 #: The built-in generator's stamp beside a synthetic cohort's manifest
 #: (``parotidlib.synth.generate.STAMP_NAME``; not imported, to keep this module light).
@@ -341,18 +338,6 @@ def bundle_metadata(path: str | Path) -> dict[str, Any] | None:
     return meta
 
 
-def _cohort_label(manifest: str | None) -> str:
-    """A cohort as a checklist names it: its manifest relative to the project when inside
-    it, else ``<folder>/manifest.csv`` (an absolute path names the user's folders)."""
-    if not manifest:
-        return "unknown cohort"
-    path = Path(manifest)
-    try:
-        return f"`{path.resolve().relative_to(PROJECT_ROOT)}`"
-    except (ValueError, OSError):
-        return f"`{path.parent.name}/{path.name}`"
-
-
 def _commit_from_name(name: str, predict: bool = False) -> str | None:
     """The commit in a default run-folder name: ``<date>_<profile>_<commit>[-dirty]`` for a
     study run, ``<date>_predict_<cohort folder>_<commit>[-dirty]`` for a predict run
@@ -411,25 +396,6 @@ def _num(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.{digits}f}"
-
-
-def _block(block: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """A metrics.json block (docs/metrics.md) as ``value [lo, hi] (k/n)`` or
-    ``undefined (reason)``."""
-    if not block:
-        return "n/a"
-    if block.get("value") is None:
-        reason = block.get("undefined")
-        return f"undefined ({reason})" if reason else "n/a"
-    text = _num(block["value"], digits)
-    ci = block.get("ci95")
-    if ci:
-        text += f" [{_num(ci[0], digits)}, {_num(ci[1], digits)}]"
-    elif block.get("ci95_undefined"):
-        text += f" [interval undefined: {block['ci95_undefined']}]"
-    if "successes" in block and "total" in block:
-        text += f" ({block['successes']}/{block['total']})"
-    return text
 
 
 def _by(frame: pd.DataFrame, column: str, order: Sequence[str]) -> str:
@@ -563,7 +529,7 @@ def _synthetic_source(run: _Run) -> str:
     if run.manifest:
         stamp = _optional_json(Path(run.manifest).parent / SYNTH_STAMP)
     text = f"{SYNTHETIC_PREFIX} the kit's built-in physics-based synthetic cohort " \
-           f"({_cohort_label(run.manifest)}; docs/synthetic-cohort.md), not patients"
+           f"({manifest_label(run.manifest)}; docs/synthetic-cohort.md), not patients"
     if isinstance(stamp, Mapping):
         text += f": {stamp.get('n_patients')} patients drawn with seed {stamp.get('seed')}"
         mixes = [f"{name} " + ", ".join(f"{k} {v:.0%}" for k, v in stamp[name].items())
@@ -583,7 +549,7 @@ def _source(run: _Run) -> str:
         head = _synthetic_source(run)
     else:
         fingerprint = run.cohort.get("fingerprint") or run.dataset.get("cohort_sha256")
-        head = (f"The cohort of the manifest {_cohort_label(run.manifest)} "
+        head = (f"The cohort of the manifest {manifest_label(run.manifest)} "
                 f"(docs/cohort-format.md; cohort fingerprint SHA-256 "
                 f"{(fingerprint or 'not recorded')[:16]}...)")
     _, centres = _centres(patients)
@@ -969,24 +935,24 @@ def _performance_study(run: _Run, metrics: Mapping[str, Any]) -> str:
     label = "Synthetic data. " if run.synthetic else ""
     text = (f"{label}Internal test split ({test.get('patients')} patients, "
             f"{test.get('slices')} slices): four-class slice accuracy (Wilson 95% CI) "
-            f"{_block(test.get('accuracy'))}; micro-AUC (patient-clustered bootstrap) "
-            f"{_block(test.get('micro_auc'))}; macro-AUC "
+            f"{block_text(test.get('accuracy'))}; micro-AUC (patient-clustered bootstrap) "
+            f"{block_text(test.get('micro_auc'))}; macro-AUC "
             f"{_num(test.get('macro_auc'))}.")
     rows = [f"{_TASK_TEXT.get(row.get('task'), row.get('task'))} accuracy "
-            f"{_block(row.get('accuracy'))}, sensitivity {_block(row.get('sensitivity'))}, "
-            f"specificity {_block(row.get('specificity'))}"
+            f"{block_text(row.get('accuracy'))}, sensitivity {block_text(row.get('sensitivity'))}, "
+            f"specificity {block_text(row.get('specificity'))}"
             for row in metrics.get("table4", [])]
     if rows:
         text += " Table 4 (test slices): " + "; ".join(rows) + "."
     patient = metrics.get("patient", {})
-    table5 = [f"{_PRETTY.get(row.get('type'), row.get('type'))} {_block(row.get('accuracy'))}"
+    table5 = [f"{_PRETTY.get(row.get('type'), row.get('type'))} {block_text(row.get('accuracy'))}"
               for row in patient.get("table5", [])]
     if table5:
         text += (f" Table 5 (test patients, rule of Figure 5 with threshold "
                  f"{patient.get('malignant_threshold')}): " + "; ".join(table5) + ".")
     train = metrics.get("slice", {}).get("train")
     if train:
-        text += f" Training slices: accuracy {_block(train.get('accuracy'))}."
+        text += f" Training slices: accuracy {block_text(train.get('accuracy'))}."
     radiomics = metrics.get("radiomics")
     comparison = metrics.get("cnn_vs_radiomics")
     if radiomics and comparison:
@@ -994,11 +960,11 @@ def _performance_study(run: _Run, metrics: Mapping[str, Any]) -> str:
         auc = comparison.get("micro_auc", {})
         mcnemar = comparison.get("mcnemar", {})
         text += (f" Radiomics baseline on the same test slices: accuracy "
-                 f"{_block(radiomics.get('slice', {}).get('test', {}).get('accuracy'))}, "
+                 f"{block_text(radiomics.get('slice', {}).get('test', {}).get('accuracy'))}, "
                  f"micro-AUC "
-                 f"{_block(radiomics.get('slice', {}).get('test', {}).get('micro_auc'))}; CNN "
-                 f"minus radiomics: accuracy {_block(acc)} (paired patient bootstrap, p "
-                 f"{_num(acc.get('p_two_sided'))}), micro-AUC {_block(auc)} (p "
+                 f"{block_text(radiomics.get('slice', {}).get('test', {}).get('micro_auc'))}; CNN "
+                 f"minus radiomics: accuracy {block_text(acc)} (paired patient bootstrap, p "
+                 f"{_num(acc.get('p_two_sided'))}), micro-AUC {block_text(auc)} (p "
                  f"{_num(auc.get('p_two_sided'))}); McNemar exact p "
                  f"{_num(mcnemar.get('pvalue'))} (slices treated as independent).")
     else:
@@ -1289,7 +1255,7 @@ def _calibration_text(block: Mapping[str, Any] | None) -> str:
     if not block:
         return "not computed"
     return (f"n {block.get('n')}, Brier {_num(block.get('brier'))}, intercept "
-            f"{_block(block.get('intercept'))}, slope {_block(block.get('slope'))}, ECE "
+            f"{block_text(block.get('intercept'))}, slope {block_text(block.get('slope'))}, ECE "
             f"{_num(block.get('ece'))} ({block.get('n_bins')} bins)")
 
 
@@ -1303,14 +1269,14 @@ def _performance_external(run: _Run, results: Mapping[str, Any]) -> str:
     sl = ext.get("slice", {})
     text = (f"{label}This cohort ({results.get('n_labelled_patients')} patients with "
             f"histology, {sl.get('slices')} slices): four-class slice accuracy (Wilson) "
-            f"{_block(sl.get('accuracy'))}; micro-AUC (patient-clustered bootstrap) "
-            f"{_block(sl.get('micro_auc'))}; patient diagnosis accuracy "
-            f"{_block(ext.get('patient', {}).get('accuracy'))}.")
-    rows = [f"{_TASK_TEXT.get(r.get('task'), r.get('task'))} {_block(r.get('accuracy'))}"
+            f"{block_text(sl.get('accuracy'))}; micro-AUC (patient-clustered bootstrap) "
+            f"{block_text(sl.get('micro_auc'))}; patient diagnosis accuracy "
+            f"{block_text(ext.get('patient', {}).get('accuracy'))}.")
+    rows = [f"{_TASK_TEXT.get(r.get('task'), r.get('task'))} {block_text(r.get('accuracy'))}"
             for r in ext.get("table4", [])]
     if rows:
         text += " Table 4 accuracy: " + "; ".join(rows) + "."
-    table5 = [f"{_PRETTY.get(r.get('type'), r.get('type'))} {_block(r.get('accuracy'))}"
+    table5 = [f"{_PRETTY.get(r.get('type'), r.get('type'))} {block_text(r.get('accuracy'))}"
               for r in ext.get("patient", {}).get("table5", [])]
     if table5:
         text += " Table 5: " + "; ".join(table5) + "."
@@ -1323,14 +1289,14 @@ def _performance_external(run: _Run, results: Mapping[str, Any]) -> str:
     if internal:
         icl = internal.get("calibration", {}).get("patient", {}).get("malignant_vs_benign")
         text += (f" Internal test of the training run, same code: slice accuracy "
-                 f"{_block(internal.get('slice', {}).get('accuracy'))}, patient accuracy "
-                 f"{_block(internal.get('patient', {}).get('accuracy'))}, patients' "
+                 f"{block_text(internal.get('slice', {}).get('accuracy'))}, patient accuracy "
+                 f"{block_text(internal.get('patient', {}).get('accuracy'))}, patients' "
                  f"calibration {_calibration_text(icl)}.")
     diff = results.get("difference") or {}
     if diff:
         text += (f" External minus internal: slice accuracy "
-                 f"{_block(diff.get('slice_accuracy'))} (patient-clustered bootstrap), "
-                 f"patient accuracy {_block(diff.get('patient_accuracy'))} (Newcombe).")
+                 f"{block_text(diff.get('slice_accuracy'))} (patient-clustered bootstrap), "
+                 f"patient accuracy {block_text(diff.get('patient_accuracy'))} (Newcombe).")
     return f"{text} {_figures(run.run_dir, PREDICT_FIGURES)}"
 
 

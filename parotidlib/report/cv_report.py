@@ -16,14 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from parotidlib.evaluation.frames import (
-    ci_text,
-    model_column,
-    number_text,
-    table4_frame,
-    table5_frame,
-)
+from parotidlib.evaluation.frames import model_column, table4_frame, table5_frame
 from parotidlib.evaluation.paired import MCNEMAR_COLUMN
+from parotidlib.evaluation.text import block_text, number_text
 from parotidlib.report.paper import PAPER
 
 __all__ = ["RADIOMICS_SECTION", "draw_cv_figures", "fold_frame", "pooled_frame",
@@ -67,16 +62,16 @@ def pooled_frame(metrics: Mapping[str, Any], single: Mapping[str, Any] | None = 
         test = single["slice"]["test"]
         columns[f"single split ({single.get('run', 'run')})"] = {
             "patients": str(test["patients"]),
-            "slice accuracy [95% CI]": ci_text(test["accuracy"]),
-            "micro-AUC [95% CI]": ci_text(test["micro_auc"]),
+            "slice accuracy [95% CI]": block_text(test["accuracy"]),
+            "micro-AUC [95% CI]": block_text(test["micro_auc"]),
             "macro-AUC": number_text(test, "macro_auc"), "patient accuracy (3 types)": ""}
     for seed, block in metrics["per_seed"].items():
         s = block["slice"]
         columns[f"cross-validation, seed {seed} (all patients)"] = {
-            "patients": str(s["patients"]), "slice accuracy [95% CI]": ci_text(s["accuracy"]),
-            "micro-AUC [95% CI]": ci_text(s["micro_auc"]),
+            "patients": str(s["patients"]), "slice accuracy [95% CI]": block_text(s["accuracy"]),
+            "micro-AUC [95% CI]": block_text(s["micro_auc"]),
             "macro-AUC": number_text(s, "macro_auc"),
-            "patient accuracy (3 types)": ci_text(block["patient"]["accuracy"])}
+            "patient accuracy (3 types)": block_text(block["patient"]["accuracy"])}
     frame = pd.DataFrame(columns)
     frame.index.name = "measure"
     return frame
@@ -103,7 +98,7 @@ def table5_by_seed(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
 def fold_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """One row per seed and fold: patients, slices, accuracy [Wilson CI], micro-AUC."""
     rows = [{"seed": r["seed"], "fold": r["fold"], "patients": r["patients"],
-             "slices": r["slices"], "accuracy [95% Wilson CI] (k/n)": ci_text(r["accuracy"]),
+             "slices": r["slices"], "accuracy [95% Wilson CI] (k/n)": block_text(r["accuracy"]),
              "micro-AUC": number_text(r, "micro_auc")} for r in metrics["per_fold"]]
     return pd.DataFrame(rows).set_index(["seed", "fold"])
 
@@ -141,7 +136,8 @@ def summary_paragraph(metrics: Mapping[str, Any]) -> str:
     text = (f"{metrics['folds']}-fold cross-validation over all {metrics['n_patients']} "
             f"patients ({len(metrics['seeds'])} seed(s)): every patient is predicted once per "
             f"seed by a model that never saw it. Pooled out-of-fold slice accuracy (seed "
-            f"{seed}): {ci_text(block['accuracy'])}; micro-AUC {ci_text(block['micro_auc'])}.")
+            f"{seed}): {block_text(block['accuracy'])}; micro-AUC "
+            f"{block_text(block['micro_auc'])}.")
     if w.get("ratio") is not None:
         text += (f" Its interval is {w['ratio']:.2f} times as wide as the single-split "
                  f"run's ({number_text(w, 'cv')} against {number_text(w, 'single_split')}).")
@@ -181,7 +177,7 @@ def _model_column(block: Mapping[str, Any]) -> dict[str, str]:
     s = block["slice"]
     col = {"patients": str(s["patients"]), "slices": str(s["slices"]),
            **model_column(s, block)}
-    col["patient accuracy (3 types)"] = ci_text(block["patient"]["accuracy"])
+    col["patient accuracy (3 types)"] = block_text(block["patient"]["accuracy"])
     return col
 
 
@@ -214,9 +210,9 @@ def radiomics_difference_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
         acc, auc, mc = cmp["accuracy"], cmp["micro_auc"], cmp["mcnemar"]
         rows.append({
             "seed": seed, "patients": acc["n_patients"], "slices": acc["n_slices"],
-            "accuracy: CNN minus radiomics [95% CI]": ci_text(acc),
+            "accuracy: CNN minus radiomics [95% CI]": block_text(acc),
             "accuracy: bootstrap p (two-sided, by patient)": number_text(acc, "p_two_sided"),
-            "micro-AUC: CNN minus radiomics [95% CI]": ci_text(auc),
+            "micro-AUC: CNN minus radiomics [95% CI]": block_text(auc),
             "micro-AUC: bootstrap p (two-sided, by patient)": number_text(auc, "p_two_sided"),
             "slices only CNN / only radiomics correct": (
                 f"{mc['only_cnn_correct']}/{mc['only_radiomics_correct']}"),
@@ -258,8 +254,8 @@ def radiomics_paragraph(metrics: Mapping[str, Any]) -> str:
         "differences are CNN minus radiomics on the same out-of-fold slices, CNN seed s "
         "against radiomics seed s, with a patient-level paired bootstrap (patients "
         f"resampled, the same for both models). Seed {seed}: accuracy difference "
-        f"{ci_text(cmp['accuracy'])} (p {number_text(cmp['accuracy'], 'p_two_sided')}), "
-        f"micro-AUC difference {ci_text(cmp['micro_auc'])} (p "
+        f"{block_text(cmp['accuracy'])} (p {number_text(cmp['accuracy'], 'p_two_sided')}), "
+        f"micro-AUC difference {block_text(cmp['micro_auc'])} (p "
         f"{number_text(cmp['micro_auc'], 'p_two_sided')}). McNemar's exact test on slices is "
         "secondary: the slices of a patient are correlated and it treats them as "
         "independent, so its p-value overstates the evidence. Nothing is tuned to make "

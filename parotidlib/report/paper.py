@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from parotidlib.constants import CLASSES
-from parotidlib.evaluation.frames import undefined_text
 from parotidlib.evaluation.stats import UNDEFINED_KEY
+from parotidlib.evaluation.text import block_text, undefined_text
 
 #: Published values (Xia et al. 2021: Abstract, Results, Tables 3-5, Methods).
 PAPER: dict[str, Any] = {
@@ -64,16 +64,6 @@ def _fmt(value: float | None, ci: tuple[float, float] | list[float] | None = Non
     return text
 
 
-def _fmt_block(block: Mapping[str, Any] | None) -> str:
-    """A metrics.json block as ``value [lo, hi]``, or ``undefined (<reason>)``."""
-    if not block or block.get("value") is None:
-        return undefined_text(block.get(UNDEFINED_KEY) if block else None)
-    text = _fmt(block["value"], block.get("ci95"))
-    if block.get("ci95") is None and block.get(f"ci95_{UNDEFINED_KEY}"):
-        text += f" [CI {undefined_text(block[f'ci95_{UNDEFINED_KEY}'])}]"
-    return text
-
-
 def _reason(block: Mapping[str, Any] | None) -> str:
     return (block or {}).get(UNDEFINED_KEY) or "not computed"
 
@@ -96,10 +86,10 @@ def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
         acc = metrics["slice"][split]["accuracy"]
         paper_acc, paper_ci = PAPER["slice_accuracy"][split]
         rows.append((f"Slice accuracy, {split} [95% CI]", _fmt(paper_acc, paper_ci),
-                     _fmt_block(acc)))
+                     block_text(acc, counts=False)))
         auc = metrics["slice"][split]["micro_auc"]
         rows.append((f"Micro-AUC, {split}" + (" [95% CI]" if auc.get("ci95") else ""),
-                     _fmt(PAPER["micro_auc"][split]), _fmt_block(auc)))
+                     _fmt(PAPER["micro_auc"][split]), block_text(auc, counts=False)))
     for row in metrics.get("table4", []):
         paper_row = PAPER["table4"].get(row["task"], {})
         for measure in ("accuracy", "sensitivity", "specificity"):
@@ -112,7 +102,7 @@ def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
             label = f"Table 4 {row['task'].replace('_', ' ')}: {measure}"
             if key != measure:
                 label += f" as printed (= {key.upper()})"
-            rows.append((label, _fmt(*pv) if pv else "n/a", _fmt_block(block)))
+            rows.append((label, _fmt(*pv) if pv else "n/a", block_text(block, counts=False)))
     for row in metrics.get("patient", {}).get("table5", []):
         paper = PAPER["table5"].get(row["type"])
         ours = f"{row['correct']} / {row['patients']}"

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from parotidlib.constants import CLASSES, HISTOLOGIES
-from parotidlib.evaluation.frames import ci_text as _ci
-from parotidlib.evaluation.frames import number_text, undefined_text
+from parotidlib.evaluation.text import block_text as _ci
+from parotidlib.evaluation.text import number_text, undefined_text
 from parotidlib.report.figures.evaluation import pretty_name
 
 __all__ = ["calibration_frame", "cohort_shift", "diagnoses_frame", "model_frame",

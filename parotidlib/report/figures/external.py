@@ -54,8 +54,7 @@ from matplotlib.transforms import ScaledTranslation
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.calibration import NET_BENEFIT_COLUMNS, RELIABILITY_COLUMNS
-from parotidlib.evaluation.frames import undefined_text
-from parotidlib.evaluation.stats import UNDEFINED_KEY
+from parotidlib.evaluation.text import block_text, number_text
 from parotidlib.report.figures.evaluation import _COLOURS, _RC, pretty_name
 
 logger = logging.getLogger(__name__)
@@ -94,27 +93,13 @@ def _cohort_style(index: int) -> tuple[str, str]:
     return _COHORT_COLOURS[index % len(_COHORT_COLOURS)], _MARKERS[index % len(_MARKERS)]
 
 
-def _fixed(value: float, digits: int) -> str:
-    """``value`` to ``digits`` decimals, without a sign on a value that rounds to zero."""
-    text = f"{value:.{digits}f}"
-    return text.lstrip("-") if float(text) == 0.0 else text
-
-
-def _number_text(summary: Mapping[str, Any], key: str, digits: int) -> str:
-    """A bare number of the summary, or ``undefined (<reason>)`` / ``n/a`` when null."""
-    value = summary.get(key)
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return undefined_text(summary.get(f"{key}_{UNDEFINED_KEY}"))
-    return _fixed(float(value), digits)
-
-
-def _block_text(block: Any, digits: int) -> str:
-    """A ``{"value", "ci95"}`` block's value, or ``undefined (<reason>)`` / ``n/a``."""
-    if isinstance(block, numbers.Real) and not isinstance(block, bool):  # a bare number
-        return _fixed(float(block), digits) if math.isfinite(block) else undefined_text(None)
-    if not isinstance(block, Mapping) or block.get("value") is None:
-        return undefined_text(block.get(UNDEFINED_KEY) if isinstance(block, Mapping) else None)
-    return _fixed(float(block["value"]), digits)
+def _value_text(block: Any, digits: int) -> str:
+    """A block's value (or a bare number) as :func:`~parotidlib.evaluation.frames.block_text`
+    writes it, without interval and counts (a legend has no room for them)."""
+    if isinstance(block, numbers.Real) and not isinstance(block, bool):
+        block = {"value": float(block)}
+    return block_text(block if isinstance(block, Mapping) else None, digits, interval=False,
+                      counts=False)
 
 
 def reliability_legend(summary: Mapping[str, Any] | None) -> str:
@@ -162,9 +147,9 @@ def _legend_parts(summary: Any) -> tuple[str, str]:
     if not isinstance(summary, Mapping):
         raise ValueError(f"summary must be a calibration_summary mapping or None, got "
                          f"{type(summary).__name__}")
-    return (f"Brier {_number_text(summary, 'brier', 3)}, ECE {_number_text(summary, 'ece', 3)}",
-            f"slope {_block_text(summary.get('slope'), 2)}, "
-            f"intercept {_block_text(summary.get('intercept'), 2)}")
+    return (f"Brier {number_text(summary, 'brier', 3)}, ECE {number_text(summary, 'ece', 3)}",
+            f"slope {_value_text(summary.get('slope'), 2)}, "
+            f"intercept {_value_text(summary.get('intercept'), 2)}")
 
 
 def _reliability_frame(summary: Mapping[str, Any], where: str) -> pd.DataFrame:
