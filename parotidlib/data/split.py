@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from parotidlib.config import check_int
+
 SPLITS: tuple[str, ...] = ("train", "test")
 #: The split of every patient of a cohort curated for a trained model (external validation,
 #: new patients): no patient of it is trained on (``curate_cohort(external=True)``).
@@ -78,14 +80,11 @@ def split_patients(patients_df: pd.DataFrame, test_fraction: float = 0.1, seed: 
     """
     if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1):
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    if isinstance(cv_folds, bool) or not isinstance(cv_folds, (int, np.integer)) or \
-            cv_folds < 0 or cv_folds == 1:
+    check_int("cv_folds", cv_folds, 0)
+    if cv_folds == 1:
         raise ValueError(f"cv_folds must be 0 (single split) or an integer >= 2, got {cv_folds!r}")
     upper = max(cv_folds, 1)
-    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or \
-            not 0 <= fold < upper:
-        raise ValueError(f"fold must be an integer in [0, {upper}) for cv_folds={cv_folds}, "
-                         f"got {fold!r}")
+    check_int(f"fold (cv_folds={cv_folds})", fold, 0, upper - 1)
     table = _patient_table(patients_df)
     ids = table["patient_id"].to_numpy()
     n = len(ids)

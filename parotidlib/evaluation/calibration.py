@@ -52,6 +52,7 @@ from statsmodels.tools.sm_exceptions import (
     PerfectSeparationWarning,
 )
 
+from parotidlib.config import check_int
 from parotidlib.evaluation.stats import undefined_block, wilson_interval
 
 __all__ = [
@@ -138,11 +139,7 @@ def _check_y_p(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_n_bins(n_bins: Any) -> int:
-    if isinstance(n_bins, bool | np.bool_) or not isinstance(n_bins, numbers.Integral):
-        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
-    if int(n_bins) < 1:
-        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
-    return int(n_bins)
+    return int(check_int("n_bins", n_bins, 1))
 
 
 def _check_eps(eps: Any) -> float:

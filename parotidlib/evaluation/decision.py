@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from parotidlib.config import check_int
 from parotidlib.constants import CLASSES, HISTOLOGIES
 
 logger = logging.getLogger(__name__)
@@ -164,11 +165,7 @@ def diagnose_patient(
     'warthin'
     """
     where = f" (patient {patient_id})" if patient_id is not None else ""
-    if (isinstance(malignant_threshold, bool | np.bool_)
-            or not isinstance(malignant_threshold, numbers.Integral) or malignant_threshold < 0):
-        raise ValueError(
-            f"malignant_threshold must be an integer >= 0, got {malignant_threshold!r}"
-        )
+    check_int("malignant_threshold", malignant_threshold, 0)
     names = as_class_names(slice_labels, "slice_labels")
     if names.size == 0:
         raise ValueError(f"slice_labels must hold at least one slice{where}, got none")

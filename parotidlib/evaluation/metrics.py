@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.metrics import auc, confusion_matrix, roc_auc_score, roc_curve
 from sklearn.preprocessing import label_binarize
 
+from parotidlib.config import check_int
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions
 from parotidlib.evaluation.stats import UndefinedError, proportion_summary
@@ -273,11 +274,8 @@ def bootstrap_micro_auc_ci(
         ``"fewer than 2 patients"``) or if every resample was skipped (reason ``"every
         resample lacked a class"``): the interval is undefined.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral) \
-            or n_resamples < 1:
-        raise ValueError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    check_int("n_resamples", n_resamples, 1)
+    check_int("seed", seed, 0)
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) \
             or not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must be in (0, 1) exclusive, got {confidence!r}")

@@ -29,7 +29,6 @@ McNemar Q. Note on the sampling error of the difference between correlated propo
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import label_binarize
 
+from parotidlib.config import check_int
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions
 from parotidlib.evaluation.metrics import MIN_BOOTSTRAP_PATIENTS, micro_auc
@@ -69,16 +69,11 @@ _CHUNK = 256  # resamples drawn at once for the accuracy (bounds the index array
 
 
 def _check_resamples(resamples: Any) -> int:
-    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) \
-            or resamples < 0:
-        raise ValueError(f"resamples must be an integer >= 0, got {resamples!r}")
-    return int(resamples)
+    return int(check_int("resamples", resamples, 0))
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
+    return int(check_int("seed", seed, 0))
 
 
 def aligned_pair(a: pd.DataFrame, b: pd.DataFrame,

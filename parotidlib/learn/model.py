@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
+from parotidlib.config import check_int
 from parotidlib.constants import CLASSES
 
 #: Stage widths of the paper's network: ResNet18's first two stages.
@@ -36,8 +37,7 @@ def _check_positive_ints(name: str, values: Sequence[int]) -> tuple[int, ...]:
     if len(values) == 0:
         raise ValueError(f"{name} must hold at least one stage, got {values!r}")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be positive integers, got {values!r}")
+        check_int(f"{name} (each stage)", v, 1)
     return values
 
 
@@ -77,10 +77,8 @@ class ReducedResNet(nn.Module):
         blocks_per_stage: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be an integer >= 1, got {in_channels!r}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        check_int("in_channels", in_channels, 1)
+        check_int("num_classes", num_classes, 2)
         widths = _check_positive_ints("widths", widths)
         if blocks_per_stage is None:
             blocks_per_stage = (1,) * len(widths)

@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
+from parotidlib.config import check_int
 from parotidlib.constants import CLASSES, SERIES
 from parotidlib.learn.predict import check_images, to_unit_float
 
@@ -218,8 +219,7 @@ def gradcam(
     if images.shape[1] != in_channels:
         raise ValueError(f"images has {images.shape[1]} channels but the model expects "
                          f"{in_channels}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size, 1)
     n, _, height, width = images.shape
     fc = getattr(model, "fc", None)
     targets = _targets(target, n, getattr(fc, "out_features", None))
@@ -391,8 +391,7 @@ def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     TypeError
         If a module holds parameters of a kind not handled here (the message names it).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    check_int("seed", seed, 0)
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     clone = copy.deepcopy(model).to("cpu")
@@ -642,8 +641,7 @@ def saliency_summary(
     _check_method(method)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 0:
         raise ValueError(f"per_class must be an integer >= 0, got {per_class!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    check_int("seed", seed, 0)
     classes = tuple(classes)
     n = images.shape[0]
     truth = _class_indices(labels, n, classes, "labels")

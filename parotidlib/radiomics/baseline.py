@@ -49,6 +49,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from parotidlib.config import check_int
 from parotidlib.constants import CLASSES
 
 __all__ = ["MODELS", "SCORING", "BaselineModel", "baseline_predictions", "fit_baseline",
@@ -240,8 +241,7 @@ def fit_baseline(
         raise ValueError("features must have at least one row and one column")
     if len(np.unique(y)) < 2:
         raise ValueError(f"labels must contain at least two classes, got {np.unique(y)}")
-    if not isinstance(inner_folds, int) or inner_folds < 2:
-        raise ValueError(f"inner_folds must be an integer >= 2, got {inner_folds!r}")
+    check_int("inner_folds", inner_folds, 2)
     n_patients = len(pd.unique(groups))
     if n_patients < inner_folds:
         raise ValueError(f"need at least inner_folds={inner_folds} patients, got {n_patients}")

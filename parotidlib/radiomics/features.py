@@ -98,6 +98,8 @@ import numpy as np
 import pandas as pd
 from skimage.measure import label as _label_zones
 
+from parotidlib.config import check_int
+
 __all__ = ["FEATURE_NAMES", "IBSI_CODES", "dataset_features", "slice_features"]
 
 #: Feature -> IBSI identifier (reference manual). The shape features are the 2-D analogues of
@@ -348,9 +350,7 @@ def _features(image: np.ndarray, mask: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def _check_bins(n_bins: int) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) or n_bins < 2:
-        raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
-    return int(n_bins)
+    return int(check_int("n_bins", n_bins, 2))
 
 
 def slice_features(image2d: np.ndarray, mask2d: np.ndarray, n_bins: int = 32

@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from parotidlib.config import check_int
 from parotidlib.constants import CLASSES
 
 #: Column titles of the channels, as in the paper's Figure 3.
@@ -35,8 +36,7 @@ def plot_example_inputs(dataset, per_class: int = 1, seed: int = 0,
         Gray colour map on the uint8 range 0-255; a class without slices gets an empty row
         saying so.
     """
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}")
+    check_int("per_class", per_class, 1)
     if split not in (None, "train", "test"):
         raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
     slices = dataset.slices
