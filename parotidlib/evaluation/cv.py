@@ -120,6 +120,15 @@ CV_RADIOMICS_METHOD = (
 _EXAMPLES = 3
 
 
+def write_cv_metrics(run_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
+    """Write ``cv_metrics.json`` into the batch folder (atomically); return its path."""
+    import json
+
+    from parotidlib.io import write_text_atomic
+
+    return write_text_atomic(Path(run_dir) / "cv_metrics.json", json.dumps(metrics, indent=2))
+
+
 def read_cv_predictions(path: str | Path) -> pd.DataFrame:
     """Read cv_predictions.csv keeping patient ids as text ("007" stays "007", not 7)."""
     return pd.read_csv(path, dtype={"patient_id": str, "split": str, "true_label": str,

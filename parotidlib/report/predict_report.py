@@ -51,6 +51,32 @@ def diagnoses_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("patient")
 
 
+def write_outputs(run_dir: str | Path, predictions: pd.DataFrame,
+                  results: Mapping[str, Any]) -> pd.DataFrame:
+    """Write a predict run's ``predictions.csv``, ``external.json`` and ``patients.csv`` (each
+    atomically) and return the patient diagnoses (:func:`diagnoses_frame`).
+
+    Parameters
+    ----------
+    run_dir : path
+        The predict run folder.
+    predictions : pandas.DataFrame
+        The slice predictions (:func:`parotidlib.learn.apply.predict_cohort`).
+    results : mapping
+        :func:`parotidlib.evaluation.external.compute_external_metrics`'s output.
+    """
+    from parotidlib.io import atomic_path, write_text_atomic
+
+    run_dir = Path(run_dir)
+    with atomic_path(run_dir / "predictions.csv") as tmp:
+        predictions.to_csv(tmp, index=False)
+    write_text_atomic(run_dir / "external.json", json.dumps(results, indent=2))
+    diagnoses = diagnoses_frame(results)
+    with atomic_path(run_dir / "patients.csv") as tmp:
+        diagnoses.to_csv(tmp)
+    return diagnoses
+
+
 def model_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     """What the report says about the model applied (external.json's ``model``)."""
     frame = pd.Series({k: (", ".join(map(str, v)) if isinstance(v, list) else str(v))
