@@ -398,7 +398,7 @@ EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 #: Keys of the ``cluster:`` section (submitit's parameters, with their units in the name).
 CLUSTER_KEYS: tuple[str, ...] = (
     "partition", "time_min", "gpus_per_member", "cpus_per_member", "mem_gb", "account",
-    "array_parallelism", "qos", "constraint", "setup",
+    "array_parallelism", "qos", "constraint", "setup", "max_requeues", "signal_delay_s",
 )
 
 
@@ -411,7 +411,9 @@ class BatchConfig:
     executor: str = "local"  # local | slurm | submitit-local
     jobs: int = 1  # members run at once by the local executor (cores divided between them)
     # SLURM settings (submitit): partition, time_min, gpus_per_member, cpus_per_member,
-    # mem_gb, account, array_parallelism, qos, constraint, setup (shell lines before a member)
+    # mem_gb, account, array_parallelism, qos, constraint, setup (shell lines before a member),
+    # max_requeues (times a member that reaches its time limit is requeued to resume, default
+    # 3), signal_delay_s (seconds before the limit at which it checkpoints, default 90)
     cluster: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -434,10 +436,11 @@ class BatchConfig:
         unknown = sorted(set(self.cluster) - set(CLUSTER_KEYS))
         if unknown:
             raise ParamsError(f"unknown cluster key(s) {unknown}; valid: {list(CLUSTER_KEYS)}")
-        for key in ("time_min", "gpus_per_member", "cpus_per_member", "array_parallelism"):
+        for key in ("time_min", "gpus_per_member", "cpus_per_member", "array_parallelism",
+                    "max_requeues", "signal_delay_s"):
             if key in self.cluster:
-                check_int(f"cluster.{key}", self.cluster[key], 0 if key.startswith("gpus")
-                          else 1)
+                check_int(f"cluster.{key}", self.cluster[key],
+                          0 if key.startswith("gpus") or key == "max_requeues" else 1)
         if "mem_gb" in self.cluster:
             check_real("cluster.mem_gb", self.cluster["mem_gb"], 0.0, math.inf, low_open=True)
 

@@ -10,7 +10,8 @@ loses its parent otherwise stays blocked on a lock or a pipe, owned by PID 1, fo
 * elsewhere through a daemon thread in the worker that polls ``os.getppid()`` (the approach
   of ipykernel's ``ParentPollerUnix``).
 
-:func:`descendants` lists a process's children, for tests and for the CLI's cleanup.
+:func:`descendants` lists a process's children, for tests and for the CLI's cleanup;
+:func:`kill` ends a list of them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 logger = logging.getLogger(__name__)
@@ -105,3 +107,12 @@ def descendants(pid: int | None = None) -> list[int]:
         out.append(child)
         todo.extend(children.get(child, []))
     return sorted(out)
+
+
+def kill(pids: Sequence[int]) -> None:
+    """SIGKILL each of ``pids``; those already gone are passed over."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

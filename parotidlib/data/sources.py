@@ -109,6 +109,14 @@ def run_manifest(run_dir: str | Path) -> Path:
 
 
 def run_is_synthetic(run_dir: str | Path) -> bool:
-    """Whether a run's cohort is the built-in synthetic one (:func:`run_manifest`); raises
+    """Whether a run's cohort is the built-in synthetic one: as its ``cohort.json`` records it
+    (the pipeline writes ``synthetic``, so that a batch member on a node that cannot see the
+    cohort knows), else looked up at the manifest (:func:`run_manifest`); raises
     FileNotFoundError rather than guess for a run folder that was never curated."""
+    try:
+        recorded = json.loads((Path(run_dir) / "cohort.json").read_text()).get("synthetic")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if isinstance(recorded, bool):
+        return recorded
     return is_synthetic(run_manifest(run_dir))

@@ -31,13 +31,15 @@ Executors (``executor``):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import os
 import re
+import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +57,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BatchError", "BatchResult", "Member", "expand_grid", "member_name", "run_batch"]
+__all__ = ["BatchError", "BatchInterrupted", "BatchResult", "Member", "MemberJob", "expand_grid",
+           "member_name", "run_batch"]
 
 #: Stages every member runs (curation is the batch's).
 MEMBER_STAGES: tuple[Stage, ...] = STAGES[1:4]
@@ -180,14 +183,18 @@ def _run_member(task: dict[str, Any]) -> dict[str, Any]:
         logging.basicConfig(level=logging.INFO, datefmt="%H:%M:%S",
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     member_dir = Path(task["member_dir"])
+    # The params frozen at submission (the member's params.yaml, overrides applied), and
+    # the cohort's record from the batch's curation: nothing is read from the params file
+    # the batch was started with, and the cohort is not looked for (the member starts at
+    # training, on the curated data the batch prepared).
     result = run_study(task["params_path"], name=member_dir.name, force=task["force"],
                        reports_dir=member_dir.parent, stages=MEMBER_STAGES,
                        notebooks_dir=Path(task["notebooks_dir"]), upstream=task["upstream"],
-                       overrides=task["overrides"])
+                       overrides=task.get("overrides"), cohort=task.get("cohort"))
     logger.info("batch member %s: %s", member_dir.name,
                 "unchanged, not rerun" if len(result.skipped) == len(MEMBER_STAGES)
                 else "done")
-    return {"timing_s": result.timing_s, "skipped": result.skipped}
+    return {"timing_s": result.timing_s, "skipped": result.skipped, "resumed": result.resumed}
 
 
 def _run_member_safely(task: dict[str, Any]) -> dict[str, Any]:
@@ -247,20 +254,17 @@ def _death_message(name: str, pid: int | None, exitcode: int | None) -> str:
 def _stop(proc: BaseProcess) -> None:
     """Kill a member's process and every process it started (notebook kernels run in
     sessions of their own, so they are found by parentage, as the CLI does)."""
-    import signal
 
-    from parotidlib.processes import descendants
+    from parotidlib.processes import descendants, kill
 
     if proc.pid is not None:
-        for pid in [*descendants(proc.pid), proc.pid]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill([*descendants(proc.pid), proc.pid])
     proc.join()
 
 
-def _run_local(tasks: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
+def _run_local(tasks: list[dict[str, Any]], jobs: int,
+               on_outcome: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+               ) -> list[dict[str, Any]]:
     """Run members on this machine, ``jobs`` at once, each in a process of its own.
 
     One process per member (not a shared pool: in a ``ProcessPoolExecutor`` one worker that
@@ -276,14 +280,21 @@ def _run_local(tasks: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
         One task per member (:func:`_run_member`).
     jobs : int
         How many members run at once; 1 runs them one after another in this process.
+    on_outcome : callable, optional
+        Called with (task, outcome) as each member ends (the batch records it at once).
 
     Returns
     -------
     list of dict
         One result per task, in the tasks' order, as :func:`_run_member_safely` returns it.
     """
+    report = on_outcome or (lambda task, outcome: None)
     if jobs == 1 or len(tasks) <= 1:
-        return [_run_member_safely(t) for t in tasks]
+        out = []
+        for t in tasks:
+            out.append(_run_member_safely(t))
+            report(t, out[-1])
+        return out
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -323,6 +334,7 @@ def _run_local(tasks: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
                                  "a result; the other members go on", tasks[i]["name"],
                                  proc.pid, proc.exitcode)
                 results[i] = outcome
+                report(tasks[i], outcome)
     finally:
         for reader, (_, proc) in running.items():
             _stop(proc)
@@ -330,47 +342,399 @@ def _run_local(tasks: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
     return [results[i] for i in range(len(tasks))]
 
 
+def _cpus_per_member(batch: BatchConfig) -> int:
+    """CPUs a SLURM member asks for (``cluster.cpus_per_member``, default 2); its torch
+    thread count follows it."""
+    return int(batch.cluster.get("cpus_per_member", 2))
+
+
 def _submitit_parameters(batch: BatchConfig) -> dict[str, Any]:
     """BatchConfig.cluster in submitit's AutoExecutor names (slurm_* apply to SLURM only)."""
     c = batch.cluster
     out: dict[str, Any] = {"timeout_min": int(c.get("time_min", 60)),
-                           "gpus_per_node": int(c.get("gpus_per_member", 0)),
-                           "cpus_per_task": int(c.get("cpus_per_member", 2)),
+                           "cpus_per_task": _cpus_per_member(batch),
                            "nodes": 1, "tasks_per_node": 1}
+    if int(c.get("gpus_per_member", 0)) > 0:  # no --gpus-per-node=0 on clusters without GPUs
+        out["gpus_per_node"] = int(c["gpus_per_member"])
     if "mem_gb" in c:
         out["mem_gb"] = float(c["mem_gb"])
     names = {"partition": "slurm_partition", "account": "slurm_account",
              "array_parallelism": "slurm_array_parallelism", "qos": "slurm_qos",
-             "constraint": "slurm_constraint", "setup": "slurm_setup"}
+             "constraint": "slurm_constraint", "setup": "slurm_setup",
+             "signal_delay_s": "slurm_signal_delay_s"}
     for key, name in names.items():
         if key in c:
             out[name] = list(c[key]) if key == "setup" else c[key]
     return out
 
 
-def _run_submitit(tasks: list[dict[str, Any]], batch: BatchConfig, logs: Path
-                  ) -> list[dict[str, Any]]:
+class MemberJob:
+    """A member as a submitit job (:func:`_run_member_safely`), checkpointable.
+
+    SLURM sends SIGUSR2 ``cluster.signal_delay_s`` seconds before a job's time limit (and on
+    preemption); submitit then calls :meth:`checkpoint` and requeues the job, at most
+    ``cluster.max_requeues`` times. Training writes a checkpoint every ``checkpoint_every``
+    epochs, and a rerun of the member resumes it (the stage's stamp is incomplete under the
+    same key), so the requeued job needs nothing but the same task: the member's notebook
+    kernel is stopped here and the job starts again where the last checkpoint left it.
+    """
+
+    def __call__(self, task: dict[str, Any]) -> dict[str, Any]:
+        return _run_member_safely(task)
+
+    def checkpoint(self, task: dict[str, Any]) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        from parotidlib.processes import descendants, kill
+
+        logger.warning("batch member %s: time limit near (or preempted): stopping its notebook "
+                       "kernel and requeueing the job; it resumes from its last training "
+                       "checkpoint", task.get("name"))
+        kill(descendants())
+        return DelayedSubmission(self, task)
+
+
+class BatchInterrupted(BatchError):
+    """SIGTERM or SIGINT stopped a batch whose members were submitted: its jobs were cancelled
+    (and recorded as cancelled); ``signum`` is the signal."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    def __reduce__(self):
+        return (BatchInterrupted, (self.signum, str(self)))
+
+
+#: Seconds between two looks at the queue, and how long a job listed in an end state, or
+#: absent from squeue and sacct, may stay without a result before its member is recorded as
+#: failed (a shared file system may show the result late; a preempted job may be requeued).
+POLL_S = 5.0
+GRACE_S = 60.0
+#: How long SIGTERM/SIGINT waits for the cancelled jobs to leave the queue.
+CANCEL_WAIT_S = 120.0
+#: Lines of a job's stderr quoted in its member's ``.err``.
+STDERR_LINES = 200
+
+
+def _job_stderr(job: Any) -> str:
+    """The last :data:`STDERR_LINES` lines of a job's stderr, headed by its path ('' when the
+    job wrote none: it never started)."""
+    try:
+        text = job.stderr() or ""
+    except Exception:  # the log is missing when the job never started
+        return ""
+    lines = text.splitlines()
+    cut = len(lines) > STDERR_LINES
+    head = (f"--- the last {STDERR_LINES} lines of the job's stderr" if cut
+            else "--- the job's stderr") + f" ({job.paths.stderr}) ---\n"
+    return head + "\n".join(lines[-STDERR_LINES:]) + "\n"
+
+
+def _job_outcome(job: Any, name: str, message: str | None = None) -> dict[str, Any]:
+    """A finished job's outcome: the member's own (its result file), else a failure whose
+    error says what happened to the job (``message``, from the queue) and quotes its stderr
+    once."""
+    from submitit.core.utils import pickle_load
+
+    from parotidlib.run.slurm import stepd_lines
+
+    if job.paths.result_pickle.exists():
+        try:
+            kind, value = pickle_load(job.paths.result_pickle)
+        except Exception as exc:  # a truncated result file
+            kind, value = "error", f"its result file {job.paths.result_pickle} is unreadable: {exc}"
+        if kind == "success":
+            return value
+        message = f"job {job.job_id} of batch member {name!r} failed: {value}"
+    stderr = _job_stderr(job)
+    text = (message or f"job {job.job_id} of batch member {name!r} ended without a result")
+    text += "\n" + "".join(f"SLURM: {line}\n" for line in stepd_lines(stderr)) + stderr
+    return {"status": "failed", "error": text, "job_id": job.job_id}
+
+
+def _make_executor(batch: BatchConfig, logs: Path) -> Any:
+    """submitit's executor for the batch: the cluster settings, checkpointing bounded by
+    ``cluster.max_requeues``."""
     import submitit
 
     cluster = "slurm" if batch.executor == "slurm" else "local"
-    executor = submitit.AutoExecutor(folder=logs / "submitit" / "%j", cluster=cluster)
+    extra = ({"slurm_max_num_timeout": int(batch.cluster.get("max_requeues", 3))}
+             if cluster == "slurm" else {})
+    executor = submitit.AutoExecutor(folder=logs / "submitit" / "%j", cluster=cluster, **extra)
     executor.update_parameters(name="parotidlib-batch", **_submitit_parameters(batch))
-    jobs = executor.map_array(_run_member_safely, tasks)
-    logger.info("submitted %d member(s) as %s job array %s", len(jobs), cluster,
-                jobs[0].job_id.split("_")[0] if jobs else "-")
-    out = []
-    for job in jobs:
-        try:
-            out.append(job.result())
-        except Exception as exc:  # the job itself died (time limit, node failure, ...)
-            stderr = ""
-            try:
-                stderr = job.stderr() or ""
-            except Exception:  # the log may be missing when the job never started
-                pass
-            out.append({"status": "failed",
-                        "error": f"job {job.job_id} failed: {exc}\n{stderr}"})
+    return executor
+
+
+def _tidy_logs(logs: Path) -> None:
+    """Remove the empty ``%j`` folder submitit makes beside the jobs' own folders."""
+    try:
+        (logs / "submitit" / "%j").rmdir()
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[dict[str, int | None]]:
+    """While members are submitted and waited on, SIGTERM and SIGINT only set a flag (read
+    by the wait loop, which cancels the jobs); a job is never submitted unrecorded."""
+    import signal
+    import threading
+
+    flag: dict[str, int | None] = {"signum": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["signum"] is None:
+            flag["signum"] = signum
+            print(f"{signal.Signals(signum).name}: cancelling the batch's jobs ...",
+                  file=sys.stderr, flush=True)
+        else:
+            print("still cancelling the batch's jobs; they are recorded once they have left "
+                  "the queue", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _read_jobs(logs: Path) -> dict[str, dict[str, Any]]:
+    try:
+        jobs = json.loads((logs / JOBS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return jobs if isinstance(jobs, dict) else {}
+
+
+#: The batch's record of the jobs it submitted (member -> job id), in ``<batch>/logs/``.
+JOBS_FILE = "jobs.json"
+
+
+def _still_queued(tasks: list[dict[str, Any]], logs: Path) -> dict[str, str]:
+    """Members (of ``tasks``) whose job from an earlier submission of this batch is still
+    queued or running (squeue), member -> job id: a rerun waits for them instead of
+    submitting them again."""
+    from parotidlib.run.slurm import ACTIVE_STATES, read_squeue
+
+    earlier = {t["name"]: str(_read_jobs(logs).get(t["name"], {}).get("job_id", ""))
+               for t in tasks}
+    earlier = {n: j for n, j in earlier.items() if j}
+    if not earlier:
+        return {}
+    queue = read_squeue(j.split("_")[0] for j in earlier.values())
+    if queue is None:
+        raise BatchError("squeue failed, so the batch cannot tell which of its members' jobs "
+                         "from an earlier submission still run; not submitting any (rerun "
+                         "when squeue answers)")
+    out = {}
+    for name, job_id in earlier.items():
+        row = queue.get(job_id)
+        # the same job: still active, and its script in this batch's logs (ids are reused
+        # by a cluster that was reinstalled)
+        if row and row["state"].split(" ")[0] in ACTIVE_STATES \
+                and str(logs) in row.get("command", str(logs)):
+            out[name] = job_id
     return out
+
+
+def _check_shared(batch: BatchConfig, paths: Mapping[str, str | os.PathLike]) -> None:
+    """Refuse to submit SLURM jobs that need paths the nodes may not see (relative, or under
+    /tmp and the like), unless every node of the partition is this machine."""
+    from parotidlib.run.slurm import nodes_are_this_machine, read_sinfo_nodes, unshared_paths
+
+    problems = unshared_paths(paths)
+    if not problems:
+        return
+    nodes = read_sinfo_nodes()
+    if nodes is not None and nodes_are_this_machine(nodes, batch.cluster.get("partition")):
+        logger.info("the batch's jobs need %s; fine here, since every node of the partition "
+                    "is this machine", "; ".join(problems))
+        return
+    raise BatchError(
+        "not submitting: the SLURM jobs need these paths, which the cluster's nodes may not "
+        "see: " + "; ".join(problems) + ". Put the checkout with its venv and the reports "
+        "folder (--reports-dir, or PAROTIDLIB_REPORTS_DIR) on a file system the nodes share "
+        "(see the README, 'Cross-validation, batches of runs, and a SLURM cluster')")
+
+
+def _run_submitit(tasks: list[dict[str, Any]], batch: BatchConfig, logs: Path,
+                  on_outcome: Callable[[dict[str, Any], dict[str, Any]], None],
+                  on_submitted: Callable[[dict[str, str]], None] | None = None,
+                  running: Mapping[str, str] | None = None) -> None:
+    """Run members as submitit jobs (a SLURM job array, or submitit's local executor) and
+    report each outcome (``on_outcome(task, outcome)``) as its job finishes.
+
+    On SLURM, members whose job from an earlier submission still runs are not submitted
+    again: the batch waits for those jobs. Every job is watched by the liveness rule of
+    :mod:`parotidlib.run.slurm` (a job that left the queue, or is stuck PENDING, is a failed
+    or cancelled member). SIGTERM or SIGINT cancels the jobs, waits for them to leave the
+    queue, records them as cancelled and raises :class:`BatchInterrupted`.
+
+    ``running``: member -> job id of the members whose earlier job still runs
+    (:func:`_still_queued`; looked up here when not given).
+    """
+    from parotidlib.io import write_text_atomic
+
+    slurm = batch.executor == "slurm"
+    by_name = {t["name"]: t for t in tasks}
+    with _deferred_signals() as stop:
+        executor = _make_executor(batch, logs)
+        adopted = dict(running if running is not None
+                       else _still_queued(tasks, logs) if slurm else {})
+        for name, job_id in adopted.items():
+            logger.warning("batch member %s: its job %s from an earlier submission is still in "
+                           "the queue; not submitted again, the batch waits for it", name,
+                           job_id)
+        todo = [t for t in tasks if t["name"] not in adopted]
+        jobs: dict[str, Any] = {}
+        if todo:
+            for job, task in zip(executor.map_array(MemberJob(), todo), todo, strict=True):
+                jobs[task["name"]] = job
+            logger.info("submitted %d member(s) as %s job array %s", len(todo),
+                        "SLURM" if slurm else "local", jobs[todo[0]["name"]].job_id.split("_")[0])
+        _tidy_logs(logs)
+        if adopted:
+            from submitit.slurm.slurm import SlurmJob
+
+            jobs.update({name: SlurmJob(folder=logs / "submitit" / "%j", job_id=job_id)
+                         for name, job_id in adopted.items()})
+        if slurm:
+            known = _read_jobs(logs)
+            known.update({n: {"job_id": j.job_id} for n, j in jobs.items()})
+            write_text_atomic(logs / JOBS_FILE, json.dumps(known, indent=2))
+        if on_submitted is not None:
+            on_submitted({n: j.job_id for n, j in jobs.items()})
+        _wait(jobs, by_name, slurm, on_outcome, stop)
+
+
+def _wait(jobs: dict[str, Any], tasks: Mapping[str, dict[str, Any]], slurm: bool,
+          on_outcome: Callable[[dict[str, Any], dict[str, Any]], None],
+          stop: dict[str, int | None]) -> None:
+    """Poll the jobs until each has an outcome (see :func:`_run_submitit`)."""
+    import time
+
+    from parotidlib.run import slurm as S
+
+    last_seen: dict[str, S.Seen] = {}
+    ended_at: dict[str, float] = {}
+    accounting = True
+    nodes: list[dict[str, str]] | None = None
+    waiting = dict(jobs)
+
+    def finish(name: str, outcome: dict[str, Any]) -> None:
+        waiting.pop(name)
+        on_outcome(tasks[name], outcome)
+
+    while waiting:
+        if stop["signum"] is not None:
+            _cancel(waiting, tasks, slurm, on_outcome, stop["signum"])
+        for name, job in list(waiting.items()):
+            if job.paths.result_pickle.exists():
+                finish(name, _job_outcome(job, name))
+            elif not slurm and job.done():  # submitit-local: its process ended without one
+                if ended_at.setdefault(name, time.monotonic()) + 5 <= time.monotonic():
+                    finish(name, _job_outcome(job, name, f"job {job.job_id} of batch member "
+                                              f"{name!r}: its process ended ({job.state}) "
+                                              f"without a result"))
+        if slurm and waiting:
+            queue = S.read_squeue(j.job_id.split("_")[0] for j in waiting.values())
+            if queue is not None:
+                absent = [j.job_id for j in waiting.values() if j.job_id not in queue]
+                acct = S.read_sacct(absent) if accounting and absent else {}
+                if acct is None:
+                    accounting = False
+                    logger.info("the cluster keeps no accounting (sacct): jobs are followed "
+                                "through squeue alone")
+                    acct = {}
+                now = time.monotonic()
+                for name, job in list(waiting.items()):
+                    row = queue.get(job.job_id)
+                    impossible = False
+                    if row and row["reason"].startswith("ReqNodeNotAvail"):
+                        nodes = nodes if nodes is not None else (S.read_sinfo_nodes() or [])
+                        impossible = S.impossible_request(row.get("partition", ""),
+                                                          row.get("cpus", "0"),
+                                                          row.get("memory", "0"), nodes)
+                    seen = (S.Seen(row["state"], row["reason"], impossible=impossible) if row
+                            else S.Seen(None, "", acct.get(job.job_id)))
+                    v = S.verdict(job.job_id, seen, last=last_seen.get(name))
+                    if row:
+                        last_seen[name] = seen
+                    if v.kind == "alive":
+                        ended_at.pop(name, None)
+                    elif v.kind == "stuck":
+                        logger.error("batch member %s: %s", name, v.message)
+                        job.cancel(check=False)
+                        finish(name, {"status": "failed", "job_id": job.job_id,
+                                      "error": v.message + "\n"})
+                    elif now - ended_at.setdefault(name, now) >= GRACE_S \
+                            and not job.paths.result_pickle.exists():
+                        logger.error("batch member %s: %s", name, v.message)
+                        outcome = _job_outcome(job, name, v.message)
+                        if v.cancelled:
+                            outcome["status"] = "cancelled"
+                        finish(name, outcome)
+        deadline = time.monotonic() + (POLL_S if waiting else 0)
+        while time.monotonic() < deadline and stop["signum"] is None:
+            time.sleep(0.2)
+
+
+def _cancel(waiting: dict[str, Any], tasks: Mapping[str, dict[str, Any]], slurm: bool,
+            on_outcome: Callable[[dict[str, Any], dict[str, Any]], None], signum: int) -> None:
+    """Cancel the jobs still waited on, wait until they have left the queue, record their
+    members as cancelled and raise :class:`BatchInterrupted` saying what was done."""
+    import signal
+    import time
+
+    from parotidlib.processes import descendants, kill
+    from parotidlib.run.slurm import ACTIVE_STATES, read_squeue
+
+    what = signal.Signals(signum).name
+    ids = {name: job.job_id for name, job in waiting.items()}
+    states: dict[str, str] = {}
+    if slurm:
+        queue = read_squeue(j.split("_")[0] for j in ids.values()) or {}
+        states = {n: queue.get(j, {}).get("state", "") for n, j in ids.items()}
+    for job in waiting.values():
+        # submitit-local: the job's process and the member's kernels
+        pids = (descendants(job._process.pid)
+                if not slurm and getattr(job, "_process", None) else [])
+        job.cancel(check=False)
+        kill(pids)
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    left = sorted(ids.values())
+    while left and time.monotonic() < deadline:
+        time.sleep(1.0)
+        if slurm:
+            queue = read_squeue(j.split("_")[0] for j in ids.values())
+            if queue is not None:
+                left = sorted(j for j in ids.values()
+                              if queue.get(j, {}).get("state", "").split(" ")[0]
+                              in ACTIVE_STATES)
+        else:
+            left = sorted(j.job_id for j in waiting.values() if not j.done())
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    for name in list(waiting):
+        job = waiting.pop(name)
+        was = f" (it was {states[name]})" if states.get(name) else ""
+        on_outcome(tasks[name], {
+            "status": "cancelled", "job_id": job.job_id,
+            "error": (f"batch member {name!r}: its job {job.job_id}{was} was cancelled by the "
+                      f"batch command itself on {what} at {stamp} (scancel through submitit). "
+                      f"Rerun the same command to submit it again (finished members are "
+                      f"kept).\n")})
+    gone = ("all have left the queue" if not left else
+            f"still in the queue after {CANCEL_WAIT_S:.0f} s: {', '.join(left)} (see squeue)")
+    raise BatchInterrupted(signum, (
+        f"{'terminated' if signum == signal.SIGTERM else 'interrupted'}: cancelled "
+        f"{len(ids)} job(s) of the batch ({', '.join(sorted(ids.values()))}); {gone}; "
+        f"recorded as cancelled in members.json and logs/<member>.err; rerun the same command "
+        f"to submit them again (finished members are kept)"))
 
 
 # --------------------------------------------------------------------------- batch
@@ -442,7 +806,7 @@ def _run_batch_in(params_path: Path, batch: BatchConfig, members: list[Member], 
                   batch_dir: Path, members_dir: str, overrides: Mapping[str, Any] | None,
                   force: bool, notebooks_dir: Path) -> BatchResult:
     """:func:`run_batch` in its claimed and locked batch folder."""
-    from parotidlib.params import load_params
+    from parotidlib.params import load_params, to_yaml
     from parotidlib.run.pipeline import chain_complete, chain_keys, run_study
     from parotidlib.run.provenance import mark_folder
 
@@ -472,49 +836,87 @@ def _run_batch_in(params_path: Path, batch: BatchConfig, members: list[Member], 
                             force=force, reports_dir=reports if single else
                             batch_dir / "curations", overrides=group["overrides"],
                             stages=STAGES[:1], notebooks_dir=notebooks_dir)
+        cohort = json.loads((curated.run_dir / "cohort.json").read_text())
         for member in group["members"]:
-            data_of[member] = (curated.run_dir / "data", curated.keys["curate"])
+            data_of[member] = (curated.run_dir / "data", curated.keys["curate"], cohort)
 
     # Members: data prepared here (read-only to them), then run where the executor says.
     threads = (max(1, (os.cpu_count() or 1) // batch.jobs) if batch.executor == "local"
-               else int(batch.cluster.get("cpus_per_member", 0)))
+               else _cpus_per_member(batch))
     gpus = _gpu_count() if batch.executor == "local" and batch.jobs > 1 else 0
     tasks, records, result = [], {}, BatchResult(batch_dir)
+    frozen: dict[str, str] = {}
     for i, m in enumerate(members):
         member_dir = batch_dir / members_dir / m.name
-        data_dir, data_key = data_of[m.name]
+        data_dir, data_key, cohort = data_of[m.name]
         mark_folder(member_dir, "member")  # laid out by the batch: the kit's own
         upstream = sha256_json([data_key, _prepare_data(member_dir, data_dir,
                                                         member_params[m.name])])
         member_overrides = {**base, **m.overrides, "num_threads": threads}
         if gpus > 1 and str(member_params[m.name]["device"]) in ("auto", "cuda"):
             member_overrides["device"] = f"cuda:{i % gpus}"  # one GPU per member
-        keys = chain_keys(load_params(params_path, member_overrides), MEMBER_STAGES, upstream,
-                          notebooks_dir=notebooks_dir)
+        params = load_params(params_path, member_overrides)
+        keys = chain_keys(params, MEMBER_STAGES, upstream, notebooks_dir=notebooks_dir)
         records[m.name] = {"name": m.name, "overrides": m.overrides, "run_dir": m.name}
         if not force and chain_complete(member_dir, MEMBER_STAGES, keys):
             records[m.name].update(status="done", skipped=[s.name for s in MEMBER_STAGES])
             result.skipped.append(m.name)
             continue
-        tasks.append({"params_path": str(params_path), "member_dir": str(member_dir),
-                      "upstream": upstream, "overrides": member_overrides, "force": force,
-                      "notebooks_dir": str(notebooks_dir), "name": m.name})
+        frozen[m.name] = to_yaml(params)
+        records[m.name]["status"] = "submitted"
+        # params_path: the member's params.yaml, written (frozen) at submission below
+        tasks.append({"params_path": str(member_dir / "params.yaml"),
+                      "member_dir": str(member_dir), "upstream": upstream, "force": force,
+                      "notebooks_dir": str(notebooks_dir), "name": m.name, "cohort": cohort})
     logger.info("batch %s: %d member(s), %d finished before, %d to run (%s executor)",
                 batch_dir.name, len(members), len(result.skipped), len(tasks), batch.executor)
+    members_json = batch_dir / members_dir / "members.json"
+
+    def write_members() -> None:
+        write_text_atomic(members_json, json.dumps([records[m.name] for m in members],
+                                                   indent=2))
+
+    def record(task: dict[str, Any], outcome: dict[str, Any]) -> None:
+        """One member's outcome, written as it comes: its ``.err`` and members.json."""
+        outcome = dict(outcome)
+        err = logs / f"{task['name']}.err"
+        if outcome["status"] != "done":
+            write_text_atomic(err, outcome.pop("error", "") or "(no error text)\n")
+            outcome["log"] = str(err.relative_to(batch_dir))
+        elif err.exists():
+            err.unlink()  # a failure of an earlier run, now fixed
+        records[task["name"]].update(outcome)
+        write_members()
+
+    def submitted(job_ids: Mapping[str, str]) -> None:
+        for name, job_id in job_ids.items():
+            records[name]["job_id"] = job_id
+        write_members()
+
     if tasks:
-        outcomes = (_run_local(tasks, batch.jobs) if batch.executor == "local"
-                    else _run_submitit(tasks, batch, logs))
-        for task, outcome in zip(tasks, outcomes, strict=True):
-            err = logs / f"{task['name']}.err"
-            if outcome["status"] == "failed":
-                write_text_atomic(err, outcome.pop("error"))
-                outcome["log"] = str(err.relative_to(batch_dir))
-            elif err.exists():
-                err.unlink()  # a failure of an earlier run, now fixed
-            records[task["name"]].update(outcome)
+        if batch.executor == "slurm":
+            from parotidlib.run.imports import PACKAGE_DIR
+
+            _check_shared(batch, {"the venv's Python (jobs run it by its path)": sys.executable,
+                                  "the kit's code": PACKAGE_DIR,
+                                  "the notebooks": notebooks_dir,
+                                  "the batch folder (members, logs, curated data)": batch_dir})
+        # Freeze what members read when they start: their params, overrides applied (an
+        # edit of the params file after submission changes nothing), unless a job of an
+        # earlier submission still runs the member (the batch waits for it, see
+        # _run_submitit, and leaves its params alone).
+        running = _still_queued(tasks, logs) if batch.executor == "slurm" else {}
+        for task in tasks:
+            if task["name"] not in running:
+                write_text_atomic(Path(task["params_path"]), frozen[task["name"]])
+        write_members()
+        if batch.executor == "local":
+            _run_local(tasks, batch.jobs, on_outcome=record)
+        else:
+            _run_submitit(tasks, batch, logs, on_outcome=record, on_submitted=submitted,
+                          running=running)
     result.members = [records[m.name] for m in members]
-    write_text_atomic(batch_dir / members_dir / "members.json",
-                      json.dumps(result.members, indent=2))
+    write_members()
     failed = [r for r in result.members if r.get("status") != "done"]
     if failed:
         raise BatchError(f"{len(failed)} of {len(members)} member(s) of the batch {batch_dir} "

@@ -164,7 +164,7 @@ def _cv(args: argparse.Namespace) -> int:
 
 #: Flags overriding the params file's ``cluster:`` settings (config.CLUSTER_KEYS).
 CLUSTER_FLAGS = ("partition", "time_min", "gpus_per_member", "cpus_per_member", "mem_gb",
-                 "account", "array_parallelism")
+                 "account", "array_parallelism", "max_requeues", "signal_delay_s")
 
 
 def _add_executor_args(p: argparse.ArgumentParser) -> None:
@@ -294,8 +294,10 @@ def _on_signal(signum, frame) -> None:
     of the run, say so in one line and exit at once.
 
     Exiting from the handler (rather than raising into papermill's event loop) keeps the
-    kernel's and the event loop's tracebacks off the console. Finished stages are on disk, a
-    running stage's stamp stays pending, so the same command resumes.
+    kernel's and the event loop's tracebacks off the console. While a batch waits on
+    submitit jobs (SLURM), its own handler replaces this one: it cancels the jobs, waits for
+    them to leave the queue and records them (``run.batch.BatchInterrupted``). Finished
+    stages are on disk, a running stage's stamp stays pending, so the same command resumes.
     """
     _stop_descendants()
     what = "terminated" if signum == signal.SIGTERM else "interrupted"
@@ -310,14 +312,10 @@ def _stop_descendants(grace_s: float = 5.0) -> None:
     """End every process this run started, at once (SIGKILL: they hold nothing to save; what
     they leave half-written is cleaned up by the next run). Notebook kernels run in sessions
     of their own, so a signal to this process group would miss them and their workers."""
-    from parotidlib.processes import descendants
+    from parotidlib.processes import descendants, kill
 
     pids = descendants()
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill(pids)
     deadline = time.monotonic() + grace_s
     while set(pids) & set(descendants()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -330,11 +328,15 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     from parotidlib.params import ParamsError
+    from parotidlib.run.batch import BatchInterrupted
     from parotidlib.run.pipeline import StageError
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return args.func(args)
+    except BatchInterrupted as exc:  # submitted jobs cancelled, and the batch says which
+        print(str(exc), file=sys.stderr, flush=True)
+        return 128 + exc.signum
     except (ParamsError, StageError, OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ParamsError) else 1

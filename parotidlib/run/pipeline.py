@@ -406,7 +406,8 @@ def run_folder(folder: str | Path, kind: str = "run", what: str = "the run folde
 def run_study(params_path: str | Path, name: str | None = None, force: bool = False,
               reports_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
               stages: Sequence[Stage] = STAGES, notebooks_dir: Path = NOTEBOOKS_DIR,
-              upstream: str = "", package_dir: Path = PACKAGE_DIR) -> RunResult:
+              upstream: str = "", package_dir: Path = PACKAGE_DIR,
+              cohort: Mapping[str, Any] | None = None) -> RunResult:
     """Run the study notebooks into ``reports_dir/<name>`` and build its report.html.
 
     Parameters
@@ -427,6 +428,12 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
         member starts at training on a dataset curated once).
     package_dir : path
         The library source the stage keys are computed from (tests point it at a copy).
+    cohort : mapping, optional
+        For a chain that does not curate (a batch member): the cohort record of the run that
+        curated its data (its ``cohort.json``: ``manifest``, ``fingerprint``, ``synthetic``),
+        written as this run's ``cohort.json``. The cohort itself is then not looked for: a
+        member on a node that cannot see it (or whose ``PAROTIDLIB_DATA_DIR`` is another
+        folder) runs on the curated data it was given.
 
     Returns
     -------
@@ -447,24 +454,30 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
         Also a failure around a notebook (the HTML export, a stamp, outputs brought in from
         another run folder), naming the stage and the file.
     """
-    from parotidlib.data.sources import cohort_fingerprint, manifest_path
+    from parotidlib.data.sources import cohort_fingerprint, is_synthetic, manifest_path
 
     params_path = Path(params_path)
     params = load_params(params_path, overrides)
     run_name = check_run_name(name if name is not None else default_run_name(params_path))
-    # The cohort is found (or the built-in one generated) before the run folder is made: a
-    # wrong cohort_manifest leaves no empty folder behind.
-    manifest = manifest_path(params)
-    # Hashing the cohort reads every volume: only a chain that curates needs it (an ablation
-    # member starts at training on the batch's shared, already fingerprinted dataset).
-    cohort_fp = (cohort_fingerprint(manifest) if any(s.name == "curate" for s in stages)
-                 else None)
+    curates = any(s.name == "curate" for s in stages)
+    if cohort is not None and not curates:
+        record = {"manifest": str(cohort["manifest"]), "fingerprint": cohort.get("fingerprint"),
+                  "synthetic": cohort.get("synthetic")}
+        cohort_fp = None
+    else:
+        # The cohort is found (or the built-in one generated) before the run folder is made:
+        # a wrong cohort_manifest leaves no empty folder behind.
+        manifest = manifest_path(params)
+        # Hashing the cohort reads every volume: only a chain that curates needs it (an
+        # ablation member starts at training on the batch's shared, fingerprinted dataset).
+        cohort_fp = cohort_fingerprint(manifest) if curates else None
+        record = {"manifest": str(manifest), "fingerprint": cohort_fp,
+                  "synthetic": is_synthetic(manifest)}
     keys = chain_keys(params, stages, upstream, cohort_fp, notebooks_dir, package_dir)
     run_dir = Path(reports_dir or default_reports_dir()).resolve() / run_name
     with run_folder(run_dir):
         _write_if_changed(run_dir / "params.yaml", to_yaml(params))
-        _write_if_changed(run_dir / "cohort.json", json.dumps(
-            {"manifest": str(manifest), "fingerprint": cohort_fp}, indent=2))
+        _write_if_changed(run_dir / "cohort.json", json.dumps(record, indent=2))
         return _run_stages(run_dir, params, stages, keys, force, notebooks_dir)
 
 

@@ -150,12 +150,29 @@ def test_a_killed_member_fails_alone_and_the_rerun_resubmits_only_it(tmp_path, m
     submitted = []
     run_local = B._run_local
 
-    def recording(tasks, jobs):
+    hidden = tmp_path / "hidden"
+
+    def recording(tasks, jobs, **kw):
+        """Issue 23 items 3 and 4: once the batch has submitted, the params file is edited
+        and the cohort is out of sight (a node that cannot see it): the member runs on the
+        params frozen at submission and the data the batch prepared."""
         submitted.extend(t["name"] for t in tasks)
-        return run_local(tasks, jobs)
+        params.write_text(params.read_text().replace("epochs: 1", "epochs: 3"))
+        cohort.parent.rename(hidden)
+        try:
+            return run_local(tasks, jobs, **kw)
+        finally:
+            hidden.rename(cohort.parent)
 
     monkeypatch.setattr(B, "_run_local", recording)
     result = B.run_batch(params, **batch)
     assert submitted == ["seed1"] and result.skipped == ["seed0"]
     assert [m["status"] for m in result.members] == ["done", "done"]
     assert not (batch_dir / "logs" / "seed1.err").exists()
+    member = batch_dir / "members" / "seed1"
+    assert "epochs: 1\n" in (member / "params.yaml").read_text()
+    assert len((member / "model" / "history.csv").read_text().splitlines()) == 1 + 1
+    assert json.loads((member / "cohort.json").read_text()) == {
+        "manifest": str(cohort), "fingerprint": json.loads(
+            (batch_dir / "cohort.json").read_text())["fingerprint"], "synthetic": True}
+    assert json.loads((member / "metrics.json").read_text())["synthetic"] is True
