@@ -380,7 +380,39 @@ class MemberJob:
     """
 
     def __call__(self, task: dict[str, Any]) -> dict[str, Any]:
-        return _run_member_safely(task)
+        """Run the member; one that fails because SLURM ended its job (SIGTERM: scancel, an
+        administrator, preemption, the time limit) is a cancelled member, not the failure
+        of its notebook kernel, which died of the same signal."""
+        import signal
+        import threading
+        import time
+
+        received: list[str] = []
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum: int, frame: Any) -> None:
+            received.append(time.strftime("%Y-%m-%d %H:%M:%S"))
+            if callable(previous):
+                previous(signum, frame)  # submitit's: logs it, goes on
+
+        if main:
+            signal.signal(signal.SIGTERM, on_term)
+        try:
+            outcome = _run_member_safely(task)
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+        if received and outcome.get("status") == "failed":
+            stage = re.search(r"stage '(\w+)' failed; see the executed notebook (\S+)",
+                              outcome.get("error", ""))
+            where = (f" while its stage {stage.group(1)!r} ran (the executed notebook "
+                     f"{stage.group(2).rstrip(':')} shows how far it got)" if stage else "")
+            outcome = {"status": "cancelled", "error": (
+                f"batch member {task.get('name')!r}: its job received SIGTERM from SLURM at "
+                f"{received[0]}{where}, and its notebook kernel ended with it. Rerun the same "
+                f"command to submit it again (finished stages are kept).\n")}
+        return outcome
 
     def checkpoint(self, task: dict[str, Any]) -> Any:
         from submitit.helpers import DelayedSubmission
@@ -425,6 +457,8 @@ def _job_stderr(job: Any) -> str:
     except Exception:  # the log is missing when the job never started
         return ""
     lines = text.splitlines()
+    if not lines:
+        return ""
     cut = len(lines) > STDERR_LINES
     head = (f"--- the last {STDERR_LINES} lines of the job's stderr" if cut
             else "--- the job's stderr") + f" ({job.paths.stderr}) ---\n"
@@ -597,7 +631,6 @@ def _run_submitit(tasks: list[dict[str, Any]], batch: BatchConfig, logs: Path,
                 jobs[task["name"]] = job
             logger.info("submitted %d member(s) as %s job array %s", len(todo),
                         "SLURM" if slurm else "local", jobs[todo[0]["name"]].job_id.split("_")[0])
-        _tidy_logs(logs)
         if adopted:
             from submitit.slurm.slurm import SlurmJob
 
@@ -609,7 +642,10 @@ def _run_submitit(tasks: list[dict[str, Any]], batch: BatchConfig, logs: Path,
             write_text_atomic(logs / JOBS_FILE, json.dumps(known, indent=2))
         if on_submitted is not None:
             on_submitted({n: j.job_id for n, j in jobs.items()})
-        _wait(jobs, by_name, slurm, on_outcome, stop)
+        try:
+            _wait(jobs, by_name, slurm, on_outcome, stop)
+        finally:
+            _tidy_logs(logs)  # made by submitit when the jobs start
 
 
 def _wait(jobs: dict[str, Any], tasks: Mapping[str, dict[str, Any]], slurm: bool,
@@ -633,55 +669,77 @@ def _wait(jobs: dict[str, Any], tasks: Mapping[str, dict[str, Any]], slurm: bool
     while waiting:
         if stop["signum"] is not None:
             _cancel(waiting, tasks, slurm, on_outcome, stop["signum"])
+        queue = (S.read_squeue(j.job_id.split("_")[0] for j in waiting.values())
+                 if slurm else None)
+        if queue is not None:
+            absent = [j.job_id for j in waiting.values() if j.job_id not in queue]
+            acct = S.read_sacct(absent) if accounting and absent else {}
+            if acct is None:
+                accounting = False
+                logger.info("the cluster keeps no accounting (sacct): jobs are followed "
+                            "through squeue alone")
+                acct = {}
+        now = time.monotonic()
         for name, job in list(waiting.items()):
+            row = queue.get(job.job_id) if queue is not None else None
             if job.paths.result_pickle.exists():
-                finish(name, _job_outcome(job, name))
-            elif not slurm and job.done():  # submitit-local: its process ended without one
-                if ended_at.setdefault(name, time.monotonic()) + 5 <= time.monotonic():
-                    finish(name, _job_outcome(job, name, f"job {job.job_id} of batch member "
-                                              f"{name!r}: its process ended ({job.state}) "
-                                              f"without a result"))
-        if slurm and waiting:
-            queue = S.read_squeue(j.job_id.split("_")[0] for j in waiting.values())
-            if queue is not None:
-                absent = [j.job_id for j in waiting.values() if j.job_id not in queue]
-                acct = S.read_sacct(absent) if accounting and absent else {}
-                if acct is None:
-                    accounting = False
-                    logger.info("the cluster keeps no accounting (sacct): jobs are followed "
-                                "through squeue alone")
-                    acct = {}
-                now = time.monotonic()
-                for name, job in list(waiting.items()):
-                    row = queue.get(job.job_id)
-                    impossible = False
-                    if row and row["reason"].startswith("ReqNodeNotAvail"):
-                        nodes = nodes if nodes is not None else (S.read_sinfo_nodes() or [])
-                        impossible = S.impossible_request(row.get("partition", ""),
-                                                          row.get("cpus", "0"),
-                                                          row.get("memory", "0"), nodes)
-                    seen = (S.Seen(row["state"], row["reason"], impossible=impossible) if row
-                            else S.Seen(None, "", acct.get(job.job_id)))
-                    v = S.verdict(job.job_id, seen, last=last_seen.get(name))
-                    if row:
-                        last_seen[name] = seen
-                    if v.kind == "alive":
-                        ended_at.pop(name, None)
-                    elif v.kind == "stuck":
-                        logger.error("batch member %s: %s", name, v.message)
-                        job.cancel(check=False)
-                        finish(name, {"status": "failed", "job_id": job.job_id,
-                                      "error": v.message + "\n"})
-                    elif now - ended_at.setdefault(name, now) >= GRACE_S \
-                            and not job.paths.result_pickle.exists():
-                        logger.error("batch member %s: %s", name, v.message)
-                        outcome = _job_outcome(job, name, v.message)
-                        if v.cancelled:
-                            outcome["status"] = "cancelled"
-                        finish(name, outcome)
+                outcome = _job_outcome(job, name)
+                if slurm and outcome.get("status") == "cancelled":  # SIGTERM in the job
+                    state = (row or {}).get("state") or (acct.get(job.job_id) if queue
+                                                           is not None else None)
+                    outcome = _with_slurm_state(job, name, outcome, state)
+                finish(name, outcome)
+                continue
+            if not slurm:
+                if job.done():  # submitit-local: its process ended without a result
+                    if now - ended_at.setdefault(name, now) >= 5:
+                        finish(name, _job_outcome(job, name, (
+                            f"job {job.job_id} of batch member {name!r}: its process ended "
+                            f"({job.state}) without a result")))
+                continue
+            if queue is None:  # squeue failed this time: ask again at the next poll
+                continue
+            impossible = False
+            if row and row["reason"].startswith("ReqNodeNotAvail"):
+                nodes = nodes if nodes is not None else (S.read_sinfo_nodes() or [])
+                impossible = S.impossible_request(row.get("partition", ""), row.get("cpus", "0"),
+                                                  row.get("memory", "0"), nodes)
+            seen = (S.Seen(row["state"], row["reason"], impossible=impossible) if row
+                    else S.Seen(None, "", acct.get(job.job_id)))
+            v = S.verdict(job.job_id, seen, last=last_seen.get(name))
+            if row:
+                last_seen[name] = seen
+            if v.kind == "alive":
+                ended_at.pop(name, None)
+            elif v.kind == "stuck":
+                logger.error("batch member %s: %s", name, v.message)
+                job.cancel(check=False)
+                finish(name, {"status": "failed", "job_id": job.job_id,
+                              "error": v.message + "\n"})
+            elif now - ended_at.setdefault(name, now) >= GRACE_S:
+                logger.error("batch member %s: %s", name, v.message)
+                outcome = _job_outcome(job, name, v.message)
+                if v.cancelled:
+                    outcome["status"] = "cancelled"
+                finish(name, outcome)
         deadline = time.monotonic() + (POLL_S if waiting else 0)
         while time.monotonic() < deadline and stop["signum"] is None:
             time.sleep(0.2)
+
+
+def _with_slurm_state(job: Any, name: str, outcome: dict[str, Any], state: str | None
+                      ) -> dict[str, Any]:
+    """A member cancelled by SIGTERM (its own account), headed by what SLURM says: the job's
+    state (``CANCELLED by alice (uid 1000)`` where accounting names the user) and the lines
+    slurmstepd wrote into its stderr."""
+    from parotidlib.run.slurm import describe_state, stepd_lines
+
+    stderr = _job_stderr(job)
+    head = (f"job {job.job_id} of batch member {name!r} was cancelled (state from SLURM: "
+            f"{describe_state(state) if state else 'not known any more'})\n")
+    return {**outcome, "job_id": job.job_id, "error": (
+        head + "".join(f"SLURM: {line}\n" for line in stepd_lines(stderr))
+        + outcome.get("error", "") + stderr)}
 
 
 def _cancel(waiting: dict[str, Any], tasks: Mapping[str, dict[str, Any]], slurm: bool,

@@ -300,3 +300,46 @@ def test_members_are_checkpointable_and_requeue_the_same_task():
     again = job.checkpoint(task)
     assert isinstance(again, DelayedSubmission) and again.function is job
     assert again.args == (task,)
+
+
+def test_a_member_whose_job_gets_sigterm_is_cancelled_not_a_dead_kernel(monkeypatch):
+    """Issue 23 item 6: SLURM's SIGTERM (scancel) kills the notebook kernel too; the member
+    says its job was ended, in which stage, not "DeadKernelError: Kernel died"."""
+    import os
+
+    def killed(task):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return {"status": "failed", "error": (
+            "Traceback (most recent call last):\nparotidlib.run.pipeline.StageError: stage "
+            "'train' failed; see the executed notebook /r/b/m/20-train.ipynb: "
+            "DeadKernelError: Kernel died\n")}
+
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *a: None)  # as submitit's bypass
+    try:
+        monkeypatch.setattr(B, "_run_member_safely", killed)
+        out = B.MemberJob()({"name": "seed0"})
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert out["status"] == "cancelled"
+    assert "received SIGTERM from SLURM" in out["error"]
+    assert "while its stage 'train' ran (the executed notebook /r/b/m/20-train.ipynb" in out[
+        "error"]
+    assert "DeadKernelError" not in out["error"]
+    monkeypatch.setattr(B, "_run_member_safely", lambda task: {"status": "failed",
+                                                               "error": "ValueError\n"})
+    assert B.MemberJob()({"name": "seed0"})["status"] == "failed"  # no signal: its own failure
+
+
+def test_a_members_own_cancelled_result_is_headed_by_the_slurm_state(tmp_path, monkeypatch,
+                                                                     fast):
+    job = FakeJob(tmp_path, "9_0", stderr="slurmstepd-localhost: error: *** JOB 15 ON "
+                  "localhost CANCELLED AT 2026-01-01T10:00:00 ***\n")
+    job.finish({"status": "cancelled", "error": "batch member 'a': its job received SIGTERM\n"})
+    _queue(monkeypatch, [{"9_0": ("CANCELLED", "None")}])
+    out = _wait({"a": job})["a"]
+    assert out["status"] == "cancelled"
+    assert out["error"].startswith("job 9_0 of batch member 'a' was cancelled (state from "
+                                   "SLURM: CANCELLED)\nSLURM: slurmstepd-localhost: error: "
+                                   "*** JOB 15 ON localhost CANCELLED AT")
+    assert "its job received SIGTERM" in out["error"]
