@@ -387,6 +387,11 @@ class MemberJob:
         import threading
         import time
 
+        _REQUEUE["started"] = False
+        if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":  # in a SLURM job
+            from submitit.slurm.slurm import SlurmJobEnvironment
+
+            SlurmJobEnvironment._requeue = _requeue_ignoring_sigterm
         received: list[str] = []
         main = threading.current_thread() is threading.main_thread()
         previous = signal.getsignal(signal.SIGTERM)
@@ -403,15 +408,22 @@ class MemberJob:
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)
+        if _REQUEUE["started"]:
+            # the job is being requeued (checkpoint below) and SLURM ends this run of it: no
+            # result, or the batch would take the member as finished while it runs again
+            raise SystemExit(-1)
         if received and outcome.get("status") == "failed":
             stage = re.search(r"stage '(\w+)' failed; see the executed notebook (\S+)",
                               outcome.get("error", ""))
             where = (f" while its stage {stage.group(1)!r} ran (the executed notebook "
                      f"{stage.group(2).rstrip(':')} shows how far it got)" if stage else "")
+            error = outcome.get("error", "")
             outcome = {"status": "cancelled", "error": (
                 f"batch member {task.get('name')!r}: its job received SIGTERM from SLURM at "
                 f"{received[0]}{where}, and its notebook kernel ended with it. Rerun the same "
                 f"command to submit it again (finished stages are kept).\n")}
+            if "DeadKernelError" not in error:  # not the kernel's death: keep what it was
+                outcome["error"] += f"What the member reported then:\n{error}"
         return outcome
 
     def checkpoint(self, task: dict[str, Any]) -> Any:
@@ -422,8 +434,27 @@ class MemberJob:
         logger.warning("batch member %s: time limit near (or preempted): stopping its notebook "
                        "kernel and requeueing the job; it resumes from its last training "
                        "checkpoint", task.get("name"))
+        _REQUEUE["started"] = True
         kill(descendants())
         return DelayedSubmission(self, task)
+
+
+#: Whether this job process has begun to requeue itself (:meth:`MemberJob.checkpoint`).
+_REQUEUE = {"started": False}
+
+
+def _requeue_ignoring_sigterm(env: Any, countdown: int) -> None:
+    """submitit's ``SlurmJobEnvironment._requeue`` (``scontrol requeue`` of the job), with
+    scontrol immune to SIGTERM. scontrol runs inside the job, and SLURM ends the job it
+    requeues with SIGTERM to all its processes: when that killed scontrol before it returned,
+    submitit's signal handler raised into the member, which reported a failure although its
+    job was requeued."""
+    import signal
+    import subprocess
+
+    subprocess.check_call(["scontrol", "requeue", env.job_id], timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    logger.info("requeued job %s (%d requeue(s) left)", env.job_id, countdown)
 
 
 class BatchInterrupted(BatchError):

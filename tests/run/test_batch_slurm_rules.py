@@ -292,14 +292,32 @@ def test_submitit_local_leaves_no_empty_job_pattern_folder(tmp_path):
     assert sorted(p.name for p in (tmp_path / "logs" / "submitit").iterdir()) == [job.job_id]
 
 
-def test_members_are_checkpointable_and_requeue_the_same_task():
+def test_members_are_checkpointable_and_requeue_the_same_task(monkeypatch):
+    """At the time limit the member's kernel is stopped and the same task resubmitted; a
+    run of the member that returns after that writes no result (the job runs again)."""
     from submitit.helpers import DelayedSubmission
 
+    import parotidlib.processes
+
+    killed = []
+    monkeypatch.setattr(parotidlib.processes, "descendants", lambda pid=None: [4242])
+    monkeypatch.setattr(parotidlib.processes, "kill", killed.extend)
     job = B.MemberJob()
     task = {"name": "fold0__seed0"}
+
+    def member(t):
+        assert job.checkpoint(t).args == (t,)  # SIGUSR2 while the member runs
+        return {"status": "failed", "error": "DeadKernelError\n"}
+
+    monkeypatch.setattr(B, "_run_member_safely", member)
+    with pytest.raises(SystemExit):
+        job(task)
+    assert killed == [4242]  # the kernel
     again = job.checkpoint(task)
     assert isinstance(again, DelayedSubmission) and again.function is job
     assert again.args == (task,)
+    monkeypatch.setattr(B, "_run_member_safely", lambda t: {"status": "done"})
+    assert job(task) == {"status": "done"}  # the requeued run starts afresh
 
 
 def test_a_member_whose_job_gets_sigterm_is_cancelled_not_a_dead_kernel(monkeypatch):
