@@ -4,17 +4,20 @@ A params file (``params/*.yaml``) is a flat mapping of the field names below;
 :mod:`parotidlib.params` reads it, merges it over these defaults and builds each section.
 Each stage of a run reads its own sections (``docs/design.md``, "Params"):
 
-=========== ======================= ===================================================
-section     dataclass               used by
-=========== ======================= ===================================================
-run         :class:`RunConfig`      which cohort (``data.sources``)
-curate      :class:`CurationConfig` 10-curate (``data.curate``, ``data.preprocess``)
-train       :class:`TrainConfig`    20-train (``learn.train``)
-evaluate    :class:`EvaluationConfig` 30-evaluate and 40-statistics
-ablation    :class:`AblationConfig` the channel ablation batch (``run.ablation``)
-predict     :class:`PredictConfig`  70-72, a trained model applied to another cohort
-batch       :class:`BatchConfig`    a grid of runs and its executor (``run.batch``)
-=========== ======================= ===================================================
+=========== ========================== ================================================
+section     dataclass                  used by
+=========== ========================== ================================================
+run         :class:`RunConfig`         which cohort (``data.sources``)
+curate      :class:`CurationConfig`    10-curate (``data.curate``, ``data.preprocess``)
+train       :class:`TrainConfig`       20-train (``learn.train``)
+radiomics   :class:`RadiomicsConfig`   the radiomics baseline: 30-evaluate fits it
+                                       (``radiomics.study``), 40-statistics compares it
+saliency    :class:`SaliencyConfig`    45-saliency (``learn.explain``)
+evaluate    :class:`EvaluationConfig`  30-evaluate (prediction) and 40-statistics
+ablation    :class:`AblationConfig`    the channel ablation batch (``run.ablation``)
+predict     :class:`PredictConfig`     70-72, a trained model applied to another cohort
+batch       :class:`BatchConfig`       a grid of runs and its executor (``run.batch``)
+=========== ========================== ================================================
 
 The defaults are the quick CPU profile (``params/default.yaml``: 64 px, 24 epochs at a high
 learning rate), so that a notebook opened in JupyterLab and run as it is finishes in minutes;
@@ -305,6 +308,46 @@ def paper_lr_factor(epoch: int, start: int = 600, every: int = 100, factor: floa
     return factor ** ((epoch - start) // every + 1)
 
 
+RADIOMICS_MODELS: tuple[str, ...] = ("logistic", "random_forest")
+
+
+@dataclass(frozen=True)
+class RadiomicsConfig:
+    """The radiomics baseline on the same patients as the CNN (``radiomics.study``).
+
+    Fitted and applied by 30-evaluate, compared with the CNN by 40-statistics.
+    """
+
+    radiomics: bool = True  # fit the radiomics baseline
+    radiomics_model: str = "logistic"  # logistic | random_forest
+
+    def __post_init__(self) -> None:
+        check_bool("radiomics", self.radiomics)
+        check_choice("radiomics_model", self.radiomics_model, RADIOMICS_MODELS)
+
+
+SALIENCY_METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
+
+
+@dataclass(frozen=True)
+class SaliencyConfig:
+    """Where the network looks (45-saliency; ``learn.explain``).
+
+    Grad-CAM of the last residual stage on the test slices, its share inside the tumour
+    mask, the randomisation check and ``saliency_examples`` correctly and wrongly classified
+    examples per class.
+    """
+
+    saliency: bool = True  # run the saliency analysis
+    saliency_method: str = "gradcam"  # gradcam | gradcam++
+    saliency_examples: int = 2  # correct and wrong examples per class in the figure
+
+    def __post_init__(self) -> None:
+        check_bool("saliency", self.saliency)
+        check_choice("saliency_method", self.saliency_method, SALIENCY_METHODS)
+        check_int("saliency_examples", self.saliency_examples, 0)
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
     """Prediction (30-evaluate) and statistics (40-statistics) settings."""
@@ -315,24 +358,8 @@ class EvaluationConfig:
     bootstrap_seed: int = 0  # and its seed
     checkpoint: str = "best"  # which checkpoint is evaluated: "best" (validation) or "last"
     predict_batch_size: int = 256  # slices per forward pass at prediction time
-    # The radiomics baseline on the same patients (30-evaluate; radiomics.study), compared
-    # with the CNN by 40-statistics: logistic | random_forest
-    radiomics: bool = True
-    radiomics_model: str = "logistic"
-    # Where the network looks (45-saliency; learn.explain): Grad-CAM of the last residual
-    # stage on the test slices, its share inside the tumour mask, the randomisation check
-    # and saliency_examples correctly and wrongly classified examples per class: gradcam |
-    # gradcam++
-    saliency: bool = True
-    saliency_method: str = "gradcam"
-    saliency_examples: int = 2
 
     def __post_init__(self) -> None:
-        check_bool("radiomics", self.radiomics)
-        check_choice("radiomics_model", self.radiomics_model, ("logistic", "random_forest"))
-        check_bool("saliency", self.saliency)
-        check_choice("saliency_method", self.saliency_method, ("gradcam", "gradcam++"))
-        check_int("saliency_examples", self.saliency_examples, 0)
         check_int("malignant_threshold", self.malignant_threshold, 0)
         check_int("bootstrap_resamples", self.bootstrap_resamples, 0)
         check_int("bootstrap_seed", self.bootstrap_seed, 0)
@@ -445,11 +472,15 @@ class BatchConfig:
             check_real("cluster.mem_gb", self.cluster["mem_gb"], 0.0, math.inf, low_open=True)
 
 
-#: Section name -> config dataclass; the params keys are the union of their fields.
+#: Section name -> config dataclass; the params keys are the union of their fields. A params
+#: mapping is validated section by section in this order, so the first invalid key reported
+#: follows it.
 SECTIONS: dict[str, type] = {
     "run": RunConfig,
     "curate": CurationConfig,
     "train": TrainConfig,
+    "radiomics": RadiomicsConfig,
+    "saliency": SaliencyConfig,
     "evaluate": EvaluationConfig,
     "ablation": AblationConfig,
     "predict": PredictConfig,
