@@ -69,6 +69,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 from skimage import measure
 
+from parotidlib.config import check_int
 from parotidlib.constants import (
     LABEL_LEFT_GLAND,
     LABEL_RIGHT_GLAND,
@@ -580,14 +581,14 @@ def reference_manifest(out_dir: str | os.PathLike) -> Path:
     return (out_dir / source["reference_manifest"]).resolve()
 
 
-def _validate(n_patients: int, oblique_deg: float, contours_on: str) -> None:
+def _validate(n_patients: int, seed: int, oblique_deg: float, contours_on: str) -> None:
     if contours_on not in ("all", "t1"):
         raise ValueError(f"contours_on must be 'all' or 't1', got {contours_on!r}")
     if not np.isfinite(float(oblique_deg)) or abs(float(oblique_deg)) >= 90.0:
         raise ValueError(f"oblique_deg must be finite and within (-90, 90), "
                          f"got {oblique_deg!r}")
-    if isinstance(n_patients, bool) or int(n_patients) < 1:
-        raise ValueError(f"n_patients must be an integer >= 1, got {n_patients!r}")
+    check_int("n_patients", n_patients, minimum=1)
+    check_int("seed", seed, minimum=0)
 
 
 def write_dicom_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int = 0, *,
@@ -636,7 +637,7 @@ def write_dicom_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: 
     FileExistsError
         ``out_dir`` holds something else than an export with these settings.
     """
-    _validate(n_patients, oblique_deg, contours_on)
+    _validate(n_patients, seed, oblique_deg, contours_on)
     out_dir = Path(out_dir)
     nifti_dir = Path(nifti_dir) if nifti_dir is not None else \
         out_dir.parent / f".{out_dir.name}.nifti"

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from parotidlib.config import check_int, check_real
 from parotidlib.constants import MANIFEST_COLUMNS, SERIES
 from parotidlib.data.manifest import manifest_files
 from parotidlib.io import (
@@ -172,15 +173,13 @@ def _is_ours(folder: Path) -> bool:
 
 
 def _validate(n_patients: int, seed: int, jobs: int | None, pixel_scale: float) -> None:
-    if isinstance(n_patients, bool) or not isinstance(n_patients, (int, np.integer)) \
-            or n_patients < 1:
-        raise ValueError(f"n_patients must be an integer >= 1, got {n_patients!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if jobs is not None and (not isinstance(jobs, (int, np.integer)) or jobs < 1):
-        raise ValueError(f"jobs must be None or an integer >= 1, got {jobs!r}")
-    if not (isinstance(pixel_scale, (int, float)) and 1.0 <= pixel_scale <= 8.0):
-        raise ValueError(f"pixel_scale must be a number in [1, 8], got {pixel_scale!r}")
+    """Refuse bad settings (:mod:`parotidlib.config`'s checks: numpy integers accepted, bools
+    refused, one message naming the argument)."""
+    check_int("n_patients", n_patients, minimum=1)
+    check_int("seed", seed, minimum=0)
+    if jobs is not None:
+        check_int("jobs", jobs, minimum=1)
+    check_real("pixel_scale", pixel_scale, 1.0, 8.0)
 
 
 def _simulate_all(specs: list[PatientSpec], seed: int, pixel_scale: float, folder: Path,

@@ -336,6 +336,12 @@ def test_mask_to_contours_holes_and_islands():
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="contours_on"):
         write_dicom_cohort(tmp_path / "x", 1, contours_on="t2")
+    for kwargs, match in (({"n_patients": True}, "n_patients must be an integer >= 1"),
+                          ({"n_patients": 1.0}, "n_patients must be an integer >= 1"),
+                          ({"seed": -1}, "seed must be an integer >= 0")):
+        with pytest.raises(ValueError, match=match):
+            write_dicom_cohort(tmp_path / "x", **{"n_patients": 1, **kwargs})
+    assert not (tmp_path / "x").exists()
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "a.txt").write_text("x")
     with pytest.raises(FileExistsError):

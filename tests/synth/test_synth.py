@@ -384,11 +384,25 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch):
     ({"seed": -1}, "seed"),
     ({"jobs": 0}, "jobs"),
     ({"pixel_scale": 0.5}, "pixel_scale"),
+    # config.check_int and check_real: bools are refused, whatever int subclass they are
+    ({"n_patients": True}, "n_patients must be an integer >= 1, got True"),
+    ({"seed": False}, "seed must be an integer >= 0, got False"),
+    ({"jobs": True}, "jobs must be an integer >= 1, got True"),
+    ({"pixel_scale": True}, "pixel_scale must be a number in"),
 ])
 def test_invalid_arguments_are_rejected(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_cohort(tmp_path / "x", **kwargs)
     assert not (tmp_path / "x").exists()
+
+
+def test_numpy_integers_are_accepted(tmp_path):
+    """A notebook may pass numpy integers (config.check_int accepts them)."""
+    a = generate_cohort(tmp_path / "a", n_patients=np.int64(1), seed=np.uint8(0),
+                        jobs=np.int32(1), pixel_scale=np.float64(SCALE))
+    b = generate_cohort(tmp_path / "b", n_patients=1, seed=0, jobs=1, pixel_scale=SCALE)
+    assert json.loads((a.parent / STAMP_NAME).read_text()) \
+        == json.loads((b.parent / STAMP_NAME).read_text())
 
 
 def _dead_pid() -> int:
