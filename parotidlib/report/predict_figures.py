@@ -25,16 +25,10 @@ from parotidlib.evaluation.external import labelled
 from parotidlib.evaluation.metrics import confusion, roc_curves
 from parotidlib.evaluation.results import read_predictions
 from parotidlib.report.figures import save_figure
-from parotidlib.report.figures.evaluation import (
-    plot_confusion_matrices,
-    plot_roc,
-    pretty_name,
-)
-from parotidlib.report.figures.external import (
-    plot_decision_curve,
-    plot_patient_strip,
-    plot_reliability,
-)
+from parotidlib.report.figures.evaluation import plot_confusion_matrices, plot_roc
+from parotidlib.report.figures.external import plot_decision_curve, plot_reliability
+from parotidlib.report.figures.inputs import plot_patient_strip
+from parotidlib.report.figures.style import pretty_name
 from parotidlib.report.predict_report import EXTERNAL, INTERNAL
 
 logger = logging.getLogger(__name__)

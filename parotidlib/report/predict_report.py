@@ -18,7 +18,7 @@ import pandas as pd
 from parotidlib.constants import CLASSES, HISTOLOGIES
 from parotidlib.evaluation.text import block_text as _ci
 from parotidlib.evaluation.text import number_text, undefined_text
-from parotidlib.report.figures.evaluation import pretty_name
+from parotidlib.report.figures.style import pretty_name
 
 __all__ = ["calibration_frame", "cohort_shift", "diagnoses_frame", "model_frame",
            "params_frame", "summary_paragraph", "validation_tables"]

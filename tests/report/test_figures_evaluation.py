@@ -18,8 +18,8 @@ from parotidlib.report.figures.evaluation import (
     plot_confusion_matrix,
     plot_roc,
     plot_threshold_sweep,
-    pretty_name,
 )
+from parotidlib.report.figures.style import pretty_name
 
 CM = np.array([[89, 0, 0, 0], [0, 41, 15, 1], [0, 14, 18, 4], [0, 4, 13, 76]])
 

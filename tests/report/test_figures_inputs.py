@@ -1,4 +1,5 @@
-"""Figure 3: example four-channel inputs (parotidlib.report.figures.inputs)."""
+"""Input figures (parotidlib.report.figures.inputs): Figure 3's example inputs and one
+patient's strip of input crops with its predictions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from parotidlib.report.figures.inputs import plot_example_inputs  # noqa: E402
+from parotidlib.constants import CLASSES  # noqa: E402
+from parotidlib.report.figures.inputs import plot_example_inputs, plot_patient_strip  # noqa: E402
 
 
 def fake_dataset(labels, channels=("t1", "ce_t1", "t2", "gland")):
@@ -76,3 +78,87 @@ def test_split_filter():
         if ax.images:
             assert ds.slices.loc[shown(ax), "split"] == "test"
     plt.close(fig)
+
+
+def _image_axes(fig) -> list:
+    return [ax for ax in fig.axes if ax.images]
+
+
+def _renders(fig, path) -> None:
+    fig.savefig(path, dpi=60)
+    assert path.stat().st_size > 1000
+
+
+def _patient(rng: np.random.Generator, n: int, c: int, h: int = 24, w: int = 24):
+    images = rng.integers(0, 256, (n, c, h, w), dtype=np.uint8)
+    return images, rng.dirichlet(np.ones(len(CLASSES)), n)
+
+
+def test_patient_strip_subsampled_unvalidated(tmp_path):
+    rng = np.random.default_rng(2)
+    images, probs = _patient(rng, 23, 4)
+    probs[5] = [0.05, 0.05, 0.1, 0.8]  # slice 6: malignant
+    labels = ["free"] * 10 + ["malignant"] * 8 + [None] * 5
+    fig = plot_patient_strip(images, probs, ("t1", "t2", "stir", "gland"), "EXT-007",
+                             "malignant", 5, 2, slice_labels=labels, max_slices=10)
+    assert len(_image_axes(fig)) == 4 * 10
+    assert len(fig.axes) == 5 * 10  # plus one probability bar per column
+    title = fig.get_suptitle()
+    assert "Patient EXT-007: predicted Malignant — 5 slice(s) predicted malignant, " \
+           "threshold > 2" in title
+    assert "unvalidated" in title and "10 of 23 slices shown" in title
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel() and ax.images] == \
+        ["T1", "T2", "STIR", "Gland"]
+    columns = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("Slice")]
+    shown = [int(t.split()[1]) for t in columns]
+    assert shown == sorted(set(shown)) and len(shown) == 10
+    assert shown[0] <= 3 and shown[-1] >= 21  # spread over the stack
+    bar_titles = [ax.get_title() for ax in fig.axes if not ax.images]
+    assert "Malignant 0.80" in bar_titles
+    assert "true: unknown" in [ax.get_xlabel() for ax in fig.axes]
+    _renders(fig, tmp_path / "strip.png")
+
+
+def test_patient_strip_single_slice_single_channel(tmp_path):
+    rng = np.random.default_rng(3)
+    images, probs = _patient(rng, 1, 1, 20, 30)
+    fig = plot_patient_strip(images, probs, ["t1"], "P1", "pleomorphic_adenoma", 0, 2,
+                             true_histology="pleomorphic_adenoma")
+    assert len(_image_axes(fig)) == 1
+    title = fig.get_suptitle()
+    assert "histology: Pleomorphic adenoma" in title and "unvalidated" not in title
+    assert "shown" not in title
+    _renders(fig, tmp_path / "strip_single.png")
+
+
+@pytest.mark.parametrize("channels", [("t1",), ("t1", "gland"), ("t1", "ce_t1", "t2"),
+                                      ("t1", "ce_t1", "t2", "gland")])
+def test_patient_strip_channels(channels):
+    rng = np.random.default_rng(4)
+    images, probs = _patient(rng, 3, len(channels))
+    fig = plot_patient_strip(images, probs, channels, "P2", "benign", 1, 2, max_slices=10)
+    assert len(_image_axes(fig)) == 3 * len(channels)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(images=np.zeros((2, 1, 8, 8), np.float32)), "images"),
+    (dict(images=np.zeros((1, 8, 8), np.uint8)), "images"),
+    (dict(images=np.zeros((0, 1, 8, 8), np.uint8)), "images"),
+    (dict(probabilities=np.full((3, 4), 0.25)), "probabilities"),
+    (dict(probabilities=np.full((2, 3), 0.25)), "probabilities"),
+    (dict(probabilities=np.full((2, 4), 1.5)), "probabilities"),
+    (dict(channels=("t1", "t2")), "channels"),
+    (dict(channels="t1"), "channels"),
+    (dict(slice_labels=["free"]), "slice_labels"),
+    (dict(slice_labels=["free", "benign"]), "slice_labels"),
+    (dict(max_slices=0), "max_slices"),
+    (dict(n_malignant=-1), "n_malignant"),
+    (dict(threshold=1.5), "threshold"),
+])
+def test_patient_strip_bad_input(change, match):
+    args = dict(images=np.zeros((2, 1, 8, 8), np.uint8), probabilities=np.full((2, 4), 0.25),
+                channels=("t1",), patient_id="P", predicted="benign", n_malignant=0,
+                threshold=2)
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        plot_patient_strip(**args)

@@ -1,7 +1,10 @@
 """Figures drawn by the library, so notebooks and the HTML report show the same thing.
 
-Submodules by topic: ``cohort`` (Figure 2), ``inputs`` (Figure 3), ``training`` (curves),
-``evaluation`` (Figures 6-7, threshold sweep). ``save_figure`` writes publication copies.
+Submodules by topic: ``cohort`` (Figure 2), ``inputs`` (Figure 3, a patient's input strip),
+``training`` (curves), ``evaluation`` (Figures 6-7, threshold sweep), ``external``
+(reliability diagrams, decision curve), ``saliency`` (Grad-CAM examples), ``ablation``;
+``style`` holds what they share (display names, class colours, font sizes).
+``save_figure`` writes publication copies.
 """
 
 from __future__ import annotations

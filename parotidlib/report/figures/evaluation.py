@@ -26,41 +26,16 @@ from matplotlib.figure import Figure
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.metrics import RocResult
+from parotidlib.report.figures.style import CLASS_COLOURS, FIGURE_RC, pretty_name
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "PRETTY_NAMES",
     "plot_confusion_matrices",
     "plot_confusion_matrix",
     "plot_roc",
     "plot_threshold_sweep",
-    "pretty_name",
 ]
-
-#: Display names of classes, histologies and groups.
-PRETTY_NAMES: dict[str, str] = {
-    "free": "Free (no tumour)",
-    "pleomorphic_adenoma": "Pleomorphic adenoma",
-    "warthin": "Warthin tumour",
-    "malignant": "Malignant",
-    "benign": "Benign",
-    "micro": "Micro-average",
-    "macro": "Macro-average",
-}
-
-#: Font sizes readable at a journal column width.
-_RC = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
-       "xtick.labelsize": 10, "ytick.labelsize": 10}
-#: One colour per class (colour-blind-safe palette), fixed so figures agree.
-_COLOURS = dict(zip(CLASSES, sns.color_palette("colorblind", len(CLASSES)).as_hex(),
-                    strict=True))
-
-
-def pretty_name(name: str) -> str:
-    """Display name of a class or group (``"pleomorphic_adenoma"`` -> "Pleomorphic adenoma")."""
-    return PRETTY_NAMES.get(name, name.replace("_", " ").capitalize())
-
 
 def _draw_confusion(ax: Axes, cm: np.ndarray, classes: Sequence[str], normalize: bool,
                     title: str | None) -> None:
@@ -122,7 +97,7 @@ def plot_confusion_matrix(cm: Any, classes: Sequence[str] = CLASSES, normalize: 
         is left blank and marked ``undefined (no <class> slice)``.
     """
     counts = _check_cm(cm, classes)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(FIGURE_RC):
         fig = Figure(figsize=(5.6, 4.8), layout="constrained")
         _draw_confusion(fig.add_subplot(), counts, classes, normalize, title)
     return fig
@@ -139,7 +114,7 @@ def plot_confusion_matrices(cm: Any, classes: Sequence[str] = CLASSES,
         fractions, a row without slices is marked undefined.
     """
     counts = _check_cm(cm, classes)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(FIGURE_RC):
         fig = Figure(figsize=(11.5, 4.8), layout="constrained")
         left, right = fig.subplots(1, 2)
         _draw_confusion(left, counts, classes, False, "Counts")
@@ -167,16 +142,16 @@ def plot_roc(roc_result: RocResult, title: str | None = None) -> Figure:
     """
     if not isinstance(roc_result, RocResult):
         raise ValueError(f"roc_result must be a RocResult, got {type(roc_result).__name__}")
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(FIGURE_RC):
         fig = Figure(figsize=(5.6, 5.2), layout="constrained")
         ax = fig.add_subplot()
         for name in CLASSES:
             if name in roc_result.classes:
                 ax.plot(roc_result.fpr[name], roc_result.tpr[name], lw=1.6,
-                        color=_COLOURS[name],
+                        color=CLASS_COLOURS[name],
                         label=f"{pretty_name(name)} (AUC = {roc_result.auc[name]:.3f})")
             elif name in roc_result.undefined:
-                ax.plot([], [], lw=0, color=_COLOURS[name],
+                ax.plot([], [], lw=0, color=CLASS_COLOURS[name],
                         label=f"{pretty_name(name)}: no curve ({roc_result.undefined[name]})")
         for name, style in (("micro", ":"), ("macro", "--")):
             if name in roc_result.fpr:
@@ -230,11 +205,11 @@ def plot_threshold_sweep(sweep_df: pd.DataFrame, title: str | None = None,
     def column(name: str) -> np.ndarray:  # None (JSON null) and NaN alike become NaN
         return pd.to_numeric(sweep_df[name], errors="coerce").to_numpy(dtype=float)
 
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(FIGURE_RC):
         fig = Figure(figsize=(6.0, 4.2), layout="constrained")
         ax = fig.add_subplot()
-        for measure, colour, marker in (("sensitivity", _COLOURS["malignant"], "o"),
-                                        ("specificity", _COLOURS["free"], "s")):
+        for measure, colour, marker in (("sensitivity", CLASS_COLOURS["malignant"], "o"),
+                                        ("specificity", CLASS_COLOURS["free"], "s")):
             y, lo, hi = (column(f"{measure}{s}") for s in ("", "_lo", "_hi"))
             defined = np.isfinite(y)
             label = measure.capitalize()

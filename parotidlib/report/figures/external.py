@@ -1,4 +1,4 @@
-"""External-validation figures: reliability diagrams, decision curves and one patient's strip.
+"""External-validation figures: reliability diagrams and decision curves.
 
 - :func:`plot_reliability`: reliability diagrams (observed frequency against mean predicted
   probability per bin, with Wilson intervals and the number of items per bin), one panel per
@@ -6,10 +6,10 @@
   :func:`parotidlib.evaluation.calibration.calibration_summary`;
 - :func:`plot_decision_curve`: the decision curve of Vickers & Elkin (2006), net benefit of
   the model against treat-all and treat-none, one pair of curves per cohort, from
-  :func:`parotidlib.evaluation.calibration.net_benefit`;
-- :func:`plot_patient_strip`: the model's input crops of one patient, one column per slice
-  and one row per channel, with each slice's predicted class and probability, titled with the
-  patient-level diagnosis of the paper's rule (Xia et al. 2021, Figure 5).
+  :func:`parotidlib.evaluation.calibration.net_benefit`.
+
+One patient's input crops with their predictions (the predict report's strips) are an input
+figure: :func:`parotidlib.report.figures.inputs.plot_patient_strip`.
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot (no global
 figure state, nothing shown twice in notebooks); save it with ``fig.savefig`` or
@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib as mpl
@@ -49,33 +49,23 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
-from parotidlib.constants import CLASSES
 from parotidlib.evaluation.calibration import NET_BENEFIT_COLUMNS, RELIABILITY_COLUMNS
 from parotidlib.evaluation.text import block_text, number_text
-from parotidlib.report.figures.evaluation import _COLOURS, _RC, pretty_name
+from parotidlib.report.figures.style import FIGURE_RC
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CHANNEL_NAMES",
     "NOT_AVAILABLE",
     "plot_decision_curve",
-    "plot_patient_strip",
     "plot_reliability",
     "reliability_legend",
 ]
 
 #: How a cohort without data (None) is named in a legend.
 NOT_AVAILABLE = "not available"
-#: Display names of input channels (others are upper-cased).
-CHANNEL_NAMES: dict[str, str] = {"t1": "T1", "ce_t1": "CE-T1", "t2": "T2", "stir": "STIR",
-                                 "gland": "Gland"}
-#: Short class names, for the narrow columns of the patient strip (the legend spells them out).
-_SHORT_NAMES = {"free": "Free", "pleomorphic_adenoma": "PA", "warthin": "Warthin",
-                "malignant": "Malignant"}
 #: One colour and marker per cohort, in the order the cohorts first appear (colour-blind-safe
 #: palette, started after the four class colours so cohorts are not read as classes).
 _COHORT_COLOURS = sns.color_palette("colorblind", 10).as_hex()
@@ -301,7 +291,7 @@ def plot_reliability(panels: Mapping[str, Mapping[str, Mapping[str, Any] | None]
     n_rows = math.ceil(len(checked) / n_cols)
     n_entries = max(len(panel) for panel in checked.values())
     panel_height = 4.3 + 0.38 * n_entries
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(FIGURE_RC):
         fig = Figure(figsize=(3.9 * n_cols, panel_height * n_rows + (0.3 if title else 0)),
                      layout="constrained")
         grid = fig.add_gridspec(n_rows, n_cols)
@@ -368,7 +358,7 @@ def plot_decision_curve(curves: Mapping[str, pd.DataFrame], title: str | None = 
         raise ValueError(f"curves must be a non-empty mapping cohort -> net_benefit frame, got "
                          f"{curves!r:.80}")
     frames = {str(c): _check_curve(f, str(c)) for c, f in curves.items()}
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(FIGURE_RC):
         fig = Figure(figsize=(6.0, 4.4), layout="constrained")
         ax = fig.add_subplot()
         tops, lows, x_lo, x_hi = [], [], [], []
@@ -395,189 +385,4 @@ def plot_decision_curve(curves: Mapping[str, pd.DataFrame], title: str | None = 
         ax.legend(loc="upper right", frameon=True)
         if title:
             ax.set_title(title)
-    return fig
-
-
-def _check_strip_args(images: Any, probabilities: Any, channels: Any, slice_labels: Any,
-                      max_slices: Any, n_malignant: Any, threshold: Any
-                      ) -> tuple[np.ndarray, np.ndarray, list[str], list[str | None] | None]:
-    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.dtype != np.uint8:
-        shape = getattr(images, "shape", None)
-        dtype = getattr(images, "dtype", type(images).__name__)
-        raise ValueError(f"images must be a uint8 array of shape (n_slices, C, H, W), got "
-                         f"shape {shape}, dtype {dtype}")
-    n, c = images.shape[:2]
-    if n == 0 or c == 0 or 0 in images.shape[2:]:
-        raise ValueError(f"images must hold at least one slice, channel and pixel, got shape "
-                         f"{images.shape}")
-    if isinstance(channels, str) or not isinstance(channels, Sequence):
-        raise ValueError(f"channels must be a sequence of channel names, got {channels!r}")
-    names = [str(ch) for ch in channels]
-    if len(names) != c:
-        raise ValueError(f"channels must name the {c} channels of images (shape "
-                         f"{images.shape}), got {names!r}")
-    prob = np.asarray(probabilities)
-    if prob.shape != (n, len(CLASSES)) or prob.dtype == bool or not np.issubdtype(
-            prob.dtype, np.number):
-        raise ValueError(f"probabilities must be a numeric array of shape (n_slices, "
-                         f"{len(CLASSES)}) = ({n}, {len(CLASSES)}) in CLASSES order, got "
-                         f"shape {prob.shape}, dtype {prob.dtype}")
-    prob = prob.astype(np.float64)
-    bad = ~(np.isfinite(prob) & (prob >= 0.0) & (prob <= 1.0))
-    if np.any(bad):
-        raise ValueError(f"probabilities must lie in [0, 1], got value {prob[bad][0].item()!r}")
-    labels = None
-    if slice_labels is not None:
-        if isinstance(slice_labels, str) or len(slice_labels) != n:
-            raise ValueError(f"slice_labels must give one label per slice ({n}), got "
-                             f"{slice_labels!r:.80}")
-        labels = []
-        for i, label in enumerate(slice_labels):
-            if label is None or (isinstance(label, float) and math.isnan(label)):
-                labels.append(None)
-            elif isinstance(label, str) and label in CLASSES:
-                labels.append(label)
-            else:
-                raise ValueError(f"slice_labels[{i}] must be one of {list(CLASSES)} or None, "
-                                 f"got {label!r}")
-    for name, value, low in (("max_slices", max_slices, 1), ("n_malignant", n_malignant, 0),
-                             ("threshold", threshold, 0)):
-        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) \
-                or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return images, prob, names, labels
-
-
-def _strip_title(patient_id: str, predicted: str, n_malignant: int, threshold: int,
-                 true_histology: str | None, shown: int, n: int, width_in: float) -> str:
-    head = f"Patient {patient_id}: predicted {pretty_name(predicted)}"
-    rule = f"{n_malignant} slice(s) predicted malignant, threshold > {threshold}"
-    truth = (f"histology: {pretty_name(true_histology)}" if true_histology
-             else "no histology (unvalidated)")
-    tail = truth if shown == n else f"{truth}; {shown} of {n} slices shown"
-    budget = int(width_in * 10)  # characters per line at the title's 12 pt, roughly
-    if len(head) + 3 + len(rule) <= budget:
-        return f"{head} — {rule}\n{tail}"
-    return f"{head} —\n{rule}\n{tail}"
-
-
-def plot_patient_strip(images: np.ndarray, probabilities: np.ndarray, channels: Sequence[str],
-                       patient_id: str, predicted: str, n_malignant: int, threshold: int,
-                       true_histology: str | None = None,
-                       slice_labels: Sequence[str | None] | None = None,
-                       max_slices: int = 10) -> Figure:
-    """One patient's model inputs, slice by slice, with each slice's prediction.
-
-    Parameters
-    ----------
-    images : numpy.ndarray of uint8, shape (n_slices, C, H, W)
-        The model's input crops of one patient, channels in ``channels`` order.
-    probabilities : array-like of float in [0, 1], shape (n_slices, 4)
-        Predicted class probabilities per slice, columns in
-        :data:`parotidlib.constants.CLASSES` order; the predicted class is the largest.
-    channels : sequence of str, length C
-        Channel names (e.g. ``("t1", "t2", "stir", "gland")``), shown on the rows.
-    patient_id : str
-    predicted : str
-        The patient-level diagnosis (a histology, or ``"malignant"``/``"benign"``).
-    n_malignant : int
-        Slices predicted malignant (all the patient's slices, not only those shown).
-    threshold : int
-        The rule's threshold: malignant if more than ``threshold`` slices are predicted
-        malignant (the paper's rule: 2).
-    true_histology : str, optional
-        The patient's histology; None for a patient without one (the title then says
-        ``no histology (unvalidated)``).
-    slice_labels : sequence of (str or None), optional
-        The true label of each slice (``"free"`` or a histology, a class of CLASSES; None or
-        NaN where unknown), written under its column.
-    max_slices : int
-        At most this many columns (>= 1): with more slices, ``max_slices`` evenly spaced
-        ones are shown and the title says ``k of n slices shown``.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        A grid of ``C + 1`` rows and one column per shown slice: C rows of grey images (0-255,
-        channel name on the row) and a row of horizontal stacked bars of the four class
-        probabilities (colours of the class, explained in the figure's legend), with the
-        predicted class and its probability above the bar and, with ``slice_labels``, the
-        true label under it. The images of a slice predicted malignant are framed in the
-        malignant colour. Title: ``Patient <id>: predicted <diagnosis> — <n_malignant>
-        slice(s) predicted malignant, threshold > <threshold>`` and ``histology: <...>`` or
-        ``no histology (unvalidated)``.
-
-    Raises
-    ------
-    ValueError
-        If ``images`` is not uint8 of shape (n, C, H, W) with n, C >= 1, ``channels`` does
-        not name C channels, ``probabilities`` is not (n, 4) in [0, 1], ``slice_labels`` is
-        not n known labels, or ``max_slices``, ``n_malignant`` or ``threshold`` is not a
-        non-negative integer (``max_slices`` >= 1).
-
-    References
-    ----------
-    Xia X et al. Front Oncol 2021; 11:632104 (Figure 3, inputs; Figure 5, the rule).
-    """
-    images, prob, names, labels = _check_strip_args(images, probabilities, channels,
-                                                    slice_labels, max_slices, n_malignant,
-                                                    threshold)
-    n, c = images.shape[:2]
-    k = min(n, int(max_slices))
-    # Evenly spaced: the slice at the middle of each of k equal stretches of the stack.
-    shown = np.floor((np.arange(k) + 0.5) * n / k).astype(int)
-    predicted_idx = prob.argmax(axis=1)
-    malignant = CLASSES.index("malignant")
-    aspect = images.shape[2] / images.shape[3]
-    col_w = 1.15
-    width = max(col_w * k + 0.8, 4.2)
-    height = col_w * aspect * c + 1.25 + 1.0
-    title_text = _strip_title(str(patient_id), str(predicted), int(n_malignant),
-                              int(threshold), true_histology, k, n, width)
-    with mpl.rc_context(_RC):
-        fig = Figure(figsize=(width, height), layout="constrained")
-        # A figure widened for its title and legend keeps its columns narrow: the extra width
-        # goes to empty columns on both sides.
-        side = (width - 0.8 - col_w * k) / 2
-        ratios = [side] + [col_w] * k + [side] if side > 0.05 else [col_w] * k
-        grid = fig.add_gridspec(c + 1, len(ratios), width_ratios=ratios,
-                                height_ratios=[col_w * aspect] * c + [0.75])
-        first = 1 if len(ratios) > k else 0
-        for j, s in enumerate(shown):
-            is_malignant = predicted_idx[s] == malignant
-            for r, channel in enumerate(names):
-                ax = fig.add_subplot(grid[r, first + j])
-                ax.imshow(images[s, r], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if is_malignant:
-                    for spine in ax.spines.values():
-                        spine.set(color=_COLOURS["malignant"], linewidth=2.2)
-                if r == 0:
-                    ax.set_title(f"Slice {s + 1}", fontsize=10)
-                if j == 0:
-                    ax.set_ylabel(CHANNEL_NAMES.get(channel, channel.upper()))
-            bar = fig.add_subplot(grid[c, first + j])
-            left = 0.0
-            for q, name in enumerate(CLASSES):
-                bar.barh(0, prob[s, q], left=left, height=0.8, color=_COLOURS[name], lw=0)
-                left += prob[s, q]
-            best = CLASSES[predicted_idx[s]]
-            bar.set(xlim=(0, max(1.0, left)), ylim=(-0.5, 0.5))
-            bar.set_xticks([])
-            bar.set_yticks([])
-            for spine in bar.spines.values():
-                spine.set_visible(False)
-            bar.set_title(f"{_SHORT_NAMES[best]} {prob[s, predicted_idx[s]]:.2f}", fontsize=9,
-                          color=_COLOURS[best], fontweight="bold", pad=2)
-            if labels is not None:
-                truth = _SHORT_NAMES[labels[s]] if labels[s] is not None else "unknown"
-                bar.set_xlabel(f"true: {truth}", fontsize=8, labelpad=2)
-            if j == 0:
-                bar.set_ylabel("P(class)", fontsize=8)
-        handles = [Patch(color=_COLOURS[name], label=pretty_name(name)) for name in CLASSES]
-        fig.legend(handles=handles, loc="outside lower center", ncol=2 if k < 4 else 4,
-                   frameon=False, fontsize=8, title="Predicted class (PA: pleomorphic adenoma)",
-                   title_fontsize=8)
-        fig.suptitle(title_text, fontsize=11)
     return fig

@@ -18,8 +18,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from parotidlib.constants import CLASSES
-from parotidlib.report.figures.evaluation import _RC, pretty_name
 from parotidlib.report.figures.inputs import CHANNEL_TITLES
+from parotidlib.report.figures.style import FIGURE_RC, pretty_name
 
 __all__ = ["plot_saliency_examples"]
 
@@ -85,7 +85,7 @@ def plot_saliency_examples(images: np.ndarray, maps: np.ndarray, channels: Seque
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
     vmax = 255.0 if images.dtype == np.uint8 else 1.0
     raw = _raw_channel(channels)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(FIGURE_RC):
         if n == 0:
             fig = Figure(figsize=(4.0, 1.5), layout="constrained")
             ax = fig.add_subplot()
