@@ -72,8 +72,8 @@ def _import_dicom(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from parotidlib.params import load_params
+    from parotidlib.run.estimate import describe_profile
     from parotidlib.run.pipeline import run_study
-    from parotidlib.run.profile import describe_profile
 
     print(describe_profile(load_params(args.params), args.params), flush=True)
     result = run_study(args.params, name=args.name, force=args.force,
@@ -122,7 +122,7 @@ def _cluster(args: argparse.Namespace) -> dict | None:
 def _ablation(args: argparse.Namespace) -> int:
     from parotidlib.params import load_params
     from parotidlib.run.ablation import run_ablation
-    from parotidlib.run.profile import describe_profile
+    from parotidlib.run.estimate import describe_profile
 
     print(describe_profile(load_params(args.params), args.params), flush=True)
     result = run_ablation(args.params, name=args.name, jobs=args.jobs, force=args.force,
@@ -152,7 +152,7 @@ def _batch(args: argparse.Namespace) -> int:
 def _cv(args: argparse.Namespace) -> int:
     from parotidlib.params import load_params
     from parotidlib.run.cv import run_cv
-    from parotidlib.run.profile import describe_profile
+    from parotidlib.run.estimate import describe_profile
 
     print(describe_profile(load_params(args.params), args.params), flush=True)
     result = run_cv(args.params, folds=args.folds, seeds=args.seeds, name=args.name,

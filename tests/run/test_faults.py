@@ -141,7 +141,7 @@ def test_reports_dir_from_the_environment(monkeypatch, tmp_path):
 
 def test_the_console_names_the_profile_and_its_duration_class(capsys, tmp_path):
     from parotidlib.params import load_params
-    from parotidlib.run.profile import describe_profile, duration_class
+    from parotidlib.run.estimate import describe_profile, duration_class
 
     assert duration_class(load_params(ROOT / "params" / "default.yaml")) == "CPU minutes"
     paper = load_params(ROOT / "params" / "paper.yaml")

@@ -1,10 +1,11 @@
-"""What a run is about to do, said before it starts: the profile and its expected duration.
+"""What a run is about to do, said before it starts: the profile and an estimate of its duration.
 
-The training work of a profile is measured against the quick CPU profile (the library
-defaults, ``params/default.yaml``: 24 epochs at 64 px, about a minute of training on two CPU
-cores for the built-in cohort; README, "Measured"): epochs times pixels per slice. A profile
-of more than ten times that work is a GPU job; the paper's protocol (1200 epochs at 224 px)
-is about 600 times it.
+Nothing is measured or profiled here: the estimate is arithmetic on the params. The training
+work of a profile is compared with the quick CPU profile's (the library defaults,
+``params/default.yaml``: 24 epochs at 64 px, about a minute of training on two CPU cores for
+the built-in cohort; bench/README.md): epochs times pixels per slice. A profile of more than
+ten times that work is a GPU job; the paper's protocol (1200 epochs at 224 px) is about 600
+times it.
 """
 
 from __future__ import annotations
