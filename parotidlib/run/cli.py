@@ -178,6 +178,30 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
                        help=f"SLURM: cluster.{key}")
 
 
+#: Help of ``--force`` for the commands that run stages, and for those that run members.
+STAGES_FORCE = "rerun stages even if unchanged"
+MEMBERS_FORCE = "rerun finished members"
+#: Help of ``--name`` for the commands that write one run folder.
+RUN_NAME = "run folder name (default: date_params_commit)"
+DEFAULT_PARAMS = Path("params/default.yaml")
+
+
+def _folder_options(force: str, name: str | None = None, params: Path | None = DEFAULT_PARAMS,
+                    params_help: str | None = None) -> argparse.ArgumentParser:
+    """A parent parser (argparse ``parents=``) of the options shared by the commands that write
+    run folders: ``--params``, ``--name`` (when ``name``, its help, is given), ``--force``
+    (``force``: its help) and ``--reports-dir``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--params", type=Path, default=params, help=params_help)
+    if name is not None:
+        parent.add_argument("--name", default=None, help=name)
+    parent.add_argument("--force", action="store_true", help=force)
+    parent.add_argument("--reports-dir", type=Path, default=None,
+                        help="where run folders go (default: $PAROTIDLIB_REPORTS_DIR or "
+                             "reports/)")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (one subcommand per job)."""
     parser = argparse.ArgumentParser(prog="python -m parotidlib", description=__doc__)
@@ -222,69 +246,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use the DICOM PatientID as patient_id (already pseudonymised exports)")
     p.set_defaults(func=_import_dicom)
 
-    for name, func, helptext in (
-        ("run", _run, "run the study notebooks and build reports/<run>/report.html"),
-        ("ablation", _ablation,
-         "run the channel ablation (Table 3) -> reports/<run>/ablation.html"),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--params", type=Path, default=Path("params/default.yaml"))
-        p.add_argument("--name", default=None, help="run folder name (default: date_params_commit)")
-        p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
-        p.add_argument("--reports-dir", type=Path, default=None,
-                       help="where run folders go (default: $PAROTIDLIB_REPORTS_DIR or reports/)")
-        if name == "ablation":
-            _add_executor_args(p)
-            p.set_defaults(jobs=1)
-            p.add_argument("--folds", type=int, default=0,
-                           help="cross-validate every composition over K folds (Table 3 on "
-                                "all patients)")
-        p.set_defaults(func=func)
+    p = sub.add_parser("run", help="run the study notebooks and build reports/<run>/report.html",
+                       parents=[_folder_options(STAGES_FORCE, name=RUN_NAME)])
+    p.set_defaults(func=_run)
 
-    p = sub.add_parser("batch", help="run a grid of params, one run folder per member")
-    p.add_argument("--params", type=Path, default=Path("params/default.yaml"))
+    p = sub.add_parser("ablation",
+                       help="run the channel ablation (Table 3) -> reports/<run>/ablation.html",
+                       parents=[_folder_options(STAGES_FORCE, name=RUN_NAME)])
+    _add_executor_args(p)
+    p.set_defaults(jobs=1)
+    p.add_argument("--folds", type=int, default=0,
+                   help="cross-validate every composition over K folds (Table 3 on all "
+                        "patients)")
+    p.set_defaults(func=_ablation)
+
+    p = sub.add_parser("batch", help="run a grid of params, one run folder per member",
+                       parents=[_folder_options(MEMBERS_FORCE,
+                                                name="batch folder (default: <params>_batch)")])
     p.add_argument("--grid", type=Path, default=None,
                    help="YAML grid (key: [values]); default: the params' grid")
-    p.add_argument("--name", default=None, help="batch folder (default: <params>_batch)")
-    p.add_argument("--force", action="store_true", help="rerun finished members")
-    p.add_argument("--reports-dir", type=Path, default=None)
     _add_executor_args(p)
     p.set_defaults(func=_batch)
 
-    p = sub.add_parser("cv", help="cross-validation over all patients -> reports/<run>/cv.html")
-    p.add_argument("--params", type=Path, default=Path("params/default.yaml"))
+    p = sub.add_parser("cv", help="cross-validation over all patients -> reports/<run>/cv.html",
+                       parents=[_folder_options(MEMBERS_FORCE,
+                                                name="batch folder (default: <params>_cv<k>)")])
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--name", default=None, help="batch folder (default: <params>_cv<k>)")
-    p.add_argument("--force", action="store_true", help="rerun finished members")
-    p.add_argument("--reports-dir", type=Path, default=None)
     _add_executor_args(p)
     p.set_defaults(func=_cv)
 
     p = sub.add_parser("predict", help="apply a trained model to another cohort (external "
-                       "validation, new patients) -> reports/<name>/report.html")
+                       "validation, new patients) -> reports/<name>/report.html",
+                       parents=[_folder_options(
+                           STAGES_FORCE, name="run folder name (default: "
+                           "date_predict_<cohort>_commit)", params=None,
+                           params_help="prediction settings (device, bootstrap, bins; default "
+                                       "params/default.yaml); curation settings come from the "
+                                       "bundle")])
     p.add_argument("--model", type=Path, required=True,
                    help="a model bundle (bundle.pt) or the run folder holding one")
     p.add_argument("--cohort", type=Path, required=True,
                    help="the cohort's manifest.csv or folder (e.g. import-dicom's output); "
                         "empty histology cells: predicted, not scored")
-    p.add_argument("--name", default=None,
-                   help="run folder name (default: date_predict_<cohort>_commit)")
-    p.add_argument("--params", type=Path, default=None,
-                   help="prediction settings (device, bootstrap, bins; default "
-                        "params/default.yaml); curation settings come from the bundle")
-    p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
-    p.add_argument("--reports-dir", type=Path, default=None,
-                   help="where run folders go (default: $PAROTIDLIB_REPORTS_DIR or reports/)")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("external", help="make external: the newest run's model applied to "
-                       "the shifted synthetic cohort (a second hospital)")
-    p.add_argument("--params", type=Path, default=Path("params/default.yaml"),
-                   help="the profile whose newest run is applied (run first if none)")
-    p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
-    p.add_argument("--reports-dir", type=Path, default=None,
-                   help="where run folders go (default: $PAROTIDLIB_REPORTS_DIR or reports/)")
+                       "the shifted synthetic cohort (a second hospital)",
+                       parents=[_folder_options(
+                           STAGES_FORCE, params_help="the profile whose newest run is applied "
+                                                     "(run first if none)")])
     p.set_defaults(func=_external)
     return parser
 

@@ -1,8 +1,11 @@
 """The command line: synth writes a cohort; errors exit non-zero with one line."""
 
-import pandas as pd
+from pathlib import Path
 
-from parotidlib.run.cli import main
+import pandas as pd
+import pytest
+
+from parotidlib.run.cli import DEFAULT_PARAMS, build_parser, main
 
 
 def test_synth_writes_a_readable_cohort(tmp_path, capsys):
@@ -54,3 +57,18 @@ def test_synth_writes_a_shifted_cohort(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "x"), "--patients", "5",
                  "--histologies", "warthin"]) == 1
     assert "NAME=WEIGHT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["run"], ["ablation"], ["batch"], ["cv"], ["external"],
+                                     ["predict", "--model", "m", "--cohort", "c"]])
+def test_commands_writing_run_folders_share_their_folder_options(command, tmp_path):
+    """--params, --force and --reports-dir (and --name but for external) come from one parent
+    parser, with the same defaults everywhere (predict's params default to none given)."""
+    parser = build_parser()
+    args = parser.parse_args(command)
+    assert args.params == (None if command[0] == "predict" else DEFAULT_PARAMS)
+    assert (args.force, args.reports_dir, getattr(args, "name", None)) == (False, None, None)
+    given = parser.parse_args([*command, "--params", "p.yaml", "--force", "--reports-dir",
+                               str(tmp_path)])
+    assert (given.params, given.force, given.reports_dir) == (Path("p.yaml"), True, tmp_path)
+    assert hasattr(args, "name") == (command[0] != "external")
