@@ -25,12 +25,12 @@ import pandas as pd
 
 from parotidlib.constants import HISTOLOGIES
 from parotidlib.evaluation.decision import diagnose_patients
+from parotidlib.evaluation.diagnostic_accuracy import patient_confusion, patient_table5, table4
 from parotidlib.evaluation.metrics import select_split
 from parotidlib.evaluation.paired import aligned_pair, paired_bootstrap_difference
 from parotidlib.evaluation.results import slice_block
 from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.evaluation.stats import mcnemar_exact
-from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4
 
 __all__ = ["MCNEMAR_CAVEAT", "compare_models", "paired_comparison"]
 

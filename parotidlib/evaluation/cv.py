@@ -69,11 +69,11 @@ from parotidlib.evaluation.decision import (
     check_predictions,
     diagnose_patients,
 )
+from parotidlib.evaluation.diagnostic_accuracy import patient_confusion, patient_table5, table4
 from parotidlib.evaluation.metrics import micro_auc, slice_accuracy
 from parotidlib.evaluation.results import slice_block
 from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.evaluation.stats import UNDEFINED_KEY, proportion_or_undefined, wilson_width
-from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4
 
 logger = logging.getLogger(__name__)
 

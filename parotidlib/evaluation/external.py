@@ -48,11 +48,11 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 from parotidlib.constants import CLASSES, HISTOLOGIES
 from parotidlib.evaluation.calibration import calibration_summary, net_benefit, one_vs_rest
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, diagnose_patient, diagnose_patients
+from parotidlib.evaluation.diagnostic_accuracy import patient_confusion, patient_table5, table4
 from parotidlib.evaluation.metrics import MIN_BOOTSTRAP_PATIENTS
 from parotidlib.evaluation.results import slice_block
 from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.evaluation.stats import proportion_or_undefined, undefined_block
-from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ curves with micro-AUC 0.98 train / 0.93 test; Figure 7: confusion matrix; slice 
 92.94% / 82.18% with 95% CIs). Functions take the predictions table described in
 :mod:`parotidlib.evaluation.decision` (one row per slice) and, where they take ``split``,
 filter it on its ``split`` column first. Binary tables (Table 4) and patient-level results
-(Table 5) are in :mod:`parotidlib.evaluation.tables`.
+(Table 5) are in :mod:`parotidlib.evaluation.diagnostic_accuracy`.
 
 References
 ----------

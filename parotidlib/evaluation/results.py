@@ -1,7 +1,7 @@
 """Assemble a run's metrics.json from its predictions (tables of it: :mod:`.frames`).
 
 The numbers come from ``metrics`` (slice accuracy, ROC/AUC, clustered bootstrap),
-``tables`` (Tables 4 and 5, threshold sweep) and ``decision`` (Figure 5's rule);
+``diagnostic_accuracy`` (Tables 4 and 5, threshold sweep) and ``decision`` (Figure 5's rule);
 this module only puts them into the docs/metrics.md schema and into tables. Torch-free.
 
 A quantity the data leave undefined (a test split without a class, one patient, ...) is
@@ -22,6 +22,12 @@ import pandas as pd
 
 from parotidlib.constants import HISTOLOGIES
 from parotidlib.evaluation.decision import diagnose_patients
+from parotidlib.evaluation.diagnostic_accuracy import (
+    patient_confusion,
+    patient_table5,
+    table4,
+    threshold_sweep,
+)
 from parotidlib.evaluation.metrics import (
     bootstrap_micro_auc_ci,
     confusion,
@@ -31,7 +37,6 @@ from parotidlib.evaluation.metrics import (
 )
 from parotidlib.evaluation.schema import to_jsonable, validate_metrics
 from parotidlib.evaluation.stats import UNDEFINED_KEY, UndefinedError
-from parotidlib.evaluation.tables import patient_confusion, patient_table5, table4, threshold_sweep
 from parotidlib.io import write_text_atomic
 
 logger = logging.getLogger(__name__)

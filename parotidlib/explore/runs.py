@@ -6,8 +6,8 @@ is asked, each piece from the file the pipeline writes; a piece that is absent s
 (:class:`Missing`: the file, and the stage or command that writes it) instead of failing the
 rest. The patient decisions at a threshold (:meth:`RunData.decisions`) are
 :func:`parotidlib.evaluation.decision.diagnose_patients`, and Table 5 and the patient
-confusion matrix are :func:`parotidlib.evaluation.tables.patient_table5` and
-:func:`~parotidlib.evaluation.tables.patient_confusion` on them: the explorer shows the
+confusion matrix are :func:`parotidlib.evaluation.diagnostic_accuracy.patient_table5` and
+:func:`~parotidlib.evaluation.diagnostic_accuracy.patient_confusion` on them: the explorer shows the
 library's numbers, never its own. Nothing here writes into the run folder.
 """
 
@@ -193,8 +193,9 @@ class RunData:
         return diagnose_patients(frame, malignant_threshold=threshold)
 
     def table5(self, threshold: int, split: str = "test") -> pd.DataFrame | Missing:
-        """Table 5 at ``threshold`` (:func:`parotidlib.evaluation.tables.patient_table5`)."""
-        from parotidlib.evaluation.tables import patient_table5
+        """Table 5 at ``threshold``
+        (:func:`parotidlib.evaluation.diagnostic_accuracy.patient_table5`)."""
+        from parotidlib.evaluation.diagnostic_accuracy import patient_table5
 
         if not self.labelled():
             return self.missing("predictions", "the predictions carry no histology (an "
@@ -213,7 +214,7 @@ class RunData:
 
     def confusion(self, threshold: int, split: str = "test") -> pd.DataFrame | Missing:
         """The patient confusion matrix at ``threshold`` (rows true, columns predicted)."""
-        from parotidlib.evaluation.tables import patient_confusion
+        from parotidlib.evaluation.diagnostic_accuracy import patient_confusion
 
         if not self.labelled():
             return self.missing("predictions", "the predictions carry no histology: no "

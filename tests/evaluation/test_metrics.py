@@ -26,6 +26,14 @@ from sklearn.preprocessing import label_binarize
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, diagnose_patients
+from parotidlib.evaluation.diagnostic_accuracy import (
+    TABLE4_TASKS,
+    binary_counts,
+    patient_confusion,
+    patient_table5,
+    table4,
+    threshold_sweep,
+)
 from parotidlib.evaluation.metrics import (
     bootstrap_micro_auc_ci,
     confusion,
@@ -34,14 +42,6 @@ from parotidlib.evaluation.metrics import (
     slice_accuracy,
 )
 from parotidlib.evaluation.schema import to_jsonable, validate_metrics
-from parotidlib.evaluation.tables import (
-    TABLE4_TASKS,
-    binary_counts,
-    patient_confusion,
-    patient_table5,
-    table4,
-    threshold_sweep,
-)
 
 PA, WT, MAL, FREE = "pleomorphic_adenoma", "warthin", "malignant", "free"
 

@@ -71,7 +71,7 @@ TABLE4 = [
     ("benign vs malignant", "specificity (malignant)", 76, 93, True, (0.721, 0.887)),
     ("PA vs Warthin", "accuracy", 59, 93, False, (0.533, 0.725)),
     # The paper's PA-vs-Warthin "sensitivity"/"specificity" are 41/(41+18) and 18/(18+16):
-    # the PPV and NPV of the 2x2 table (see parotidlib.evaluation.tables).
+    # the PPV and NPV of the 2x2 table (see parotidlib.evaluation.diagnostic_accuracy).
     ("PA vs Warthin", "sensitivity = PPV (PA)", 41, 59, True, (0.560, 0.805)),
     ("PA vs Warthin", "specificity = NPV", 18, 34, True, (0.354, 0.698)),
     ("without vs with lesion", "accuracy", 275, 275, False, (0.986, 1.0)),
@@ -198,6 +198,6 @@ def test_statistics_modules_do_not_import_torch():
     # torch-free.
     code = ("import sys; import parotidlib.evaluation.stats, parotidlib.evaluation.decision, "
             "parotidlib.evaluation.metrics, "
-            "parotidlib.evaluation.tables, parotidlib.evaluation.schema; "
+            "parotidlib.evaluation.diagnostic_accuracy, parotidlib.evaluation.schema; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

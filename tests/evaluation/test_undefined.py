@@ -14,6 +14,7 @@ import pytest
 
 from parotidlib.constants import CLASSES, HISTOLOGIES
 from parotidlib.evaluation import frames, results
+from parotidlib.evaluation.diagnostic_accuracy import threshold_sweep
 from parotidlib.evaluation.metrics import bootstrap_micro_auc_ci, roc_curves
 from parotidlib.evaluation.schema import validate_metrics
 from parotidlib.evaluation.stats import (
@@ -22,7 +23,6 @@ from parotidlib.evaluation.stats import (
     proportion_summary,
     undefined_block,
 )
-from parotidlib.evaluation.tables import threshold_sweep
 from parotidlib.report import paper
 from parotidlib.report.figures.evaluation import (
     plot_confusion_matrices,

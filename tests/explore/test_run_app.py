@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from parotidlib.evaluation.decision import diagnose_patients
-from parotidlib.evaluation.tables import patient_confusion, patient_table5
+from parotidlib.evaluation.diagnostic_accuracy import patient_confusion, patient_table5
 from parotidlib.explore import newest_run, run_explorer
 from parotidlib.explore.run_app import RunExplorer
 

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.decision import PROBABILITY_COLUMNS
+from parotidlib.evaluation.diagnostic_accuracy import threshold_sweep
 from parotidlib.evaluation.metrics import roc_curves
-from parotidlib.evaluation.tables import threshold_sweep
 from parotidlib.report.figures.evaluation import (
     plot_confusion_matrices,
     plot_confusion_matrix,

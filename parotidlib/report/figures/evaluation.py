@@ -179,7 +179,7 @@ def plot_threshold_sweep(sweep_df: pd.DataFrame, title: str | None = None,
     Parameters
     ----------
     sweep_df : pandas.DataFrame
-        From :func:`parotidlib.evaluation.tables.threshold_sweep` or
+        From :func:`parotidlib.evaluation.diagnostic_accuracy.threshold_sweep` or
         :func:`parotidlib.evaluation.frames.threshold_sweep_frame` (columns
         ``malignant_threshold``, ``sensitivity[_lo|_hi]``, ``specificity[_lo|_hi]``; None or
         NaN where undefined, with the reason in ``sensitivity_undefined`` /

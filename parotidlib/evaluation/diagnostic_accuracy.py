@@ -1,5 +1,7 @@
-"""The paper's Table 4 (binary slice tasks) and Table 5 (patient diagnosis), plus a sweep
-of the decision rule's malignant-slice threshold.
+"""Diagnostic accuracy (accuracy, sensitivity, specificity, PPV, NPV with their intervals) of
+the paper's Table 4 (binary slice tasks) and Table 5 (patient diagnosis), plus a sweep of the
+decision rule's malignant-slice threshold. These are results; :mod:`.frames` shows them as
+tables.
 
 Table 4 (Xia et al. 2021) derives three binary tasks from the 4-class slice predictions.
 Which class is "positive" was worked out from the paper's own counts (test set: 89 free,
