@@ -29,6 +29,13 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from parotidlib.data.problems import Problem
+from parotidlib.dicom.diffusion import (
+    RealWorldMap,
+    b_value,
+    directionality,
+    real_world_map,
+    rescale,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,19 @@ class DicomFile:
     """StackID of the frame (Frame Content Macro, PS3.3 C.7.6.16.2.2); "" when not given."""
     in_stack_position: int | None = None
     """InStackPositionNumber of the frame (PS3.3 C.7.6.16.2.2)."""
+    b_value: float | None = None
+    """The diffusion b-value in s/mm² (:func:`parotidlib.dicom.diffusion.b_value`: the
+    standard DiffusionBValue (0018,9087), else the vendor's private element); None when no
+    element gives one."""
+    b_value_tag: str = ""
+    """Which element gave ``b_value``."""
+    diffusion_directionality: str = ""
+    """DIRECTIONAL, ISOTROPIC, BMATRIX, NONE or "" (DiffusionDirectionality (0018,9075), else
+    the vendor's private element; :func:`parotidlib.dicom.diffusion.directionality`)."""
+    real_world: RealWorldMap | None = None
+    """The Real World Value Mapping (0040,9096) of the pixel values, None when absent."""
+    rescale: tuple[float, float] = (1.0, 0.0)
+    """(RescaleSlope, RescaleIntercept) (0028,1053) / (0028,1052), which the readers apply."""
     identity: tuple[str, str, str] = field(default=("", "", ""), repr=False, compare=False)
     """Salted digests of PatientName, PatientBirthDate and PatientSex ("" when absent), so
     that the series of one PatientID can be compared (two people with one hospital ID) without
@@ -466,7 +486,9 @@ def frame_headers(f: DicomFile, ds) -> tuple[DicomFile, ...]:
     Each carries ``f``'s fields with the frame's own geometry (Plane Position / Plane
     Orientation / Pixel Measures Macros, PS3.3 C.7.6.16.2.3 / .4 / .1), EffectiveEchoTime (MR
     Echo Macro, C.8.13.5.4), StackID and InStackPositionNumber (Frame Content Macro,
-    C.7.6.16.2.2), and ``frame`` = the 1-based frame number.
+    C.7.6.16.2.2), b-value and directionality (MR Diffusion Macro, C.8.13.5.9), real-world
+    value map (C.7.6.16.2.11) and rescale (Pixel Value Transformation Macro, C.7.6.16.2.9),
+    and ``frame`` = the 1-based frame number.
 
     Parameters
     ----------
@@ -478,6 +500,7 @@ def frame_headers(f: DicomFile, ds) -> tuple[DicomFile, ...]:
     import dataclasses
 
     n = _int(ds, "NumberOfFrames") or 1
+    b_values = [b_value(ds, k) for k in range(n)]
     out = []
     for k in range(n):
         content = functional_group(ds, "FrameContentSequence", k)
@@ -492,6 +515,11 @@ def frame_headers(f: DicomFile, ds) -> tuple[DicomFile, ...]:
             slice_thickness_mm=_slice_thickness(ds, k),
             echo_time_ms=_echo_time(ds, k),
             echo_number=echo_number,
+            b_value=b_values[k][0],
+            b_value_tag=b_values[k][1],
+            diffusion_directionality=directionality(ds, k),
+            real_world=real_world_map(ds, k),
+            rescale=rescale(ds, k),
             instance_number=k + 1,
             frame=k + 1,
             stack_id=_str(content, "StackID") if content is not None else "",
@@ -607,6 +635,7 @@ def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
     position = _position(ds)
     orientation = _orientation(ds)
     route, volume, start = _contrast_details(ds)
+    b_value_found, b_value_tag = b_value(ds)
     return DicomFile(
         path=path,
         patient_id=_str(ds, "PatientID"),
@@ -651,6 +680,11 @@ def dicom_file_from_dataset(path: Path, ds) -> DicomFile:
         contrast_total_dose_ml=_float(ds, "ContrastBolusTotalDose"),
         image_type=_str(ds, "ImageType").upper(),
         lossy_compression=lossy_compression(ds),
+        b_value=b_value_found,
+        b_value_tag=b_value_tag,
+        diffusion_directionality=directionality(ds),
+        real_world=real_world_map(ds),
+        rescale=rescale(ds),
         identity=identity_digests(ds),
         identity_tokens=identity_tokens(ds),
     )

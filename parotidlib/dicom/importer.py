@@ -48,10 +48,11 @@ from parotidlib.constants import (
 from parotidlib.data.laterality import tumour_parts
 from parotidlib.data.manifest import header_line, other_separator
 from parotidlib.data.sources import SYNTHETIC_MARKER
+from parotidlib.dicom.diffusion_roles import adc_scale, b_values, check_adc_values
 from parotidlib.dicom.privacy import Redactor
 from parotidlib.dicom.roinames import BILATERAL, RoiVerdict, classify_roi, split_bilateral
 from parotidlib.dicom.roles import assign_roles, echo_to_read
-from parotidlib.dicom.rules import STRUCTURES, Rules, load_rules
+from parotidlib.dicom.rules import ALL_ROLES, DIFFUSION_ROLES, STRUCTURES, Rules, load_rules
 from parotidlib.dicom.structures import Candidate, StructureSet, choose, read_structure_set
 from parotidlib.io import (
     folder_lock,
@@ -332,8 +333,14 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
         except SeriesError as exc:
             problems += [f"{role}: {p.message if hasattr(p, 'message') else p}"
                          for p in exc.problems] or [f"{role}: {exc}"]
+    if "adc" in volumes:
+        scale, _ = adc_scale(roles["adc"], rules)
+        problem = check_adc_values(np.asanyarray(volumes["adc"].dataobj), scale or 0.0, rules)
+        if problem:
+            problems.append(f"adc: {problem}")
     if problems:
         raise PatientRefused(problems)
+    order = [r for r in ALL_ROLES if r in roles]  # t1, ce_t1, t2 first, as before
     sets, problems = _structure_sets(structures, pid)
     if redactor is not None:
         redactor.add(text for structure in sets for text in structure.free_texts)
@@ -379,7 +386,7 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
         raise PatientRefused(problems)
     drawn: dict[str, np.ndarray] = {}
     used, choice_notes = [], []
-    for role in SERIES:
+    for role in order:
         if role not in candidates:
             continue
         chosen, notes, choice_problems = choose(candidates[role], rules, dicom_pid, role)
@@ -403,15 +410,15 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
                               f"out: {'; '.join(left_out) or 'none'}"])
     label_images = {role: nib.Nifti1Image(drawn[role], volumes[role].affine) for role in drawn}
     sources = {role: "drawn" for role in drawn}
-    source_role = next(r for r in SERIES if r in drawn)
+    source_role = next(r for r in order if r in drawn)
     frame = roles[source_role].frame_of_reference_uid
-    apart = [r for r in SERIES if r not in drawn and (
+    apart = [r for r in order if r not in drawn and (
         not frame or roles[r].frame_of_reference_uid != frame)]
     if apart:
         raise PatientRefused([f"{', '.join(apart)}: no contours of their own and another (or "
                               f"no) frame of reference than {source_role}: labels cannot be "
                               f"carried over"])
-    for role in SERIES:
+    for role in order:
         if role in drawn:
             continue
         image = volumes[role]
@@ -425,20 +432,44 @@ def import_patient(dicom_pid: str, series: list[Any], clinical: Mapping[str, str
     if problems:
         raise PatientRefused(problems)
     row.update({f"{role}_labels_source": sources[role] for role in SERIES})
-    lossy = [f"{role}: {roles[role].lossy_compression}" for role in SERIES
+    lossy = [f"{role}: {roles[role].lossy_compression}" for role in order
              if getattr(roles[role], "lossy_compression", "")]
     row["lossy_compression"] = "; ".join(lossy) or "none"
-    images = {role: volumes[role] for role in SERIES}
-    images.update({f"{role}_labels": label_images[role] for role in SERIES})
+    row.update(_diffusion_columns(pid, roles, sources, rules))
+    images = {role: volumes[role] for role in order}
+    images.update({f"{role}_labels": label_images[role] for role in order})
     report = {"series": "; ".join(f"{r}: series {roles[r].series_number or '?'} "
-                                  f"({roles[r].series_uid})" for r in SERIES),
-              "decided_by": "; ".join(f"{r}: {role_notes[r]}" for r in SERIES
+                                  f"({roles[r].series_uid})" for r in order),
+              "decided_by": "; ".join(f"{r}: {role_notes[r]}" for r in ALL_ROLES
                                       if role_notes.get(r)),
               "rois_used": "; ".join(used), "rois_unmatched": "; ".join(withheld),
               "structure_sets": "; ".join(choice_notes + [f"ignored: {i}" for i in ignored]),
-              "labels": "; ".join(f"{r}: {sources[r]}" for r in SERIES),
+              "labels": "; ".join(f"{r}: {sources[r]}" for r in order),
               "lossy_compression": row["lossy_compression"]}
     return row, report, images
+
+
+def _diffusion_columns(pid: str, roles: Mapping[str, Any], sources: Mapping[str, str],
+                       rules: Rules) -> dict[str, Any]:
+    """The manifest columns of the diffusion roles the rules import (none by default): per
+    role its image, label map and label source (empty where an optional role has no series);
+    ``dwi_b_value_s_mm2`` (the b-value taken) and ``adc_scale_mm2_s`` (ADC in mm²/s = NIfTI
+    value * scale)."""
+    columns: dict[str, Any] = {}
+    for role in DIFFUSION_ROLES:
+        if role not in rules.roles_to_import:
+            continue
+        present = role in roles
+        columns[role] = f"{pid}/{role}.nii.gz" if present else ""
+        columns[f"{role}_labels"] = f"{pid}/{role}_labels.nii.gz" if present else ""
+        columns[f"{role}_labels_source"] = sources.get(role, "")
+        if role == "dwi":
+            found = b_values(roles["dwi"]) if present else []
+            columns["dwi_b_value_s_mm2"] = found[-1] if found else ""
+        else:
+            scale = adc_scale(roles["adc"], rules)[0] if present else None
+            columns["adc_scale_mm2_s"] = "" if scale is None else scale
+    return columns
 
 
 def _manifest_row(pid: str, clinical: Mapping[str, str], roles: Mapping[str, Any],

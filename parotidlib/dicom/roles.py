@@ -1,8 +1,12 @@
-"""Which of a patient's MR series is the T1, the CE-T1 and the T2 (rules in default_rules.yaml).
+"""Which of a patient's MR series is the T1, the CE-T1 and the T2, and (where the rules'
+``roles_to_import`` ask for them) the DWI and the ADC map (rules in default_rules.yaml).
 
-A series is a candidate for a role when its description matches the role's patterns, its
-contrast (:mod:`.contrast`: tags first, text with negation where the tags are silent) is as
-the role requires, and its TR/TE lie in the role's ranges. A series whose tags and text
+A series whose tags say diffusion (ImageType (0008,0008) of a diffusion kind, or a b-value
+> 0; :mod:`.diffusion`) is never a T1, CE-T1 or T2; the DWI and ADC roles are decided by
+:mod:`.diffusion_roles`. A series is a candidate for the T1, CE-T1 or T2 when its
+description matches the role's patterns, its contrast (:mod:`.contrast`: tags first, text
+with negation where the tags are silent) is as the role requires, and its TR/TE lie in the
+role's ranges. A series whose tags and text
 disagree about contrast is a candidate for no role: the patient is refused naming both facts.
 A series holding several echoes is a candidate only where the role's ``echo`` rule picks one;
 the role then gets that echo alone. A role with no candidate, or two, is a problem listing
@@ -16,7 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from parotidlib.dicom.contrast import ContrastEvidence, contrast_evidence
-from parotidlib.dicom.rules import ROLES, Rules, normalise_description
+from parotidlib.dicom.diffusion_roles import assign_diffusion, says_diffusion
+from parotidlib.dicom.rules import DIFFUSION_ROLES, ROLES, Rules, normalise_description
 
 
 def _text(series: Any) -> str:
@@ -99,9 +104,11 @@ def pick_echo(series: Any, role: str, rules: Rules) -> tuple[Any | None, str]:
 
 def matches(series: Any, role: str, rules: Rules, evidence: ContrastEvidence | None = None
             ) -> bool:
-    """Whether ``series`` is a candidate for ``role``: description, contrast, TR/TE (its
-    echoes aside; see :func:`pick_echo`)."""
+    """Whether ``series`` is a candidate for ``role`` (t1, ce_t1, t2): not a diffusion image
+    by its tags, description, contrast, TR/TE (its echoes aside; see :func:`pick_echo`)."""
     rule, text = rules.series[role], _text(series)
+    if says_diffusion(series):
+        return False
     if evidence is None:
         evidence = contrast_evidence(series, [series], rules)
     if evidence.conflict:
@@ -131,14 +138,15 @@ def describe_series(series: Any, evidence: ContrastEvidence | None = None) -> st
 
 def _description_matches_a_role(series: Any, rules: Rules) -> list[str]:
     text = _text(series)
-    return [role for role, rule in rules.series.items()
-            if any(p.search(text) for p in rule.description)
+    return [role for role, rule in rules.series.items() if role in ROLES
+            and any(p.search(text) for p in rule.description)
             and not any(p.search(text) for p in rule.exclude)]
 
 
 def assign_roles(series: Sequence[Any], rules: Rules, patient_id: str
                  ) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-    """Pick the T1, CE-T1 and T2 series of one patient.
+    """Pick the T1, CE-T1 and T2 series of one patient, and the DWI and ADC where the rules'
+    ``roles_to_import`` name them (:func:`parotidlib.dicom.diffusion_roles.assign_diffusion`).
 
     Parameters
     ----------
@@ -156,10 +164,11 @@ def assign_roles(series: Sequence[Any], rules: Rules, patient_id: str
     problems : list of str
         One message per undecided role, listing the candidates (or every series when none
         matched), and one per series whose contrast tags and text disagree; empty when all
-        three roles are decided, each by a different series.
+        roles to import are decided, each by a different series (an ``optional`` role may
+        stay undecided where the patient has no such series).
     notes : dict
         Role -> how it was decided where the report should say so (the contrast evidence,
-        an echo picked, a pin).
+        an echo picked, the b-value picked, a pin).
     """
     series = list(series)
     evidence = {id(s): contrast_evidence(s, series, rules) for s in series}
@@ -208,6 +217,16 @@ def assign_roles(series: Sequence[Any], rules: Rules, patient_id: str
             problems.append(f"{role}: {len(candidates)} candidate series, pin one in the "
                             f"rules file (pin: {{PatientID: {{{role}: SeriesInstanceUID}}}}): "
                             f"{listed}")
+    for role in DIFFUSION_ROLES:
+        if role not in rules.roles_to_import:
+            continue
+        chosen, found, note = assign_diffusion(
+            role, series, rules, patient_id, required=rules.roles_to_import[role] == "required")
+        problems += found
+        if chosen is not None:
+            roles[role] = chosen
+        if note:
+            notes[role] = note
     used: dict[str, str] = {}
     for role, s in roles.items():
         key = (s.series_uid, getattr(s, "echo_time_ms", None))

@@ -21,6 +21,7 @@ RT ROI Observations, Approval modules).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -33,7 +34,12 @@ import yaml
 
 from parotidlib.constants import LABEL_LEFT_GLAND, LABEL_RIGHT_GLAND, LABEL_TUMOR, SERIES
 
-ROLES: tuple[str, ...] = SERIES  # t1, ce_t1, t2
+ROLES: tuple[str, ...] = SERIES  # t1, ce_t1, t2: every cohort has them
+#: Diffusion roles, imported only where ``roles_to_import`` names them (:mod:`.diffusion_roles`).
+DIFFUSION_ROLES: tuple[str, ...] = ("dwi", "adc")
+ALL_ROLES: tuple[str, ...] = (*ROLES, *DIFFUSION_ROLES)
+IMPORT_CHOICES = ("required", "optional")
+B_VALUE_CHOICES = ("highest", "lowest")
 LABELS: tuple[int, ...] = (LABEL_RIGHT_GLAND, LABEL_LEFT_GLAND, LABEL_TUMOR)
 #: The structures an ROI can be, by label code, as pins and messages name them.
 STRUCTURES: dict[int, str] = {LABEL_RIGHT_GLAND: "right_gland", LABEL_LEFT_GLAND: "left_gland",
@@ -56,6 +62,16 @@ class SeriesRule:
     tr_ms: tuple[float, float] | None
     te_ms: tuple[float, float] | None
     echo: str | None = None
+    b_value: str | float | None = None
+    """dwi: which b-value of a series holding several: ``highest`` or ``lowest`` within
+    ``b_range``, or a number (s/mm²)."""
+    b_range: tuple[float, float] | None = None
+    """dwi: the b-values (s/mm²) ``highest``/``lowest`` choose among."""
+    units_by_manufacturer: tuple[tuple[re.Pattern, float], ...] = ()
+    """adc: Manufacturer pattern -> mm²/s per pixel value, where no Real World Value Mapping
+    gives the unit."""
+    median_mm2_s: tuple[float, float] | None = None
+    """adc: the range the median of the map's positive values (in mm²/s) must lie in."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,13 @@ class Rules:
     structure_sets: str = "newest_approved"
     combine_studies: bool = False
     combine_frames_of_reference: bool = False
+    roles_to_import: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {role: "required" for role in ROLES})
+    """Role -> ``required`` or ``optional``: the series the import writes (t1, ce_t1, t2
+    always required; dwi, adc opt-in)."""
+    diffusion_refused: dict[str, tuple[re.Pattern, ...]] | None = None
+    """Reason -> description patterns of diffusion images that are no role (eADC, computed
+    b-values, tensor maps)."""
 
 
 def _patterns(values: Any, where: str) -> tuple[re.Pattern, ...]:
@@ -92,7 +115,7 @@ def _range(value: Any, where: str) -> tuple[float, float] | None:
         return None
     if (not isinstance(value, list | tuple) or len(value) != 2
             or not all(isinstance(v, int | float) for v in value) or value[0] > value[1]):
-        raise RulesError(f"{where} must be [low, high] in ms, got {value!r}")
+        raise RulesError(f"{where} must be [low, high], got {value!r}")
     return float(value[0]), float(value[1])
 
 
@@ -116,16 +139,45 @@ def _merge_user_rules(raw: dict[str, Any], path: Path) -> None:
                          f"{sorted(raw)}")
     for section, value in user.items():
         if section == "series" and isinstance(value, dict):
-            raw["series"] = {**raw["series"], **value}  # one role replaced, others kept
+            merged = {**raw["series"], **value}  # one role replaced, others kept
+            for role in DIFFUSION_ROLES:  # new roles: a key given replaces that key only
+                if isinstance(value.get(role), dict):
+                    merged[role] = {**raw["series"].get(role, {}), **value[role]}
+            raw["series"] = merged
         else:
             raw[section] = value
 
 
-def _series_rule(rule: Any, where: str) -> SeriesRule:
+#: The keys a role's rule may have besides the common ones.
+_ROLE_KEYS = {"dwi": {"b_value", "b_range"}, "adc": {"units_by_manufacturer", "median_mm2_s"}}
+
+
+def _b_value(value: Any, where: str) -> str | float | None:
+    if value is None or value in B_VALUE_CHOICES:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise RulesError(f"{where}.b_value must be one of {list(B_VALUE_CHOICES)} or a b-value "
+                     f"in s/mm² (> 0), got {value!r}")
+
+
+def _units(value: Any, where: str) -> tuple[tuple[re.Pattern, float], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+            for v in value.values()):
+        raise RulesError(f"{where}.units_by_manufacturer must map a Manufacturer pattern to "
+                         f"mm²/s per pixel value (> 0, e.g. 1.0e-6), got {value!r}")
+    return tuple((_patterns([k], f"{where}.units_by_manufacturer")[0], float(v))
+                 for k, v in value.items())
+
+
+def _series_rule(rule: Any, where: str, role: str = "") -> SeriesRule:
     if not isinstance(rule, dict):
         raise RulesError(f"{where} must be a mapping, got {rule!r}")
     unknown = sorted(set(rule) - {"description", "exclude", "contrast", "tr_ms", "te_ms",
-                                  "echo"})
+                                  "echo"} - _ROLE_KEYS.get(role, set()))
     if unknown:
         raise RulesError(f"{where}: unknown key(s) {unknown}")
     contrast = rule.get("contrast")
@@ -140,7 +192,29 @@ def _series_rule(rule: Any, where: str) -> SeriesRule:
         raise RulesError(f"{where}.echo is te_range but {where}.te_ms is not given")
     return SeriesRule(_patterns(rule.get("description", []), f"{where}.description"),
                       _patterns(rule.get("exclude", []), f"{where}.exclude"),
-                      contrast, _range(rule.get("tr_ms"), f"{where}.tr_ms"), te, echo)
+                      contrast, _range(rule.get("tr_ms"), f"{where}.tr_ms"), te, echo,
+                      b_value=_b_value(rule.get("b_value"), where),
+                      b_range=_range(rule.get("b_range"), f"{where}.b_range"),
+                      units_by_manufacturer=_units(rule.get("units_by_manufacturer"), where),
+                      median_mm2_s=_range(rule.get("median_mm2_s"), f"{where}.median_mm2_s"))
+
+
+def _roles_to_import(value: Any, where: str) -> dict[str, str]:
+    """``roles_to_import``: role -> required | optional; t1, ce_t1 and t2 required."""
+    if not isinstance(value, dict):
+        raise RulesError(f"{where} must map roles to required or optional, got {value!r}")
+    bad = sorted(set(value) - set(ALL_ROLES))
+    if bad:
+        raise RulesError(f"{where}: unknown role(s) {bad}; roles: {list(ALL_ROLES)}")
+    for role, choice in value.items():
+        if choice not in IMPORT_CHOICES:
+            raise RulesError(f"{where}.{role} must be one of {list(IMPORT_CHOICES)}, got "
+                             f"{choice!r}")
+    missing = [r for r in ROLES if value.get(r) != "required"]
+    if missing:
+        raise RulesError(f"{where}: {missing} must be required (every cohort has t1, ce_t1 "
+                         f"and t2)")
+    return {role: value[role] for role in ALL_ROLES if role in value}
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -158,7 +232,15 @@ def load_rules(path: str | Path | None = None) -> Rules:
         path, source = Path(path), str(path)
         _merge_user_rules(raw, path)
     series = {role: _series_rule((raw.get("series") or {}).get(role),
-                                 f"{source}: series.{role}") for role in ROLES}
+                                 f"{source}: series.{role}", role) for role in ALL_ROLES}
+    unknown_roles = sorted(set(raw.get("series") or {}) - set(ALL_ROLES))
+    if unknown_roles:
+        raise RulesError(f"{source}: series: unknown role(s) {unknown_roles}; roles: "
+                         f"{list(ALL_ROLES)}")
+    refused = raw.get("diffusion_refused") or {}
+    if not isinstance(refused, dict):
+        raise RulesError(f"{source}: diffusion_refused must map a reason to patterns, got "
+                         f"{refused!r}")
     rois = {}
     for key, values in (raw.get("rois") or {}).items():
         if str(key) not in {str(label) for label in LABELS}:
@@ -182,7 +264,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
                          f"true or false, got {combine!r}")
     pin = {str(pid): {str(r): str(v) for r, v in (roles or {}).items()}
            for pid, roles in (raw.get("pin") or {}).items()}
-    allowed = (*ROLES, *STRUCTURES.values())
+    allowed = (*ALL_ROLES, *STRUCTURES.values())
     for pid, roles in pin.items():
         bad = sorted(set(roles) - set(allowed))
         if bad:
@@ -203,7 +285,12 @@ def load_rules(path: str | Path | None = None) -> Rules:
         derived_types=frozenset(str(t).upper() for t in types),
         structure_sets=choice,
         combine_studies=combine.get("studies", False),
-        combine_frames_of_reference=combine.get("frames_of_reference", False))
+        combine_frames_of_reference=combine.get("frames_of_reference", False),
+        roles_to_import=_roles_to_import(raw.get("roles_to_import"),
+                                         f"{source}: roles_to_import"),
+        diffusion_refused={str(reason): _patterns(values,
+                                                  f"{source}: diffusion_refused.{reason}")
+                           for reason, values in refused.items()})
 
 
 def fold(text: str) -> str:

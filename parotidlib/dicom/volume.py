@@ -174,6 +174,14 @@ def _multiframe_units(series: Series) -> tuple[list[DicomFile] | None, list[Prob
     return frames, []
 
 
+def frames_of(series: Series) -> list[DicomFile] | None:
+    """The frame headers of the series' one multi-frame object (each with its b-value, echo
+    time and geometry; :func:`parotidlib.dicom.headers.frame_headers`), None for a classic
+    series or one whose frames cannot be read."""
+    frames, _ = _multiframe_units(series)
+    return frames
+
+
 def _echo_key(f: DicomFile) -> float | None:
     """The echo time rounded to ECHO_TOL_MS (0.01 ms), None when not given."""
     return None if f.echo_time_ms is None else round(f.echo_time_ms, 2)
