@@ -15,11 +15,14 @@ Modules: :mod:`~parotidlib.synth.composition` (who is in the cohort, Table 1),
 
 For external validation, ``generate_cohort(..., scanners=..., histologies=...)`` writes a
 shifted cohort (another scanner and case mix, as a second hospital);
-:data:`EXTERNAL_SHIFT` is a ready-made one.
+:data:`EXTERNAL_SHIFT` is a ready-made one. A case mix may name the further histologies
+(:data:`FURTHER_HISTOLOGIES`); ``generate_cohort(..., diffusion=True)`` adds a DWI and an ADC
+series from the same anatomy (:mod:`~parotidlib.synth.diffusion`).
 """
 
 from parotidlib.synth.composition import (
     EXTERNAL_SHIFT,
+    FURTHER_HISTOLOGIES,
     PAPER_COUNTS,
     PatientSpec,
     apportion,
@@ -39,6 +42,7 @@ from parotidlib.synth.scanners import SCANNERS, ScannerProfile
 
 __all__ = [
     "EXTERNAL_SHIFT",
+    "FURTHER_HISTOLOGIES",
     "GENERATOR_VERSION",
     "OPTIONAL_COLUMNS",
     "PAPER_COUNTS",

@@ -27,6 +27,7 @@ from parotidlib.constants import HISTOLOGIES
 
 __all__ = [
     "EXTERNAL_SHIFT",
+    "FURTHER_HISTOLOGIES",
     "PAPER_COUNTS",
     "PatientSpec",
     "apportion",
@@ -43,17 +44,26 @@ PAPER_COUNTS: dict[str, dict[str, int]] = {
     "scanner": {"GE Signa HDxt 1.5T": 166, "Siemens Verio 3T": 34, "Siemens Skyra 3T": 33},
 }
 PAPER_N = 233
+#: Histologies beyond the paper's three, present only when a case mix (``histologies=``,
+#: ``--histologies``) gives them a weight: a benign and a malignant one.
+FURTHER_HISTOLOGIES: tuple[str, ...] = ("basal_cell_adenoma", "mucoepidermoid_carcinoma")
 #: Published age range (years) and mean.
 AGE_RANGE = (21, 93)
 
 # Share of men per histology; the malignant share is set so the cohort total matches Table 1
 # (63 * 0.87 + 90 * 0.55 + 80 * p = 159 -> p = 0.684).
-_MALE_SHARE = {"warthin": 0.87, "pleomorphic_adenoma": 0.55, "malignant": 0.684}
+_MALE_SHARE = {"warthin": 0.87, "pleomorphic_adenoma": 0.55, "malignant": 0.684,
+               # basal cell adenoma: 6 of 22 men (Shi et al. 2012, AJNR 33:434); MEC: about
+               # even (an assumption)
+               "basal_cell_adenoma": 0.27, "mucoepidermoid_carcinoma": 0.45}
 # How the 18 bilateral cases split between histologies (mostly Warthin).
-_BILATERAL_WEIGHT = {"warthin": 0.80, "pleomorphic_adenoma": 0.13, "malignant": 0.07}
+_BILATERAL_WEIGHT = {"warthin": 0.80, "pleomorphic_adenoma": 0.13, "malignant": 0.07,
+                     "basal_cell_adenoma": 0.02, "mucoepidermoid_carcinoma": 0.01}
 # Age (years) per histology: mean and SD of a normal truncated to AGE_RANGE; the cohort mean
 # comes out near the published 52.4.
-_AGE = {"warthin": (62.0, 10.0), "pleomorphic_adenoma": (45.0, 14.0), "malignant": (53.5, 16.0)}
+_AGE = {"warthin": (62.0, 10.0), "pleomorphic_adenoma": (45.0, 14.0), "malignant": (53.5, 16.0),
+        # basal cell adenoma 51.5 (SD 10.2) years (Shi et al. 2012); MEC: an assumption
+        "basal_cell_adenoma": (51.5, 10.2), "mucoepidermoid_carcinoma": (48.0, 16.0)}
 
 #: A ready-made "second hospital" for external validation (``generate_cohort(...,
 #: **EXTERNAL_SHIFT)``, together with another seed). It shifts the acquisition and the case
@@ -161,7 +171,7 @@ def check_mix(weights: Mapping[str, float], kind: str) -> dict[str, float]:
         Name -> weight (finite, >= 0, at least one > 0). Names not given get weight 0.
     kind : {"scanners", "histologies"}
         Which names are valid: the keys of :data:`parotidlib.synth.scanners.SCANNERS`, or
-        :data:`parotidlib.constants.HISTOLOGIES`.
+        :data:`parotidlib.constants.HISTOLOGIES` and :data:`FURTHER_HISTOLOGIES`.
 
     Returns
     -------
@@ -198,7 +208,7 @@ def _valid_names(kind: str) -> tuple[str, ...]:
         from parotidlib.synth.scanners import SCANNERS
         return tuple(SCANNERS)
     if kind == "histologies":
-        return tuple(PAPER_COUNTS["histology"])
+        return (*PAPER_COUNTS["histology"], *FURTHER_HISTOLOGIES)
     raise ValueError(f"kind must be 'scanners' or 'histologies', got {kind!r}")
 
 
@@ -216,8 +226,9 @@ def cohort_composition(n: int, *, scanners: Mapping[str, float] | None = None,
         Scanner name (a key of :data:`~parotidlib.synth.scanners.SCANNERS`) -> weight; the
         scanner counts are apportioned from these weights (largest remainder). None: Table 2.
     histologies : mapping, optional
-        Histology (``pleomorphic_adenoma``, ``warthin``, ``malignant``) -> weight; likewise.
-        None: Table 1.
+        Histology (``pleomorphic_adenoma``, ``warthin``, ``malignant``, or one of
+        :data:`FURTHER_HISTOLOGIES`) -> weight; likewise. None: Table 1. A further histology
+        is listed in the result only when the mix names it.
 
     Returns
     -------
@@ -234,6 +245,8 @@ def cohort_composition(n: int, *, scanners: Mapping[str, float] | None = None,
     for key, paper in PAPER_COUNTS.items():
         names = list(paper) if key != "scanner" else list(_valid_names("scanners"))
         mix = mixes.get(key)
+        if key == "histology" and mix is not None:
+            names += [h for h in FURTHER_HISTOLOGIES if h in mix]
         if mix is None:
             names = list(paper)
             weights = [float(v) for v in paper.values()]
@@ -305,7 +318,7 @@ def draw_patients(n: int, seed: int, *, scanners: Mapping[str, float] | None = N
     left = _split_by_histology(comp["tumor_side"]["left"], one_sided, dict.fromkeys(hist, 1.0))
 
     rows = []
-    for h in HISTOLOGIES:
+    for h in (*HISTOLOGIES, *(h for h in hist if h not in HISTOLOGIES)):
         sides = (["both"] * both[h] + ["left"] * left[h]
                  + ["right"] * (one_sided[h] - left[h]))
         sexes = ["M"] * males[h] + ["F"] * (hist[h] - males[h])

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from parotidlib.config import check_int, check_real
+from parotidlib.config import check_bool, check_int, check_real
 from parotidlib.constants import MANIFEST_COLUMNS, SERIES
 from parotidlib.data.manifest import manifest_files
 from parotidlib.io import (
@@ -42,10 +42,12 @@ from parotidlib.io import (
 from parotidlib.processes import worker_pool
 from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
 from parotidlib.synth.composition import PatientSpec, check_mix, draw_patients
+from parotidlib.synth.diffusion import DIFFUSION_SERIES
 from parotidlib.synth.patient import simulate_patient
 
-__all__ = ["GENERATOR_VERSION", "OPTIONAL_COLUMNS", "STAMP_NAME", "CohortExistsError",
-           "generate_cohort", "write_nifti"]
+__all__ = ["DIFFUSION_COLUMNS", "DIFFUSION_OPTIONAL_COLUMNS", "GENERATOR_VERSION",
+           "OPTIONAL_COLUMNS", "STAMP_NAME", "CohortExistsError", "generate_cohort",
+           "write_nifti"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,13 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "field_strength_t", "t1_tr_ms", "t1_te_ms", "t2_tr_ms", "t2_te_ms", "ce_t1_tr_ms",
     "ce_t1_te_ms", "ce_t1_flip_deg", "pixel_size_mm", "slice_thickness_mm",
     "t2_pixel_size_mm", "t2_slice_thickness_mm",
+)
+#: The diffusion series' image and label-map columns (``diffusion=True`` only), written after
+#: the required columns, in their pattern: ``adc``, ``dwi``, ``adc_labels``, ``dwi_labels``.
+DIFFUSION_COLUMNS: tuple[str, ...] = (*DIFFUSION_SERIES, *(f"{s}_labels" for s in DIFFUSION_SERIES))
+#: The diffusion acquisition columns (``diffusion=True`` only), written last.
+DIFFUSION_OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "dwi_b_value", "dwi_tr_ms", "dwi_te_ms", "dwi_pixel_size_mm", "dwi_slice_thickness_mm",
 )
 #: gzip level of the .nii.gz files (1: fast; higher levels save only ~2 % on noisy images).
 GZIP_LEVEL = 1
@@ -97,19 +106,21 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, *, labels: boo
     path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=GZIP_LEVEL, mtime=0))
 
 
-def _patient_files(pid: str) -> dict[str, str]:
-    files = {s: f"{pid}/{s}.nii.gz" for s in SERIES}
-    files.update({f"{s}_labels": f"{pid}/{s}_labels.nii.gz" for s in SERIES})
+def _patient_files(pid: str, series: tuple[str, ...] = SERIES) -> dict[str, str]:
+    files = {s: f"{pid}/{s}.nii.gz" for s in series}
+    files.update({f"{s}_labels": f"{pid}/{s}_labels.nii.gz" for s in series})
     return files
 
 
-def _write_patient(spec: PatientSpec, seed: int, pixel_scale: float, folder: str) -> dict:
+def _write_patient(spec: PatientSpec, seed: int, pixel_scale: float, folder: str,
+                   diffusion: bool = False) -> dict:
     """Simulate and write one patient; return its manifest row (worker entry point)."""
     with threadpool_limits(1):  # same BLAS summation order in every process: same bytes
-        patient = simulate_patient(spec, seed, pixel_scale)
-    files = _patient_files(spec.patient_id)
+        patient = simulate_patient(spec, seed, pixel_scale, diffusion=diffusion)
+    written = (*SERIES, *DIFFUSION_SERIES) if diffusion else SERIES
+    files = _patient_files(spec.patient_id, written)
     (Path(folder) / spec.patient_id).mkdir(parents=True, exist_ok=True)
-    for series in SERIES:
+    for series in written:
         write_nifti(Path(folder) / files[series], patient.images[series],
                     patient.affines[series])
         write_nifti(Path(folder) / files[f"{series}_labels"], patient.labels[series],
@@ -118,22 +129,26 @@ def _write_patient(spec: PatientSpec, seed: int, pixel_scale: float, folder: str
            "tumor_side": spec.tumor_side, "age": spec.age, "sex": spec.sex,
            "scanner": spec.scanner, **files}
     row.update(patient.manifest_fields())
+    if diffusion:
+        row.update(patient.diffusion_fields())
     return row
 
 
-#: Stamp keys written only for a shifted cohort (absent in a default cohort's stamp, whose
-#: bytes are unchanged from earlier versions).
-_MIX_KEYS = ("scanners", "histologies")
+#: Stamp keys written only for a shifted cohort or one with diffusion series (absent in a
+#: default cohort's stamp, whose bytes are unchanged from earlier versions).
+_MIX_KEYS = ("scanners", "histologies", "diffusion")
 
 
 def _stamp(n_patients: int, seed: int, pixel_scale: float,
            scanners: dict[str, float] | None = None,
-           histologies: dict[str, float] | None = None) -> dict:
+           histologies: dict[str, float] | None = None, diffusion: bool = False) -> dict:
     stamp = {"generator": "parotidlib.synth", "version": GENERATOR_VERSION,
              "n_patients": n_patients, "seed": seed, "pixel_scale": pixel_scale}
-    for key, mix in zip(_MIX_KEYS, (scanners, histologies), strict=True):
+    for key, mix in zip(_MIX_KEYS[:2], (scanners, histologies), strict=True):
         if mix is not None:
             stamp[key] = dict(mix)
+    if diffusion:
+        stamp["diffusion"] = True
     return stamp
 
 
@@ -159,8 +174,12 @@ def _is_complete(folder: Path, stamp: dict) -> bool:
         files = manifest_files(manifest)
     except ValueError:
         return False
-    # the manifest is the one the stamp hashed: every file it names must be there
-    return bool(files) and all(path.is_file() for _, _, path in files)
+    # the manifest is the one the stamp hashed: every file it names must be there (the
+    # diffusion columns are no part of manifest_files' FILE_COLUMNS: checked here)
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    extra = [folder / rel for col in DIFFUSION_COLUMNS if col in table.columns
+             for rel in table[col]]
+    return bool(files) and all(path.is_file() for path in [*(p for _, _, p in files), *extra])
 
 
 def _is_ours(folder: Path) -> bool:
@@ -183,8 +202,8 @@ def _validate(n_patients: int, seed: int, jobs: int | None, pixel_scale: float) 
 
 
 def _simulate_all(specs: list[PatientSpec], seed: int, pixel_scale: float, folder: Path,
-                  jobs: int) -> list[dict]:
-    args = (seed, pixel_scale, str(folder))
+                  jobs: int, diffusion: bool = False) -> list[dict]:
+    args = (seed, pixel_scale, str(folder), diffusion)
     progress = tqdm(total=len(specs), desc="synthetic cohort", unit="patient",
                     disable=len(specs) < 2)
     rows = []
@@ -209,7 +228,8 @@ def _simulate_all(specs: list[PatientSpec], seed: int, pixel_scale: float, folde
 def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int = 0,
                     jobs: int | None = None, *, pixel_scale: float = 1.0,
                     scanners: Mapping[str, float] | None = None,
-                    histologies: Mapping[str, float] | None = None) -> Path:
+                    histologies: Mapping[str, float] | None = None,
+                    diffusion: bool = False) -> Path:
     """Generate the physics-based synthetic parotid MRI cohort (or reuse it); return the manifest.
 
     Composition follows Xia et al. 2021, Table 1 and Table 2 (see
@@ -247,7 +267,16 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
         Shifted case mix: histology -> weight. None: Table 1's counts. Both mixes are
         recorded in the stamp (only when given), so a folder holding the default cohort is
         never taken for a shifted one or the reverse; see
-        :data:`~parotidlib.synth.composition.EXTERNAL_SHIFT` for a ready-made shift.
+        :data:`~parotidlib.synth.composition.EXTERNAL_SHIFT` for a ready-made shift. The
+        further histologies (:data:`~parotidlib.synth.composition.FURTHER_HISTOLOGIES`:
+        ``basal_cell_adenoma``, ``mucoepidermoid_carcinoma``) appear only when named here.
+    diffusion : bool
+        Also write the diffusion series of every patient from the same anatomy
+        (:mod:`parotidlib.synth.diffusion`): ``dwi`` (b = 800 s/mm²) and ``adc`` (µm²/s) on one
+        EPI grid, with ``dwi_labels`` and ``adc_labels`` (:data:`DIFFUSION_COLUMNS`, after
+        the required columns) and the acquisition (:data:`DIFFUSION_OPTIONAL_COLUMNS`, last).
+        The T1, CE-T1 and T2 files are those of the cohort without diffusion. Recorded in the
+        stamp only when true.
 
     Returns
     -------
@@ -270,13 +299,15 @@ def generate_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: int
     scanners = None if scanners is None else check_mix(scanners, "scanners")
     histologies = None if histologies is None else check_mix(histologies, "histologies")
     out_dir = Path(out_dir)
-    stamp = _stamp(int(n_patients), int(seed), float(pixel_scale), scanners, histologies)
+    diffusion = check_bool("diffusion", diffusion)
+    stamp = _stamp(int(n_patients), int(seed), float(pixel_scale), scanners, histologies,
+                   diffusion)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # One generation at a time per folder: a second one waits, then finds the cohort complete.
     with folder_lock(out_dir, "the synthetic cohort", wait=True,
                      lock_file=lock_file_of(out_dir)):
         return _generate(out_dir, stamp, n_patients, seed, jobs, pixel_scale, scanners,
-                         histologies)
+                         histologies, diffusion)
 
 
 def lock_file_of(out_dir: str | os.PathLike) -> Path:
@@ -288,7 +319,7 @@ def lock_file_of(out_dir: str | os.PathLike) -> Path:
 
 def _generate(out_dir: Path, stamp: dict, n_patients: int, seed: int, jobs: int | None,
               pixel_scale: float, scanners: dict[str, float] | None,
-              histologies: dict[str, float] | None) -> Path:
+              histologies: dict[str, float] | None, diffusion: bool = False) -> Path:
     """:func:`generate_cohort` under its folder's lock."""
     _remove_leftovers(out_dir)
     if out_dir.exists():
@@ -312,8 +343,12 @@ def _generate(out_dir: Path, stamp: dict, n_patients: int, seed: int, jobs: int 
     try:
         specs = draw_patients(int(n_patients), int(seed), scanners=scanners,
                               histologies=histologies)
-        rows = _simulate_all(specs, int(seed), float(pixel_scale), staging, workers)
-        frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OPTIONAL_COLUMNS])
+        rows = _simulate_all(specs, int(seed), float(pixel_scale), staging, workers, diffusion)
+        columns = [*MANIFEST_COLUMNS, *OPTIONAL_COLUMNS]
+        if diffusion:
+            columns = [*MANIFEST_COLUMNS, *DIFFUSION_COLUMNS, *OPTIONAL_COLUMNS,
+                       *DIFFUSION_OPTIONAL_COLUMNS]
+        frame = pd.DataFrame(rows, columns=columns)
         frame.to_csv(staging / MANIFEST_NAME, index=False, lineterminator="\n")
         stamp["manifest_sha256"] = sha256_file(staging / MANIFEST_NAME)
         (staging / STAMP_NAME).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")

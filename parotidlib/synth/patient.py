@@ -1,4 +1,5 @@
-"""Simulate one patient: anatomy, tumour(s), tissues, protocols, phantom, three series."""
+"""Simulate one patient: anatomy, tumour(s), tissues, protocols, phantom, three series (and,
+on request, the diffusion series from the same phantom)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import numpy as np
 from parotidlib.constants import SERIES
 from parotidlib.synth.anatomy import NeckAnatomy, draw_anatomy, make_room
 from parotidlib.synth.composition import PatientSpec
+from parotidlib.synth.diffusion import (
+    B_VALUE,
+    acquire_diffusion,
+    diffusion_rng,
+    draw_adc_table,
+    draw_epi_protocol,
+)
 from parotidlib.synth.phantom import build_phantom
 from parotidlib.synth.render import acquire, render_series
 from parotidlib.synth.scanners import SCANNERS, SeriesProtocol, draw_protocols
@@ -26,7 +34,8 @@ class SimulatedPatient:
     ----------
     spec : PatientSpec
     images : dict[str, ndarray of int16]
-        Per series (``t1``, ``ce_t1``, ``t2``), shape ``protocols[s].shape``.
+        Per series (``t1``, ``ce_t1``, ``t2``; with diffusion also ``dwi``, the b = 800 image,
+        and ``adc``, in µm²/s on the DWI grid), shape ``protocols[s].shape``.
     labels : dict[str, ndarray of uint8]
         Per series, on that series' grid.
     affines : dict[str, ndarray (4, 4)]
@@ -60,6 +69,12 @@ class SimulatedPatient:
             "t2_pixel_size_mm": p["t2"].pixel_mm, "t2_slice_thickness_mm": p["t2"].thickness_mm,
         }
 
+    def diffusion_fields(self) -> dict[str, float]:
+        """The diffusion manifest columns (``DIFFUSION_OPTIONAL_COLUMNS`` of generate.py)."""
+        d = self.protocols["dwi"]
+        return {"dwi_b_value": B_VALUE, "dwi_tr_ms": d.tr_ms, "dwi_te_ms": d.te_ms,
+                "dwi_pixel_size_mm": d.pixel_mm, "dwi_slice_thickness_mm": d.thickness_mm}
+
 
 def patient_rng(seed: int, index: int) -> np.random.Generator:
     """The random stream of patient ``index`` of a cohort with ``seed`` (independent of n)."""
@@ -75,8 +90,8 @@ def _z_extent(anatomy: NeckAnatomy, tumours: list[Tumour]) -> tuple[float, float
     return float(lo), float(hi)
 
 
-def simulate_patient(spec: PatientSpec, seed: int, pixel_scale: float = 1.0
-                     ) -> SimulatedPatient:
+def simulate_patient(spec: PatientSpec, seed: int, pixel_scale: float = 1.0,
+                     diffusion: bool = False) -> SimulatedPatient:
     """Simulate the T1, CE-T1 and T2 series and label maps of one patient.
 
     Parameters
@@ -87,6 +102,10 @@ def simulate_patient(spec: PatientSpec, seed: int, pixel_scale: float = 1.0
         Cohort seed; the patient's stream is ``SeedSequence(seed, spawn_key=(1, index))``.
     pixel_scale : float
         Multiplies the pixel sizes (> 1 gives small volumes, for tests).
+    diffusion : bool
+        Also the DWI (b = 800) and ADC series, on one EPI grid
+        (:mod:`parotidlib.synth.diffusion`), drawn from the patient's diffusion stream
+        (spawn key 2): the other series are the same with or without.
 
     Returns
     -------
@@ -117,6 +136,16 @@ def simulate_patient(spec: PatientSpec, seed: int, pixel_scale: float = 1.0
         signal, labels[series] = render_series(phantom, proto)
         images[series] = acquire(signal, phantom, proto, centre, rng)
         affines[series] = proto.affine(world_offset)
+    if diffusion:
+        drng = diffusion_rng(seed, spec.index)
+        adc, fat_adc = draw_adc_table(drng, tumours)
+        epi = draw_epi_protocol(drng, profile.field_strength_t, protocols,
+                                _z_extent(anatomy, tumours))
+        dwi, adc_map, epi_labels = acquire_diffusion(phantom, epi, adc, fat_adc, centre, drng)
+        protocols = {**protocols, "dwi": epi, "adc": epi}
+        images.update(dwi=dwi, adc=adc_map)
+        labels.update(dwi=epi_labels, adc=epi_labels)
+        affines.update(dwi=epi.affine(world_offset), adc=epi.affine(world_offset))
     return SimulatedPatient(spec=spec, images=images, labels=labels, affines=affines,
                             protocols=protocols, tumours=tumours, anatomy=anatomy,
                             world_offset_mm=world_offset)

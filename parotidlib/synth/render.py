@@ -9,10 +9,12 @@ that fills at least half of it: tumour (3) if its share is >= 0.5, else the side
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from parotidlib.constants import GLAND_LABEL, LABEL_TUMOR
-from parotidlib.synth.phantom import FINE_MM, Phantom
+from parotidlib.synth.phantom import FINE_MM, Maps, Phantom
 from parotidlib.synth.sampling import apply_separable, average_matrix
 from parotidlib.synth.scanners import SeriesProtocol
 from parotidlib.synth.signal import (
@@ -33,13 +35,19 @@ def _inside(centres: np.ndarray, width: float, axis: np.ndarray) -> slice:
     return slice(0, 0) if ok.size == 0 else slice(int(ok[0]), int(ok[-1]) + 1)
 
 
-def render_series(phantom: Phantom, proto: SeriesProtocol) -> tuple[np.ndarray, np.ndarray]:
+def render_series(phantom: Phantom, proto: SeriesProtocol,
+                  signal_of: Callable[[Maps], np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free signal and label map of one series.
 
     Parameters
     ----------
     phantom : Phantom
     proto : SeriesProtocol
+    signal_of : callable, optional
+        The signal of the voxels of a :class:`Maps` (float32, its shape); default the
+        series' signal equation (:func:`parotidlib.synth.signal.series_signal`). The
+        diffusion series pass their own (:mod:`parotidlib.synth.diffusion`).
 
     Returns
     -------
@@ -50,7 +58,10 @@ def render_series(phantom: Phantom, proto: SeriesProtocol) -> tuple[np.ndarray, 
     xs, ys, zs = proto.axis(0), proto.axis(1), proto.axis(2)
     wx = average_matrix(phantom.x, xs, proto.pixel_mm)
     wy = average_matrix(phantom.y, ys, proto.pixel_mm)
-    static = series_signal(phantom.maps2d, phantom.table, proto)
+    if signal_of is None:
+        def signal_of(maps: Maps) -> np.ndarray:
+            return series_signal(maps, phantom.table, proto)
+    static = signal_of(phantom.maps2d)
     plane = apply_separable(static, [wx, wy])
     signal = np.repeat(plane[:, :, None], len(zs), axis=2)
     labels = np.zeros(proto.shape, dtype=np.uint8)
@@ -67,7 +78,7 @@ def render_series(phantom: Phantom, proto: SeriesProtocol) -> tuple[np.ndarray, 
         wyr = average_matrix(yr, ys[sj], proto.pixel_mm)
         # static voxels repeat the axial map; only the gland and tumour are computed in 3-D
         fine = np.repeat(static[region.ix, region.iy][:, :, None], region.z.size, axis=2)
-        fine[region.dynamic] = series_signal(region.maps, phantom.table, proto)
+        fine[region.dynamic] = signal_of(region.maps)
         # through-plane average; the part of a slice outside the region is the static map
         thick = apply_separable(fine, [None, None, wzk])
         thick += static[region.ix, region.iy][:, :, None] * (1.0 - covered[ks])[None, None, :]

@@ -7,7 +7,9 @@ Yabuuchi et al. 2003, Radiology 226:345). Each patient draws its own value insid
 (per-patient spread). The rows of the four histology tissues (PA_STROMA, PA_CELLULAR,
 WARTHIN_SOLID, MALIGNANT) are the one source of their ranges: :mod:`parotidlib.synth.tumours`
 draws each tumour's own values from them (a phenotype may replace one range, e.g. the cellular
-pleomorphic adenoma's stroma T2), and those replace the patient's draw for that tumour.
+pleomorphic adenoma's stroma T2), and those replace the patient's draw for that tumour. The
+two tissues of the further histologies (:data:`TUMOUR_ONLY`: basal cell adenoma,
+mucoepidermoid carcinoma) have rows too, but only their tumours draw them.
 
 Two-compartment tissues (parotid parenchyma, bone marrow) mix a water compartment with fat:
 the voxel signal is ``(1 - ff) * S_water + ff * S_fat``, so a fatty gland lies between fat
@@ -45,6 +47,8 @@ class Tissue(IntEnum):
     PROTEIN = 15       # proteinaceous / haemorrhagic cyst content: short T1
     MALIGNANT = 16     # carcinoma, viable solid part
     NECROSIS = 17      # necrotic core
+    BCA_SOLID = 18     # basal cell adenoma, solid part (only with --histologies)
+    MEC_SOLID = 19     # mucoepidermoid carcinoma, solid part (only with --histologies)
 
 
 #: Tissues a parotid gland may not replace (bone, air, vessels, spinal canal).
@@ -53,7 +57,12 @@ PROTECTED: tuple[Tissue, ...] = (Tissue.AIR, Tissue.CORTEX, Tissue.MARROW, Tissu
 #: Tumour tissues (label 3).
 TUMOUR_TISSUES: tuple[Tissue, ...] = (Tissue.CAPSULE, Tissue.PA_STROMA, Tissue.PA_CELLULAR,
                                       Tissue.WARTHIN_SOLID, Tissue.CYST, Tissue.PROTEIN,
-                                      Tissue.MALIGNANT, Tissue.NECROSIS)
+                                      Tissue.MALIGNANT, Tissue.NECROSIS, Tissue.BCA_SOLID,
+                                      Tissue.MEC_SOLID)
+#: Tissues of the further histologies (``--histologies``): only a tumour of that histology
+#: sets them, so the patient's own table does not draw them (its random stream, and with it
+#: every cohort without these histologies, stays as it was).
+TUMOUR_ONLY: tuple[Tissue, ...] = (Tissue.BCA_SOLID, Tissue.MEC_SOLID)
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,18 @@ TISSUE_RANGES: dict[Tissue, TissueRange] = {
                                   (0.15, 0.45)),
     Tissue.NECROSIS: TissueRange((0.9, 1.0), (1500, 2500), (200, 500), (0.0, 0.0),
                                  (0.0, 0.02)),
+    # Basal cell adenoma: solid part hypointense to the (fatty) parotid on T2, strong early
+    # enhancement with a plateau ("Findings of parotid basal cell adenoma on magnetic
+    # resonance imaging", Oral Radiol 2016, doi:10.1007/s11282-015-0209-5; Shi et al. 2012,
+    # AJNR 33:434; Eur J Radiol 2021;144:109980, PMID 34601323): an intermediate T2 and the
+    # enhancement of the strongly enhancing tumour rows above (our reading of these
+    # qualitative findings, not measured values).
+    Tissue.BCA_SOLID: TissueRange((0.8, 0.9), (900, 1200), (75, 105), (0.0, 0.0),
+                                  (0.2, 0.4)),
+    # Mucoepidermoid carcinoma (high grade; tumours.py replaces T2 and contrast for low
+    # grade, as for MALIGNANT): the malignant row.
+    Tissue.MEC_SOLID: TissueRange((0.8, 0.9), (900, 1300), (60, 100), (0.0, 0.0),
+                                  (0.15, 0.45)),
 }
 #: Fat itself (1.5 T): T1 and apparent fast-spin-echo T2 (ms); per-patient spread.
 FAT_T1_MS = (250.0, 350.0)
@@ -173,6 +194,8 @@ def draw_tissue_table(rng: np.random.Generator, field_strength_t: float, age: in
     n = len(Tissue)
     pd, t1, t2, ff, conc = (np.zeros(n, np.float32) for _ in range(5))
     for tissue, r in TISSUE_RANGES.items():
+        if tissue in TUMOUR_ONLY:
+            continue  # set by the tumour only (see TUMOUR_ONLY)
         pd[tissue] = draw_range(rng, r.pd)
         t1[tissue] = draw_range(rng, r.t1_ms) * k1
         t2[tissue] = draw_range(rng, r.t2_ms) * k2

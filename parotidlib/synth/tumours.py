@@ -13,6 +13,14 @@ between classes:
 * malignant (adenocarcinoma): irregular, infiltrative margin (smooth in low-grade tumours),
   intermediate-short T2, central necrosis (long T2, no enhancement) in high-grade and large
   tumours, heterogeneous enhancement; no capsule; may cross the gland's border.
+
+Two further histologies exist only when a cohort's case mix names them (``--histologies``):
+
+* basal cell adenoma: small, smooth, fully encapsulated, often partly or mostly cystic,
+  intermediate T2, strong enhancement (Shi et al. 2012, AJNR 33:434; Eur J Radiol
+  2021;144:109980);
+* mucoepidermoid carcinoma: mostly low grade (circumscribed, mucin cysts, brighter on T2),
+  otherwise as the high-grade carcinoma above.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from parotidlib.synth.tissues import TISSUE_RANGES, Tissue, TissueRange
 
 __all__ = ["Tumour", "draw_tumour", "paint_tumour"]
 
-#: Median diameter (mm) per histology; log-normal spread, clipped to 12-40 mm.
-_DIAMETER_MM = {"pleomorphic_adenoma": 25.0, "warthin": 27.0, "malignant": 28.0}
+#: Median diameter (mm) per histology; log-normal spread, clipped to 12-40 mm. Basal cell
+#: adenomas are small (< 30 mm; Shi et al. 2012, AJNR 33:434).
+_DIAMETER_MM = {"pleomorphic_adenoma": 25.0, "warthin": 27.0, "malignant": 28.0,
+                "basal_cell_adenoma": 20.0, "mucoepidermoid_carcinoma": 26.0}
 #: Tissues a tumour does not replace (it pushes or erodes bone only in late stages).
 _BONE = (Tissue.AIR, Tissue.CORTEX, Tissue.MARROW)
 # Phenotype variants: the ranges of tissues.TISSUE_RANGES (classic pleomorphic adenoma,
@@ -38,6 +48,9 @@ _PA_STROMA_CELLULAR_VARIANT = replace(TISSUE_RANGES[Tissue.PA_STROMA], t2_ms=(95
 #: Low-grade carcinoma (e.g. mucoepidermoid): brighter on T2, less enhancement.
 _MALIGNANT_LOW_GRADE = replace(TISSUE_RANGES[Tissue.MALIGNANT], t2_ms=(60, 130),
                                conc_mM=(0.12, 0.35))
+#: Low-grade mucoepidermoid carcinoma: the same replacement on its own row.
+_MEC_LOW_GRADE = replace(TISSUE_RANGES[Tissue.MEC_SOLID], t2_ms=_MALIGNANT_LOW_GRADE.t2_ms,
+                         conc_mM=_MALIGNANT_LOW_GRADE.conc_mM)
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,10 @@ class Tumour:
         drawn from :data:`parotidlib.synth.tissues.TISSUE_RANGES` (or a phenotype variant).
     heterogeneity : dict
         Texture modulation amplitudes per tumour tissue: {Tissue: (t2_amp, conc_amp)}.
+    phenotype : str
+        The variant drawn: ``"classic"`` or ``"cellular"`` (pleomorphic adenoma),
+        ``"high_grade"`` or ``"low_grade"`` (carcinomas), ``""`` otherwise. Recorded (not
+        drawn again) for the diffusion values of :mod:`parotidlib.synth.diffusion`.
     """
 
     histology: str
@@ -89,6 +106,7 @@ class Tumour:
     gland_margin_mm: float
     tissue_values: dict = field(default_factory=dict)
     heterogeneity: dict = field(default_factory=dict)
+    phenotype: str = ""
 
     @property
     def inplane_radius_mm(self) -> float:
@@ -148,13 +166,50 @@ def _draw_values(rng: np.random.Generator, r: TissueRange) -> tuple[float, float
     return (_u(rng, *r.pd), _u(rng, *r.t1_ms), _u(rng, *r.t2_ms), _u(rng, *r.conc_mM))
 
 
+def _carcinoma(rng: np.random.Generator, d: float, radii: np.ndarray, tissue: Tissue,
+               low_grade: TissueRange, *, p_high: float, p_necrosis_low: float,
+               p_cysts: tuple[float, float], cyst_shape: tuple[float, tuple[float, float], float]
+               ) -> tuple:
+    """Grade, margin, lobes, necrosis, cysts, values and texture of a carcinoma.
+
+    High grade (probability ``p_high``): irregular margin, necrosis more likely in large
+    tumours; low grade: smooth, the ``low_grade`` ranges (brighter on T2, less enhancement).
+    ``p_cysts`` is the chance of cysts (high grade, low grade); ``cyst_shape`` their Poisson
+    mean count (plus one), radius range (mm) and proteinaceous share. A chance of 0 draws
+    nothing, so the malignant class's random stream is that of earlier versions.
+
+    Returns
+    -------
+    tuple
+        ``(phenotype, irregularity, lobes, necrosis_fraction, cysts, values, heterogeneity,
+        gland_margin_mm)``.
+    """
+    high_grade = rng.random() < p_high
+    irregular = _u(rng, 0.12, 0.3) if high_grade else _u(rng, 0.0, 0.08)
+    lobes = _lobes(rng, int(rng.integers(0, 4)), (0.05, 0.15))
+    necrosis = 0.0
+    if rng.random() < ((0.3 + 0.4 * (d - 12.0) / 28.0) if high_grade else p_necrosis_low):
+        necrosis = _u(rng, 0.25, 0.55)
+    cysts = np.zeros((0, 5))
+    p = p_cysts[0] if high_grade else p_cysts[1]
+    if p > 0 and rng.random() < p:
+        mean_count, r_mm, p_protein = cyst_shape
+        cysts = _cysts(rng, int(rng.poisson(mean_count)) + 1, radii, r_mm, p_protein)
+    values = {tissue: _draw_values(rng, TISSUE_RANGES[tissue] if high_grade else low_grade)}
+    het = {tissue: (0.12, _u(rng, 0.3, 0.55) if high_grade else _u(rng, 0.15, 0.35))}
+    return ("high_grade" if high_grade else "low_grade", irregular, lobes, necrosis, cysts,
+            values, het, -_u(rng, 0.0, 4.0))
+
+
 def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> Tumour:
     """Draw one tumour of ``histology`` inside ``gland``.
 
     Parameters
     ----------
     rng : numpy.random.Generator
-    histology : {"pleomorphic_adenoma", "warthin", "malignant"}
+    histology : str
+        ``"pleomorphic_adenoma"``, ``"warthin"``, ``"malignant"``, or one of the further
+        histologies ``"basal_cell_adenoma"``, ``"mucoepidermoid_carcinoma"``.
     gland : GlandShape
         The gland it grows in (Warthin tumours favour its lower pole).
 
@@ -185,9 +240,11 @@ def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> 
     lobes = _lobes(rng, 0, (0, 0))
     cysts = np.zeros((0, 5))
     irregular, capsule, cellular, necrosis, gland_margin = 0.0, 0.0, 0.0, 0.0, 0.0
+    phenotype = ""
 
     if histology == "pleomorphic_adenoma":
         classic = rng.random() < 0.6  # else the cellular variant: less stroma, lower T2
+        phenotype = "classic" if classic else "cellular"
         cellular = _u(rng, 0.05, 0.35) if classic else _u(rng, 0.4, 0.8)
         values[Tissue.PA_STROMA] = _draw_values(
             rng, TISSUE_RANGES[Tissue.PA_STROMA] if classic else _PA_STROMA_CELLULAR_VARIANT)
@@ -217,27 +274,37 @@ def draw_tumour(rng: np.random.Generator, histology: str, gland: GlandShape) -> 
                 big[0, 3] = radii.mean() * _u(rng, 0.35, 0.55)
                 cysts = np.vstack([cysts, big])
         gland_margin = _u(rng, 1.5, 3.5)
+    elif histology == "basal_cell_adenoma":
+        # smooth margin, complete capsule, cystic parts in most (11 of 13, 5 cyst-dominant;
+        # Eur J Radiol 2021;144:109980); the shares below follow these counts
+        values[Tissue.BCA_SOLID] = _draw_values(rng, TISSUE_RANGES[Tissue.BCA_SOLID])
+        het = {Tissue.BCA_SOLID: (0.08, 0.3)}
+        lobes = _lobes(rng, 2, (0.0, 0.08))
+        capsule = _u(rng, 0.5, 1.0)
+        if rng.random() < 0.85:
+            cysts = _cysts(rng, int(rng.poisson(2.0)) + 1, radii, (1.0, 3.0), 0.2)
+            if rng.random() < 0.45:  # cyst-dominant
+                big = _cysts(rng, 1, radii, (1.0, 1.0), 0.0, max_rel=0.3)
+                big[0, 3] = radii.mean() * _u(rng, 0.45, 0.65)
+                cysts = np.vstack([cysts, big])
+        gland_margin = _u(rng, 2.0, 4.0)
+    elif histology == "mucoepidermoid_carcinoma":
+        # mostly low grade: circumscribed, cystic (mucin), brighter on T2; high grade as the
+        # carcinoma below (Habermann et al. 2009, AJNR 30:591: ADC like Warthin tumours)
+        phenotype, irregular, lobes, necrosis, cysts, values, het, gland_margin = _carcinoma(
+            rng, d, radii, Tissue.MEC_SOLID, _MEC_LOW_GRADE, p_high=0.35,
+            p_necrosis_low=0.0, p_cysts=(0.2, 0.7), cyst_shape=(2.5, (1.0, 3.5), 0.5))
     else:
         # low-grade carcinomas (e.g. mucoepidermoid) are often well circumscribed, partly
         # cystic and brighter on T2: they resemble benign tumours
-        high_grade = rng.random() < 0.55
-        irregular = _u(rng, 0.12, 0.3) if high_grade else _u(rng, 0.0, 0.08)
-        lobes = _lobes(rng, int(rng.integers(0, 4)), (0.05, 0.15))
-        p_necrosis = (0.3 + 0.4 * (d - 12.0) / 28.0) if high_grade else 0.1
-        if rng.random() < p_necrosis:
-            necrosis = _u(rng, 0.25, 0.55)
-        if not high_grade and rng.random() < 0.25:
-            cysts = _cysts(rng, int(rng.poisson(2.0)) + 1, radii, (1.0, 3.0), 0.3)
-        values[Tissue.MALIGNANT] = _draw_values(
-            rng, TISSUE_RANGES[Tissue.MALIGNANT] if high_grade else _MALIGNANT_LOW_GRADE)
-        het = {Tissue.MALIGNANT: (0.12, _u(rng, 0.3, 0.55) if high_grade
-                                  else _u(rng, 0.15, 0.35))}
-        gland_margin = -_u(rng, 0.0, 4.0)
+        phenotype, irregular, lobes, necrosis, cysts, values, het, gland_margin = _carcinoma(
+            rng, d, radii, Tissue.MALIGNANT, _MALIGNANT_LOW_GRADE, p_high=0.55,
+            p_necrosis_low=0.1, p_cysts=(0.0, 0.25), cyst_shape=(2.0, (1.0, 3.0), 0.3))
     return Tumour(histology=histology, side=gland.side, centre=centre, radii=radii,
                   angle_deg=_u(rng, -40.0, 40.0), lobes=lobes, margin_irregularity=irregular,
                   capsule_mm=capsule, cellular_fraction=cellular, cysts=cysts,
                   necrosis_fraction=necrosis, gland_margin_mm=gland_margin,
-                  tissue_values=values, heterogeneity=het)
+                  tissue_values=values, heterogeneity=het, phenotype=phenotype)
 
 
 def tumour_radius(t: Tumour, x: np.ndarray, y: np.ndarray, z: np.ndarray,
@@ -294,6 +361,10 @@ def paint_tumour(t: Tumour, x: np.ndarray, y: np.ndarray, z: np.ndarray,
         sub[fields["mid"] > threshold] = Tissue.PA_CELLULAR
     elif t.histology == "warthin":
         sub[:] = Tissue.WARTHIN_SOLID
+    elif t.histology == "basal_cell_adenoma":
+        sub[:] = Tissue.BCA_SOLID
+    elif t.histology == "mucoepidermoid_carcinoma":
+        sub[:] = Tissue.MEC_SOLID
     for cx, cy, cz, r, protein in t.cysts:
         d2 = ((x - t.centre[0] - cx) ** 2 + (y - t.centre[1] - cy) ** 2
               + (z - t.centre[2] - cz) ** 2)
