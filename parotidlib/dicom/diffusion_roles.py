@@ -183,9 +183,11 @@ def _b_groups(files: Sequence[Any]) -> tuple[dict[float | None, list[Any]], str]
     return groups, note
 
 
-def _choose_b(found: list[float], rule: SeriesRule) -> tuple[float | None, str]:
-    """The b-value the rule picks among ``found`` (> 0), or (None, why not)."""
-    listed = ", ".join(f"{b:g}" for b in found) or "none > 0"
+def _choose_b(found: list[float], rule: SeriesRule, every: Sequence[float] = ()
+              ) -> tuple[float | None, str]:
+    """The b-value the rule picks among ``found`` (> 0), or (None, why not); messages list
+    ``every`` b-value of the series (``found`` when not given)."""
+    listed = ", ".join(f"{b:g}" for b in (every or found)) or "none > 0"
     if isinstance(rule.b_value, float):
         match = [b for b in found if abs(b - rule.b_value) <= B_TOLERANCE]
         if not match:
@@ -242,7 +244,7 @@ def pick_b_value(series: Any, rules: Rules) -> tuple[Any | None, str]:
         found = sorted(b for b in groups if b > 0)
         if not found:
             return None, "holds only b = 0 images (not diffusion-weighted)"
-        b, note = _choose_b(found, rule)
+        b, note = _choose_b(found, rule, sorted(groups))  # type: ignore[arg-type]
         if b is None:
             return None, note
         chosen = groups[b]

@@ -183,7 +183,7 @@ PICKS = [
     ((0.0, 50.0, 800.0, 1000.0), {"b_value": "lowest"}, 800.0),
     ((0.0, 50.0, 800.0, 1000.0), {"b_value": "lowest", "b_range": [10, 2000]}, 50.0),
     ((0.0, 1500.0), {}, "none within series.dwi.b_range [700, 1100]"),
-    ((0.0, 50.0, 400.0), {}, "holds b-values 50, 400 s/mm²"),
+    ((0.0, 50.0, 400.0), {}, "holds b-values 0, 50, 400 s/mm²"),
     ((0.0, 800.0), {"b_value": 1000}, "1000 is not among them"),
     ((0.0,), {}, "only b = 0"),
     ((None,), {}, None),                                         # not recorded: taken
