@@ -1,11 +1,13 @@
 """The DICOM import: a hospital's export (MR series, RTSTRUCT or SEG contours) to a cohort.
 
 :func:`import_dicom` walks the export (:mod:`.headers`), picks each patient's T1, CE-T1 and T2
-series (:mod:`.rules`), stacks them into RAS+ NIfTI volumes (:mod:`.volume`), rasterises the
+series (:mod:`.roles`; and the DWI and ADC where the rules' ``roles_to_import`` ask,
+:mod:`.diffusion_roles`), stacks them into RAS+ NIfTI volumes (:mod:`.volume`), rasterises the
 gland and tumour contours onto the grid of the series they were drawn on (:mod:`.contours`),
 carries label maps over to the series without contours through the shared frame of reference,
 joins the clinical table, and writes the kit's cohort format (docs/cohort-format.md):
-``COHORT/manifest.csv``, ``COHORT/<patient>/{t1,ce_t1,t2}[_labels].nii.gz`` and
+``COHORT/manifest.csv``, ``COHORT/<patient>/{t1,ce_t1,t2}[_labels].nii.gz`` (and
+``{dwi,adc}[_labels].nii.gz``, with the manifest's diffusion columns, only where asked) and
 ``COHORT/import_report.csv``.
 
 Privacy: the cohort's patient ids are pseudonyms (a keyed hash of the DICOM PatientID; the key

@@ -4,7 +4,9 @@ The defaults (``default_rules.yaml`` beside this module, commented there) read t
 first and names only where the tags are silent: contrast from the Contrast/Bolus module and
 the acquisition order before the description (:mod:`.contrast`); series roles from
 description, contrast and TR/TE ranges that cover the scanners of Xia et al. 2021, Table 2
-(:mod:`.roles`); ROI names matched whole against AAPM TG-263 names and the usual other
+(:mod:`.roles`); the DWI and ADC, opt-in through ``roles_to_import``, from ImageType and the
+b-value before descriptions, a multi-b DWI split and picked by ``series.dwi.b_value``
+(:mod:`.diffusion_roles`); ROI names matched whole against AAPM TG-263 names and the usual other
 spellings, derived structures (margins, booleans, PTV/CTV, nodes, helpers) never taken
 (:mod:`.roinames`); one structure set per label chosen by approval and date, never a union
 (:mod:`.structures`). A rules file merges over the defaults section by section and can pin
@@ -319,4 +321,5 @@ def rules_summary(rules: Rules) -> Mapping[str, Any]:
                        rules.series.items()},
             "rois": {k: [p.pattern for p in v] for k, v in rules.rois.items()},
             "structure_sets": rules.structure_sets,
+            "roles_to_import": dict(rules.roles_to_import),
             "pinned_patients": len(rules.pin)}
