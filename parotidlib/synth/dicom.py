@@ -18,7 +18,8 @@ Layout of ``out_dir``
 ``clinical.csv``
     ``patient_id`` (the DICOM PatientID), ``histology``, ``tumor_side``, ``age``, ``sex``.
 ``<patient_id>/<series>/IM_0001.dcm`` ...
-    One MR series per sequence (``t1``, ``ce_t1``, ``t2``), one file per slice, named in
+    One MR series per sequence (``t1``, ``ce_t1``, ``t2``; with ``diffusion=True`` also
+    ``dwi`` and ``adc``), one file per slice, named in
     slice order; ``<patient_id>/<series>_rtstruct/RS_0001.dcm`` its RTSTRUCT.
     With ``shuffle=True`` instead a flat folder per patient, ``<patient_id>/IM_NNNNNN``
     (random numbers, no extension) holding every MR slice and RTSTRUCT of the patient, and
@@ -69,7 +70,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 from skimage import measure
 
-from parotidlib.config import check_int
+from parotidlib.config import check_bool, check_int
 from parotidlib.constants import (
     LABEL_LEFT_GLAND,
     LABEL_RIGHT_GLAND,
@@ -77,6 +78,7 @@ from parotidlib.constants import (
     SERIES,
 )
 from parotidlib.io import write_text_atomic
+from parotidlib.synth.diffusion import ADC_MAX, B_VALUE, DIFFUSION_SERIES
 from parotidlib.synth.generate import GENERATOR_VERSION, generate_cohort, write_nifti
 from parotidlib.synth.scanners import SCANNERS
 
@@ -100,10 +102,17 @@ ROIS: tuple[tuple[int, str, int, str, tuple[int, int, int]], ...] = (
 #: SeriesDescription (and ProtocolName) per vendor and series: realistic names, so that
 #: an importer's series rules are exercised on both vendors' conventions.
 SERIES_DESCRIPTIONS: dict[str, dict[str, str]] = {
-    "GE": {"t1": "T1 SE AX", "ce_t1": "T1 SE AX +C GAD", "t2": "T2 TSE AX"},
-    "Siemens": {"t1": "t1_tse_tra", "ce_t1": "t1_vibe_fs_tra_+C GAD", "t2": "t2_tse_tra"},
+    "GE": {"t1": "T1 SE AX", "ce_t1": "T1 SE AX +C GAD", "t2": "T2 TSE AX",
+           "dwi": "DWI AX b800", "adc": "ADC AX"},
+    "Siemens": {"t1": "t1_tse_tra", "ce_t1": "t1_vibe_fs_tra_+C GAD", "t2": "t2_tse_tra",
+                "dwi": "ep2d_diff_tra_TRACEW", "adc": "ep2d_diff_tra_ADC"},
 }
-_SERIES_NUMBER = {"t1": 3, "t2": 4, "ce_t1": 7}  # acquisition order: contrast last
+# acquisition order: contrast last; the ADC map is derived from the DWI
+_SERIES_NUMBER = {"t1": 3, "t2": 4, "dwi": 5, "adc": 6, "ce_t1": 7}
+#: ImageType of the diffusion series, as Siemens writes them: the trace-weighted DWI and the
+#: ADC map derived from it.
+_DIFFUSION_IMAGE_TYPE = {"dwi": ["ORIGINAL", "PRIMARY", "DIFFUSION", "TRACEW", "ND"],
+                         "adc": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC", "ND"]}
 _RS_SERIES_OFFSET = 100
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _MANUFACTURER = {"GE": ("GE MEDICAL SYSTEMS", "Signa HDxt"),
@@ -304,7 +313,9 @@ def _mr_slices(volume: np.ndarray, affine: np.ndarray, series: str, row: pd.Seri
     profile = SCANNERS.get(scanner)
     field = float(row.get("field_strength_t", profile.field_strength_t if profile else 1.5))
     geo = affine_to_dicom_geometry(affine, volume.shape[2])
-    tr, te = float(row[f"{series}_tr_ms"]), float(row[f"{series}_te_ms"])
+    diffusion = series in DIFFUSION_SERIES
+    acquired = "dwi" if diffusion else series  # the ADC map is computed from the DWI
+    tr, te = float(row[f"{acquired}_tr_ms"]), float(row[f"{acquired}_te_ms"])
     spgr = series == "ce_t1"
     flip = float(row["ce_t1_flip_deg"]) if spgr else 90.0
     description = SERIES_DESCRIPTIONS[vendor][series]
@@ -313,7 +324,7 @@ def _mr_slices(volume: np.ndarray, affine: np.ndarray, series: str, row: pd.Seri
     for k in range(volume.shape[2]):
         ds = _file_dataset(MRImageStorage, uids["sop"][k])
         _patient_study(ds, study)
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+        ds.ImageType = _DIFFUSION_IMAGE_TYPE.get(series, ["ORIGINAL", "PRIMARY", "M", "ND"])
         ds.Modality = "MR"
         ds.Manufacturer = manufacturer
         ds.ManufacturerModelName = model
@@ -344,6 +355,8 @@ def _mr_slices(volume: np.ndarray, affine: np.ndarray, series: str, row: pd.Seri
         if spgr:
             ds.ContrastBolusAgent = "GADOLINIUM"
             ds.ContrastBolusRoute = "IV"
+        if diffusion:
+            _diffusion_attributes(ds, series, int(volume.shape[1]))
         ds.SliceThickness = _ds(geo["slice_spacing"])
         ds.SpacingBetweenSlices = _ds(geo["slice_spacing"])
         ds.ImagePositionPatient = [_ds(v) for v in geo["positions"][k]]
@@ -366,6 +379,39 @@ def _mr_slices(volume: np.ndarray, affine: np.ndarray, series: str, row: pd.Seri
         ds.PixelData = np.ascontiguousarray(volume[:, :, k].T, dtype="<i2").tobytes()
         out.append(ds)
     return out
+
+
+def _diffusion_attributes(ds: Dataset, series: str, phase_lines: int) -> None:
+    """What a scanner writes on a single-shot spin-echo EPI diffusion series (in place).
+
+    Both: ScanningSequence SE\\EP, fat saturation, EchoTrainLength = the phase-encoding
+    lines (one shot). DWI: DiffusionBValue (0018,9087) and DiffusionDirectionality
+    ISOTROPIC (a trace image averages the three gradient directions, so it has no
+    DiffusionGradientDirectionSequence). ADC: a RealWorldValueMapping to µm²/s (UCUM
+    ``um2/s``, 1e-6 mm²/s per stored integer, as Siemens stores its ADC maps).
+    """
+    ds.ScanningSequence = ["SE", "EP"]
+    ds.SequenceVariant = ["SK", "SP"]
+    ds.ScanOptions = "FS"
+    ds.MRAcquisitionType = "2D"
+    ds.EchoTrainLength = phase_lines
+    if series == "dwi":
+        ds.DiffusionBValue = B_VALUE
+        ds.DiffusionDirectionality = "ISOTROPIC"
+        return
+    units = Dataset()
+    units.CodeValue = "um2/s"
+    units.CodingSchemeDesignator = "UCUM"
+    units.CodeMeaning = "um2/s"
+    mapping = Dataset()
+    mapping.LUTExplanation = "ADC 1e-6 mm2/s"
+    mapping.LUTLabel = "ADC"
+    mapping.MeasurementUnitsCodeSequence = DicomSequence([units])
+    mapping.RealWorldValueFirstValueMapped = 0
+    mapping.RealWorldValueLastValueMapped = ADC_MAX
+    mapping.RealWorldValueIntercept = 0.0
+    mapping.RealWorldValueSlope = 1.0
+    ds.RealWorldValueMappingSequence = DicomSequence([mapping])
 
 
 def _rtstruct(labels: np.ndarray, affine: np.ndarray, series: str, study: dict, uids: dict,
@@ -492,23 +538,24 @@ def _write_patient(row: dict, nifti_root: str, out_dir: str, settings: dict) -> 
     seed = settings["seed"]
     content_key = (seed, settings["n_patients"], settings["pixel_scale"],
                    settings["oblique_deg"], settings["anisotropic"], GENERATOR_VERSION)
-    volumes = {s: _load(nifti / row[s]) for s in SERIES}
-    labels = {s: _load(nifti / row[f"{s}_labels"])[0] for s in SERIES}
-    affines = {s: volumes[s][1] for s in SERIES}
+    written = (*SERIES, *DIFFUSION_SERIES) if settings.get("diffusion") else SERIES
+    volumes = {s: _load(nifti / row[s]) for s in written}
+    labels = {s: _load(nifti / row[f"{s}_labels"])[0] for s in written}
+    affines = {s: volumes[s][1] for s in written}
     transformed = bool(settings["oblique_deg"]) or bool(settings["anisotropic"])
     if transformed:
         world = _world_transform(affines["t1"], volumes["t1"][0].shape,
                                  float(settings["oblique_deg"]), bool(settings["anisotropic"]))
         # the float32 precision the reference NIfTI stores, so both agree exactly
         affines = {s: (world @ affines[s]).astype(np.float32).astype(np.float64)
-                   for s in SERIES}
+                   for s in written}
         ref_dir = out / REFERENCE_DIR
         final = ref_dir / pid
         if not final.is_dir():
             tmp = ref_dir / f".{pid}.partial"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            for s in SERIES:
+            for s in written:
                 write_nifti(tmp / f"{s}.nii.gz", volumes[s][0], affines[s])
                 write_nifti(tmp / f"{s}_labels.nii.gz", labels[s], affines[s], labels=True)
             os.replace(tmp, final)
@@ -525,7 +572,7 @@ def _write_patient(row: dict, nifti_root: str, out_dir: str, settings: dict) -> 
     shuffle = bool(settings["shuffle"])
     rng = _rng("shuffle", seed, pid)
     files: list[tuple[Path | None, Dataset]] = []
-    for series in SERIES:
+    for series in written:
         data = volumes[series][0]
         if not np.issubdtype(data.dtype, np.integer):
             raise ValueError(f"{pid} {series}: image is not integer ({data.dtype})")
@@ -595,7 +642,8 @@ def write_dicom_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: 
                        oblique_deg: float = 0.0, anisotropic: bool = False,
                        shuffle: bool = False, contours_on: str = "all",
                        jobs: int | None = None, pixel_scale: float = 1.0,
-                       nifti_dir: str | os.PathLike | None = None) -> Path:
+                       nifti_dir: str | os.PathLike | None = None,
+                       diffusion: bool = False) -> Path:
     """Write the synthetic cohort as DICOM (MR series, RTSTRUCTs) with clinical.csv.
 
     Parameters
@@ -625,6 +673,12 @@ def write_dicom_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: 
         As :func:`~parotidlib.synth.generate.generate_cohort` (> 1 for small test volumes).
     nifti_dir : path, optional
         The NIfTI cohort to generate or reuse; default ``<out_dir.parent>/.<name>.nifti``.
+    diffusion : bool
+        Also the diffusion series (``generate_cohort(diffusion=True)``): ``<patient_id>/dwi``
+        (trace-weighted, b = 800, DiffusionBValue, ImageType ORIGINAL\\PRIMARY\\DIFFUSION\\
+        TRACEW) and ``<patient_id>/adc`` (ImageType DERIVED\\PRIMARY\\DIFFUSION\\ADC, µm²/s
+        integers with a RealWorldValueMapping), each with its RTSTRUCT under
+        ``contours_on="all"``. Recorded in SOURCE.json's settings only when true.
 
     Returns
     -------
@@ -645,6 +699,8 @@ def write_dicom_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: 
                 "oblique_deg": float(oblique_deg), "anisotropic": bool(anisotropic),
                 "shuffle": bool(shuffle), "contours_on": contours_on,
                 "pixel_scale": float(pixel_scale)}
+    if check_bool("diffusion", diffusion):
+        settings["diffusion"] = True
     source_path = out_dir / SOURCE_NAME
     if out_dir.exists() and any(out_dir.iterdir()):
         try:
@@ -659,7 +715,8 @@ def write_dicom_cohort(out_dir: str | os.PathLike, n_patients: int = 233, seed: 
                                   f"with other settings ({found.get('settings')}); remove "
                                   f"it or choose another folder")
     manifest_path = generate_cohort(nifti_dir, n_patients=int(n_patients), seed=int(seed),
-                                    jobs=jobs, pixel_scale=float(pixel_scale))
+                                    jobs=jobs, pixel_scale=float(pixel_scale),
+                                    diffusion=diffusion)
     manifest = pd.read_csv(manifest_path, dtype={"patient_id": str, "sex": str})
     out_dir.mkdir(parents=True, exist_ok=True)
     transformed = bool(oblique_deg) or bool(anisotropic)

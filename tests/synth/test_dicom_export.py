@@ -346,3 +346,50 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "foreign" / "a.txt").write_text("x")
     with pytest.raises(FileExistsError):
         write_dicom_cohort(tmp_path / "foreign", 1, pixel_scale=SCALE, jobs=1)
+
+
+def test_diffusion_series_as_a_scanner_writes_them(base, plain):
+    """--diffusion: DWI (trace, b = 800) and ADC series with their diffusion attributes, the
+    voxels and affines of the NIfTI cohort, and T1/CE-T1/T2 files byte-identical to the
+    export without diffusion."""
+    out = write_dicom_cohort(base / "diffusion", n_patients=N, seed=SEED, jobs=1,
+                             pixel_scale=SCALE, diffusion=True)
+    source = json.loads((out / SOURCE_NAME).read_text())
+    assert source["settings"]["diffusion"] is True
+    assert "diffusion" not in json.loads((plain / SOURCE_NAME).read_text())["settings"]
+    manifest_path = reference_manifest(out)
+    manifest = _manifest(manifest_path)
+    tree = _read_tree(out)
+    for _, row in manifest.iterrows():
+        pid = row["patient_id"]
+        for series in SERIES:
+            for path in sorted((plain / pid / series).iterdir()):
+                assert (out / pid / series / path.name).read_bytes() == path.read_bytes()
+        by_desc = {s[0].SeriesDescription: s for s in tree[pid]["mr"].values()}
+        assert len(by_desc) == 5
+        dwi = next(s for d, s in by_desc.items() if "b800" in d or "TRACEW" in d)
+        adc = next(s for d, s in by_desc.items() if "ADC" in d)
+        for series, slices in (("dwi", dwi), ("adc", adc)):
+            data, affine = _stack(slices)
+            img = nib.load(manifest_path.parent / row[series])
+            np.testing.assert_array_equal(data, np.asarray(img.dataobj))
+            np.testing.assert_allclose(affine, img.affine, atol=1e-4)
+            for ds in slices:
+                assert list(ds.ScanningSequence) == ["SE", "EP"]
+                assert float(ds.RepetitionTime) == pytest.approx(row["dwi_tr_ms"])
+                assert float(ds.EchoTime) == pytest.approx(row["dwi_te_ms"])
+                assert float(ds.SliceThickness) == pytest.approx(
+                    row["dwi_slice_thickness_mm"])
+        for ds in dwi:
+            assert list(ds.ImageType)[:4] == ["ORIGINAL", "PRIMARY", "DIFFUSION", "TRACEW"]
+            assert ds.DiffusionBValue == row["dwi_b_value"] == 800
+            assert ds.DiffusionDirectionality == "ISOTROPIC"
+            assert "RealWorldValueMappingSequence" not in ds
+        for ds in adc:
+            assert list(ds.ImageType)[:4] == ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]
+            (mapping,) = ds.RealWorldValueMappingSequence
+            assert mapping.LUTLabel == "ADC" and mapping.RealWorldValueSlope == 1.0
+            unit = mapping.MeasurementUnitsCodeSequence[0]
+            assert (unit.CodeValue, unit.CodingSchemeDesignator) == ("um2/s", "UCUM")
+        # contours on every series (contours_on="all"), the diffusion ones included
+        assert len(tree[pid]["rs"]) == 5
