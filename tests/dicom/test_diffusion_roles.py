@@ -167,12 +167,22 @@ def test_diffusion_role_table(s, expected):
         assert got is not None and expected in got and got not in ("dwi", "adc")
 
 
-@pytest.mark.parametrize(("s", "expected"), CASES,
-                         ids=[f"{c[0].description}-{i}" for i, c in enumerate(CASES)])
-def test_a_diffusion_image_by_its_tags_is_never_t1_ce_t1_or_t2(s, expected):
-    roles, _, _ = assign_roles([s], RULES, "P")
-    if says_diffusion(s):
-        assert not set(roles) & {"t1", "ce_t1", "t2"}
+# Named like a T2, with a T2's TR and TE: the tags say diffusion, so never the T2.
+T2_NAMED = [
+    series("T2 TSE tra", SI_TRACE, (0.0, 800.0)),
+    series("T2 ax", GE_OTHER, (1000.0,)),                 # a b-value alone
+    series("T2 SE", "DERIVED\\PRIMARY\\DIFFUSION\\ADC"),
+    series("T2 TSE", "DERIVED\\PRIMARY\\DIFFUSION\\EXP"),
+]
+
+
+@pytest.mark.parametrize("s", T2_NAMED, ids=[s.image_type or "b" for s in T2_NAMED])
+def test_a_diffusion_image_by_its_tags_is_never_the_t2(s):
+    plain = replace(s, files=tuple(replace(f, image_type="", b_value=None) for f in s.files),
+                    image_type="")
+    assert says_diffusion(s) and not says_diffusion(plain)
+    assert "t2" in assign_roles([plain], RULES, "P")[0]  # the name and TR/TE alone: the T2
+    assert "t2" not in assign_roles([s], RULES, "P")[0]
 
 
 # b-values of a series, the rule -> the b picked or a phrase of the refusal
