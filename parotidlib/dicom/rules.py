@@ -38,7 +38,7 @@ from parotidlib.constants import LABEL_LEFT_GLAND, LABEL_RIGHT_GLAND, LABEL_TUMO
 
 ROLES: tuple[str, ...] = SERIES  # t1, ce_t1, t2: every cohort has them
 #: Diffusion roles, imported only where ``roles_to_import`` names them (:mod:`.diffusion_roles`).
-DIFFUSION_ROLES: tuple[str, ...] = ("dwi", "adc")
+DIFFUSION_ROLES: tuple[str, ...] = ("adc", "dwi")  # the synthetic cohort's order
 ALL_ROLES: tuple[str, ...] = (*ROLES, *DIFFUSION_ROLES)
 IMPORT_CHOICES = ("required", "optional")
 B_VALUE_CHOICES = ("highest", "lowest")

@@ -96,8 +96,8 @@ def test_dwi_and_adc_imported_on_their_grids(export, tmp_path):
     assert len(result.imported) == 2, result.refused
     manifest = pd.read_csv(result.manifest, dtype=str)
     assert list(manifest.columns[-8:]) == [
-        "dwi", "dwi_labels", "dwi_labels_source", "dwi_b_value_s_mm2",
-        "adc", "adc_labels", "adc_labels_source", "adc_scale_mm2_s"]
+        "adc", "adc_labels", "adc_labels_source", "adc_scale_mm2_s",
+        "dwi", "dwi_labels", "dwi_labels_source", "dwi_b_value_s_mm2"]
     assert set(manifest["dwi_b_value_s_mm2"].astype(float)) == {800.0}
     assert set(manifest["adc_scale_mm2_s"].astype(float)) == {1e-6}
     assert set(manifest["adc_labels_source"]) == {"carried over from t1"}
