@@ -12,20 +12,26 @@ maps of the same network with re-initialised weights (:func:`randomised_copy`) m
 from the trained network's, or the maps show the input and the architecture rather than what
 the network learned. :func:`saliency_summary` puts the three together for a test set.
 
-Library
--------
-Both methods come from one library, pytorch-grad-cam (PyPI ``grad-cam``, Gildenblat et al.):
-captum, the other maintained choice, has Grad-CAM (``LayerGradCam``) but no Grad-CAM++, and
-one library gives both maps the same hooks, gradients and channel weighting (Grad-CAM: the
-spatial mean of the gradients; Grad-CAM++: Chattopadhay et al.'s Eq. 19 weights). The
-library's forward/backward hooks on the target layer (``ActivationsAndGradients``) and its
-per-method ``get_cam_image`` (weighted sum of the layer's activation channels) are used as they
-are; the library's final step, which min-max scales every map to [0, 1] for display and resizes
-it with OpenCV, is not: subtracting each map's minimum would change the share of its mass
-inside a mask. The maps here are the raw ReLU-ed weighted sums (units of the class logit's
-gradient times activation), upsampled with :func:`torch.nn.functional.interpolate`; a map
-min-max scaled is the library's own output (the tests check this, and check the Grad-CAM maps
-against captum's ``LayerGradCam``, an independent implementation).
+Implementation
+--------------
+The maps are computed here with public PyTorch API only: a forward hook
+(:meth:`torch.nn.Module.register_forward_hook`) keeps the target layer's output ``A`` (N x K x
+h x w), :func:`torch.autograd.grad` gives the gradient ``G`` of the class scores with respect
+to it, and the channel weights are those of the two papers, in NumPy float32:
+
+* Grad-CAM: ``w_k = mean_ij G_kij`` (Selvaraju et al. 2017, Eq. 1);
+* Grad-CAM++: ``w_k = sum_ij relu(G_kij) * a_kij`` with ``a_kij = G^2 / (2 G^2 +
+  (sum_ab A_kab) G^3 + 1e-6)`` where ``G != 0``, else 0 (Chattopadhay et al. 2018, Eq. 19,
+  with the exponential-output simplification; the same formula and epsilon as
+  pytorch-grad-cam's ``GradCAMPlusPlus``).
+
+The map is ``relu(sum_k w_k A_k)``, upsampled with :func:`torch.nn.functional.interpolate`.
+pytorch-grad-cam (PyPI ``grad-cam``, Gildenblat et al.) computes the same weighted sums, but
+its public API (``GradCAM(model, target_layers)(input_tensor, targets)``) returns each map
+min-max scaled to [0, 1] and resized with OpenCV, and no public call returns the raw map:
+subtracting each map's minimum would change the share of its mass inside a mask. The tests
+check that these maps, min-max scaled, are the library's public output, and check the
+Grad-CAM maps against captum's ``LayerGradCam``, an independent implementation.
 
 The gradient is taken of the target class's *logit* (the score before the softmax), as
 Selvaraju et al. do. Evidence that raises every class's logit alike (the softmax ignores it)
@@ -42,6 +48,7 @@ doi:10.1109/WACV.2018.00097
 Adebayo J, Gilmer J, Muelly M, Goodfellow I, Hardt M, Kim B. Sanity checks for saliency maps.
 NeurIPS 2018:9505-9515.
 Gildenblat J, et al. PyTorch library for CAM methods. https://github.com/jacobgil/pytorch-grad-cam
+(the reference implementation the tests compare with).
 
 Example
 -------
@@ -69,7 +76,7 @@ from parotidlib.config import check_int
 from parotidlib.constants import CLASSES, SERIES
 from parotidlib.learn.predict import check_images, to_unit_float
 
-#: The methods of :func:`gradcam` and the pytorch-grad-cam class of each.
+#: The methods of :func:`gradcam` and the pytorch-grad-cam class each is checked against.
 METHODS: dict[str, str] = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus"}
 #: Display names of the methods.
 METHOD_NAMES: dict[str, str] = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
@@ -159,6 +166,32 @@ def _targets(target: int | np.ndarray | Sequence[int], n: int, num_classes: int 
     return arr
 
 
+def cam_weights(activations: np.ndarray, gradients: np.ndarray, method: str) -> np.ndarray:
+    """Channel weights (N, K) of a layer's activations ``A`` and gradients ``G`` (N, K, h, w).
+
+    Grad-CAM: the spatial mean of ``G`` (Selvaraju et al. 2017, Eq. 1). Grad-CAM++:
+    ``sum_ij relu(G) * a`` with ``a = G^2 / (2 G^2 + (sum_ij A) G^3 + 1e-6)`` where ``G != 0``
+    and 0 elsewhere (Chattopadhay et al. 2018, Eq. 19; pytorch-grad-cam's formula and
+    epsilon). Computed in the arrays' dtype (float32 here).
+    """
+    _check_method(method)
+    if method == "gradcam":
+        return np.mean(gradients, axis=(2, 3))
+    squared = gradients ** 2
+    cubed = squared * gradients
+    sums = np.sum(activations, axis=(2, 3))[:, :, None, None]
+    alpha = squared / (2 * squared + sums * cubed + 0.000001)
+    alpha = np.where(gradients != 0, alpha, 0)
+    return np.sum(np.maximum(gradients, 0) * alpha, axis=(2, 3))
+
+
+def cam_image(activations: np.ndarray, gradients: np.ndarray, method: str) -> np.ndarray:
+    """The class activation map (N, h, w) before the ReLU: ``sum_k w_k A_k`` with the weights
+    of :func:`cam_weights`, in the arrays' dtype."""
+    weights = cam_weights(activations, gradients, method)
+    return (weights[:, :, None, None] * activations).sum(axis=1)
+
+
 def gradcam(
     model: nn.Module,
     images: np.ndarray,
@@ -211,8 +244,6 @@ def gradcam(
     ----------
     Selvaraju et al., ICCV 2017; Chattopadhay et al., WACV 2018 (see the module docstring).
     """
-    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
-
     check_images(images)
     _check_method(method)
     in_channels = getattr(model, "in_channels", images.shape[1])
@@ -230,20 +261,18 @@ def gradcam(
     if n == 0:
         return out
 
-    cam_class = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}[method]
     was_training = model.training
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
-    cam = None
+    captured: list[torch.Tensor] = []
+    handle = target_layer.register_forward_hook(lambda _m, _i, output: captured.append(output))
     try:
         # Gradients are needed with respect to the layer's output only: the weights need none
-        # (nothing accumulates in their .grad); the input requires grad instead, so the layer's
-        # output does and the library's hook on it records its gradient.
+        # (nothing accumulates in their .grad); the input requires grad instead, so that the
+        # layer's output is part of the graph.
         for p in params:
             p.requires_grad_(False)
-        cam = cam_class(model=model, target_layers=[target_layer])  # sets eval mode
         model.eval()
-        hooks = cam.activations_and_grads
         with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings():
             # A read-only memmap (load_dataset) is only read here.
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -252,23 +281,25 @@ def gradcam(
                 x = torch.from_numpy(np.ascontiguousarray(images[start:stop])).to(dev)
                 x = to_unit_float(x).contiguous(memory_format=torch.channels_last)
                 x.requires_grad_(True)
-                logits = hooks(x)
+                captured.clear()
+                logits = model(x)
+                if not captured:
+                    raise RuntimeError("the target layer did not run in the model's forward pass")
                 t = torch.from_numpy(targets[start:stop]).to(logits.device)
                 score = logits.gather(1, t[:, None]).sum()
-                torch.autograd.grad(score, x)
-                if not hooks.gradients:
+                (grad,) = torch.autograd.grad(score, captured[0], allow_unused=True)
+                if grad is None:
                     raise RuntimeError("the target layer received no gradient: the model's "
                                        "output does not depend on it")
-                acts = hooks.activations[0].float().numpy()
-                grads = hooks.gradients[0].float().numpy()
-                raw = cam.get_cam_image(x, target_layer, None, acts, grads)
-                raw = torch.from_numpy(np.maximum(np.asarray(raw, dtype=np.float32), 0.0))
+                acts = captured[0].detach().cpu().float().numpy()
+                raw = cam_image(acts, grad.detach().cpu().float().numpy(), method)
+                raw = torch.from_numpy(np.maximum(raw, 0.0))
                 up = F.interpolate(raw[:, None], size=(height, width), mode="bilinear",
                                    align_corners=False)[:, 0]
                 out[start:stop] = up.clamp_(min=0.0).numpy()
     finally:
-        if cam is not None:
-            cam.activations_and_grads.release()
+        handle.remove()
+        captured.clear()
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
         model.train(was_training)
@@ -623,7 +654,8 @@ def saliency_summary(
     dict
         JSON-able except ``maps`` and ``maps_predicted``:
 
-        - ``method``, ``method_name``, ``library`` (pytorch-grad-cam and its version),
+        - ``method``, ``method_name``, ``library`` (this implementation and the
+          pytorch-grad-cam version it is checked against),
           ``layer`` (``"stages.layer2"``), ``target`` ("true class"), ``n_slices``;
         - ``roi``: the ROI rule (:data:`ROI_TEXT`), ``roi_channel``;
         - ``mask_fraction``: ``mean`` over slices and ``per_class``: for each class
@@ -693,7 +725,8 @@ def saliency_summary(
     return {
         "method": method,
         "method_name": METHOD_NAMES[method],
-        "library": f"pytorch-grad-cam (grad-cam {_library_version()})",
+        "library": f"parotidlib.learn.saliency (the weights of pytorch-grad-cam, checked "
+                   f"against grad-cam {_library_version()})",
         "layer": layer_name,
         "target": "true class",
         "n_slices": int(n),

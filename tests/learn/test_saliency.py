@@ -19,6 +19,8 @@ from torch import nn
 from parotidlib.constants import CHANNELS
 from parotidlib.learn.model import ReducedResNet, build_model
 from parotidlib.learn.saliency import (
+    cam_image,
+    cam_weights,
     gradcam,
     last_residual_stage,
     mask_fraction,
@@ -176,12 +178,11 @@ def test_maps_are_the_librarys_own_maps_before_its_display_scaling(method):
     targets = [2, 0, 3, 1]
     ours = gradcam(model, images, np.array(targets), method=method)
     cls = GradCAM if method == "gradcam" else GradCAMPlusPlus
-    cam = cls(model=model, target_layers=[model.stages.layer2])
     try:
-        theirs = cam(input_tensor=torch.from_numpy(images).float() / 255,
-                     targets=[ClassifierOutputTarget(t) for t in targets])
+        with cls(model=model, target_layers=[model.stages.layer2]) as cam:  # releases its hooks
+            theirs = cam(input_tensor=torch.from_numpy(images).float() / 255,
+                         targets=[ClassifierOutputTarget(t) for t in targets])
     finally:
-        cam.activations_and_grads.release()
         model.zero_grad(set_to_none=True)
     assert (ours.max(axis=(1, 2)) > 0).sum() >= 2
     for a, b in zip(ours, theirs, strict=True):
@@ -189,6 +190,26 @@ def test_maps_are_the_librarys_own_maps_before_its_display_scaling(method):
             assert b.max() == 0
         else:
             assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9999
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_channel_weights_are_pytorch_grad_cams_to_the_bit(method):
+    """cam_weights is the weighting of pytorch-grad-cam's classes (the method they are
+    subclassed through), so the maps equal those the kit made with the library's hooks."""
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+
+    rng = np.random.default_rng(7)
+    acts = rng.standard_normal((3, 5, 4, 4)).astype(np.float32)
+    grads = rng.standard_normal((3, 5, 4, 4)).astype(np.float32)
+    grads[0, 1, :2] = 0  # zero gradients: Grad-CAM++'s alpha is 0 there
+    cls = GradCAM if method == "gradcam" else GradCAMPlusPlus
+    theirs = cls.get_cam_weights(None, None, None, None, acts, grads)
+    ours = cam_weights(acts, grads, method)
+    assert ours.dtype == np.float32 and np.array_equal(ours, theirs)
+    np.testing.assert_array_equal(cam_image(acts, grads, method),
+                                  (theirs[:, :, None, None] * acts).sum(axis=1))
+    with pytest.raises(ValueError, match="method"):
+        cam_weights(acts, grads, "eigencam")
 
 
 # ------------------------------------------------------------------------ the toy network
@@ -335,7 +356,7 @@ def test_saliency_summary_on_the_toy(toy):
         assert e["predicted_label"] in e["title"] or e["correct"]
     assert summary["layer"] == "stages.layer2" and summary["target"] == "true class"
     assert summary["roi_channel"] == "t1" and "mask_background" in summary["roi"]
-    assert summary["library"].startswith("pytorch-grad-cam")
+    assert summary["library"].startswith("parotidlib") and "grad-cam" in summary["library"]
     present = summary["mask_fraction"]["per_class"]["present"]
     assert present["n_slices"] == int((labels == 1).sum())
     assert present["mean_roi_area"] == pytest.approx(0.25, abs=0.01)
