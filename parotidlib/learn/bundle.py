@@ -165,17 +165,8 @@ def load_bundle(source: str | Path, device: str | torch.device = "cpu") -> Bundl
     path = Path(source)
     if path.is_dir():
         path = path / BUNDLE_NAME
-    if not path.is_file():
-        raise BundleError(f"no model bundle at {path} (a run folder's statistics stage "
-                          f"writes {BUNDLE_NAME})")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or objects the loader refuses
-        why = describe_load_error(path, exc)
-        if "truncated" in why:
-            why += ": copy it again, or rerun the statistics stage of the run that wrote it"
-        raise BundleError(f"{path} is not a model bundle: {why}") from None
-    found = raw.get("format") if isinstance(raw, Mapping) else None
+    raw = _read_bundle(path)
+    found = raw.get("format")
     if found != BUNDLE_FORMAT:
         raise BundleError(f"{path} has bundle format {found!r}; this kit reads "
                           f"{BUNDLE_FORMAT!r}")
@@ -191,3 +182,62 @@ def load_bundle(source: str | Path, device: str | torch.device = "cpu") -> Bundl
     return Bundle(path=path, model=model, channels=tuple(raw["channels"]), curation=curation,
                   classes=tuple(raw["classes"]),
                   malignant_threshold=int(raw["malignant_threshold"]), meta=meta)
+
+
+def _read_bundle(path: Path) -> Mapping[str, Any]:
+    """The dict of a bundle file, read with the safe unpickler (``weights_only=True``).
+
+    Raises
+    ------
+    BundleError
+        No file there, one that is truncated or corrupt, or that holds objects the safe
+        unpickler refuses or anything but a dict; torch's advice to load it unsafely is never
+        repeated.
+    """
+    if not path.is_file():
+        raise BundleError(f"no model bundle at {path} (a run folder's statistics stage "
+                          f"writes {BUNDLE_NAME})")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or objects the loader refuses
+        why = describe_load_error(path, exc)
+        if "truncated" in why:
+            why += ": copy it again, or rerun the statistics stage of the run that wrote it"
+        raise BundleError(f"{path} is not a model bundle: {why}") from None
+    if not isinstance(raw, Mapping):
+        raise BundleError(f"{path} is not a model bundle: it holds a {type(raw).__name__}, "
+                          f"not a dict")
+    return raw
+
+
+def bundle_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The metadata of a model bundle without its weights, for a report or checklist.
+
+    The file is read with ``torch.load(weights_only=True)`` (torch's restricted unpickler:
+    no code of the file runs) and its format is not checked, so that a report can describe
+    any bundle it finds.
+
+    Parameters
+    ----------
+    path : path
+        The bundle file.
+
+    Returns
+    -------
+    dict or None
+        Every key of the bundle except ``model`` (the weights); ``internal_test`` keeps only
+        ``run`` and ``synthetic``. None when the file is absent or unreadable (logged).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        raw = _read_bundle(path)
+    except BundleError as exc:
+        logger.warning("cannot read the metadata of %s: %s", path, exc)
+        return None
+    meta = {k: v for k, v in raw.items() if k != "model"}
+    internal = meta.get("internal_test")
+    if isinstance(internal, Mapping):
+        meta["internal_test"] = {k: internal.get(k) for k in ("run", "synthetic")}
+    return meta

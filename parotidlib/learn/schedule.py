@@ -6,10 +6,18 @@ Epochs are counted from 0 here: epochs 0-599 train at ``lr``, 600-699 at ``0.8 l
 700-799 at ``0.64 lr``, ..., 1100-1199 at ``0.8**6 lr``. The scheduler is a
 ``torch.optim.lr_scheduler.LambdaLR`` stepped once per epoch, so its ``last_epoch`` is the
 index of the epoch about to run and it survives a checkpoint (state_dict of plain numbers).
+
+The schedule itself is not part of that state: the lambda is a ``functools.partial`` of
+:func:`paper_lr_factor`, whose instance ``__dict__`` (all that ``LambdaLR.state_dict`` keeps of
+a callable object) is empty and is ignored when a checkpoint's is loaded into it. A resumed
+run therefore follows the schedule it is built with (the config, which
+``learn.checkpoint.check_resumable`` compares with the checkpoint's) from the position the
+checkpoint saved.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 
@@ -26,16 +34,6 @@ def paper_lr(
 ) -> float:
     """Learning rate of (0-based) ``epoch`` under the paper's schedule."""
     return lr * paper_lr_factor(epoch, start, every, factor)
-
-
-class _StepAfter:
-    """Picklable, state_dict-friendly callable for ``LambdaLR`` (its __dict__ is saved)."""
-
-    def __init__(self, start: int, every: int, factor: float) -> None:
-        self.start, self.every, self.factor = start, every, factor
-
-    def __call__(self, epoch: int) -> float:
-        return paper_lr_factor(epoch, self.start, self.every, self.factor)
 
 
 def build_optimizer(
@@ -65,5 +63,12 @@ def build_optimizer(
 def build_scheduler(
     optimizer: torch.optim.Optimizer, start: int = 600, every: int = 100, factor: float = 0.8
 ) -> LambdaLR:
-    """``LambdaLR`` with :func:`paper_lr_factor`; call ``step()`` once after every epoch."""
-    return LambdaLR(optimizer, lr_lambda=_StepAfter(start, every, factor))
+    """``LambdaLR`` with :func:`paper_lr_factor`; call ``step()`` once after every epoch.
+
+    The lambda, ``functools.partial(paper_lr_factor, start=..., every=..., factor=...)``, is
+    picklable and keeps its schedule out of ``state_dict()``: ``load_state_dict`` restores the
+    position (``last_epoch``, the base learning rates) and never the schedule, also from a
+    checkpoint of an older kit that saved one (module docstring).
+    """
+    return LambdaLR(optimizer, lr_lambda=functools.partial(paper_lr_factor, start=start,
+                                                           every=every, factor=factor))

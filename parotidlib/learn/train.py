@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -44,7 +45,7 @@ from torch import Tensor, nn
 from parotidlib.config import TrainConfig
 from parotidlib.constants import CHANNELS, CLASSES
 from parotidlib.data.split import split_validation_patients
-from parotidlib.io import atomic_path
+from parotidlib.io import atomic_path, write_text_atomic
 from parotidlib.learn.augment import BatchAugment
 from parotidlib.learn.checkpoint import (
     FORMAT_VERSION,
@@ -62,14 +63,41 @@ from parotidlib.learn.predict import check_images, predict_logits, to_unit_float
 from parotidlib.learn.schedule import build_optimizer, build_scheduler
 from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
 
-__all__ = ["HISTORY_COLUMNS", "TrainResult", "compile_for_training", "split_validation_patients",
-           "train_model", "train_step"]
+__all__ = ["HISTORY_COLUMNS", "LOSS_SETTINGS", "SAMPLER", "TRAINING_RECORD", "TrainResult",
+           "compile_for_training", "epoch_order", "split_validation_patients", "train_model",
+           "train_step", "training_method"]
 
 logger = logging.getLogger(__name__)
 
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
 )
+#: The keyword arguments of the loss, ``torch.nn.functional.cross_entropy``, in every training
+#: step and validation: no class weights, no label smoothing (the paper's plain cross-entropy).
+LOSS_SETTINGS: dict[str, Any] = {"weight": None, "label_smoothing": 0.0}
+#: How :func:`epoch_order` draws an epoch's training slices.
+SAMPLER = "permutation"
+#: The file beside ``history.csv`` that records the loss and the sampling
+#: (:func:`training_method`); the TRIPOD+AI checklist (items 12c, 13) reads it.
+TRAINING_RECORD = "training.json"
+TRAINING_FORMAT = "parotidlib.training-method/1"
+
+
+def training_method() -> dict[str, Any]:
+    """What :func:`train_model` records in ``training.json``: the loss, its class weights
+    (None: unweighted) and label smoothing, and the sampling of training slices
+    (``"permutation"``: :func:`epoch_order`). Taken from :data:`LOSS_SETTINGS` and
+    :data:`SAMPLER`, which the training steps use, so the record cannot drift from them."""
+    weight = LOSS_SETTINGS["weight"]
+    return {"format": TRAINING_FORMAT, "loss": "cross_entropy",
+            "class_weights": None if weight is None else [float(w) for w in weight],
+            "label_smoothing": float(LOSS_SETTINGS["label_smoothing"]), "sampler": SAMPLER}
+
+
+def epoch_order(n: int, generator: torch.Generator) -> Tensor:
+    """The order of the ``n`` training slices in an epoch: a uniform random permutation
+    (every slice once, no class re-sampling; :data:`SAMPLER`)."""
+    return torch.randperm(n, generator=generator)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +170,7 @@ def train_step(
                 if amp_dtype is not None else contextlib.nullcontext())
     with autocast:
         logits = model(x)
-        loss = F.cross_entropy(logits, yb)
+        loss = F.cross_entropy(logits, yb, **LOSS_SETTINGS)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -157,7 +185,7 @@ def _evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device) -> t
     if x.shape[0] == 0:
         return math.nan, math.nan
     logits = predict_logits(model, x, 256, device)
-    loss = F.cross_entropy(logits, y).item()
+    loss = F.cross_entropy(logits, y, **LOSS_SETTINGS).item()
     acc = (logits.argmax(dim=1) == y).float().mean().item()
     return loss, acc
 
@@ -246,7 +274,8 @@ def train_model(
         these, whole patients, stratified by the patient's tumour class.
     config : TrainConfig
     out_dir : path
-        Receives ``history.csv`` (rewritten every epoch) and ``checkpoints/``:
+        Receives ``training.json`` (:func:`training_method`), ``history.csv`` (rewritten
+        every epoch) and ``checkpoints/``:
         ``epoch_XXXX.pt`` every ``checkpoint_every`` epochs and at the end, ``last.pt`` (the
         latest of them) and ``best.pt`` (the epoch with the best ``select_metric`` so far,
         written with ``last.pt`` so the two always belong to the same moment of the run).
@@ -283,6 +312,7 @@ def train_model(
     ckpt_dir = out_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    write_text_atomic(out_dir / TRAINING_RECORD, json.dumps(training_method(), indent=2) + "\n")
 
     val_patients = split_validation_patients(labels, patient_ids, config.val_fraction,
                                              config.seed)
@@ -319,12 +349,9 @@ def train_model(
             for group in optimizer.param_groups:  # a run moved between devices
                 if "fused" in group:
                     group["fused"] = device.type == "cuda" or None
+            # The scheduler's position (last_epoch); the schedule is the config's, which
+            # check_resumable accepted (learn.schedule.build_scheduler).
             scheduler.load_state_dict(ckpt["scheduler"])
-            # load_state_dict restores the schedule the checkpoint was made with; a schedule
-            # that check_resumable accepted agrees with it so far and rules from here on.
-            scheduler.lr_lambdas[0].__dict__.update(start=config.lr_decay_start,
-                                                    every=config.lr_decay_every,
-                                                    factor=config.lr_decay_factor)
             scaler.load_state_dict(ckpt["scaler"])
             restore_rng(ckpt["rng"], generators)
             history = {c: list(ckpt["history"][c]) for c in HISTORY_COLUMNS}
@@ -373,7 +400,7 @@ def train_model(
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             model.train()
-            perm = torch.randperm(n_train, generator=generators["shuffle"]).to(device)
+            perm = epoch_order(n_train, generators["shuffle"]).to(device)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             for i in range(0, n_train, config.batch_size):

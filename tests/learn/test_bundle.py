@@ -1,12 +1,21 @@
 """The model bundle: one self-describing file that applies a run's model to new patients."""
 
 import json
+import pickle
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from parotidlib.learn.bundle import BUNDLE_FORMAT, BundleError, load_bundle, write_bundle
+from parotidlib.learn.bundle import (
+    BUNDLE_FORMAT,
+    BundleError,
+    bundle_metadata,
+    load_bundle,
+    write_bundle,
+)
 from parotidlib.learn.checkpoint import load_model
 from parotidlib.learn.predict import predict_proba
 
@@ -103,3 +112,28 @@ def test_a_truncated_or_unsafe_bundle_is_named_as_such(run_dir, tmp_path):
     with pytest.raises(ValueError) as err:
         read_checkpoint(cut)
     assert "weights_only" not in str(err.value) and str(cut) in str(err.value)
+
+
+def test_bundle_metadata_is_read_without_running_code(run_dir, tmp_path):
+    """The metadata a report or the checklist shows: everything but the weights, read with
+    the safe unpickler; None for a file that is absent, unsafe or not a bundle's dict."""
+    meta = bundle_metadata(write_bundle(run_dir, malignant_threshold=3, git_commit="abc1234"))
+    assert meta["git_commit"] == "abc1234" and meta["malignant_threshold"] == 3
+    assert "model" not in meta and meta["channels"] == ["t1", "ce_t1", "gland"]
+    internal = tmp_path / "internal.pt"
+    torch.save({"format": BUNDLE_FORMAT, "model": {}, "internal_test": {
+        "run": "dev-run", "synthetic": True, "predictions": {"prob_free": [0.5]}}}, internal)
+    assert bundle_metadata(internal)["internal_test"] == {"run": "dev-run", "synthetic": True}
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    evil = tmp_path / "evil.pt"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("evil/data.pkl", pickle.dumps({"format": Evil()}))
+    assert bundle_metadata(evil) is None and not marker.exists()
+    assert bundle_metadata(tmp_path / "absent.pt") is None
+    torch.save([1, 2], tmp_path / "list.pt")
+    assert bundle_metadata(tmp_path / "list.pt") is None

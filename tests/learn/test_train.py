@@ -4,6 +4,7 @@ checkpoint/resume, determinism, prediction. Tiny synthetic data: 32 px, widths (
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import numpy as np
@@ -13,10 +14,21 @@ import torch
 
 from parotidlib.config import TrainConfig
 from parotidlib.constants import CLASSES
+from parotidlib.learn.augment import BatchAugment
 from parotidlib.learn.checkpoint import load_model
-from parotidlib.learn.predict import predict_proba
+from parotidlib.learn.model import ReducedResNet
+from parotidlib.learn.predict import predict_proba, to_unit_float
 from parotidlib.learn.schedule import build_optimizer, build_scheduler, paper_lr
-from parotidlib.learn.train import HISTORY_COLUMNS, split_validation_patients, train_model
+from parotidlib.learn.train import (
+    HISTORY_COLUMNS,
+    LOSS_SETTINGS,
+    TRAINING_RECORD,
+    epoch_order,
+    split_validation_patients,
+    train_model,
+    train_step,
+    training_method,
+)
 
 
 def make_dataset(n_patients=12, slices=6, size=32, channels=4, seed=0):
@@ -175,6 +187,32 @@ def test_training_writes_history_and_safe_checkpoints(tmp_path):
     assert best["best_metric"] == hist["val_accuracy"].max()
     assert hist["val_accuracy"].iloc[res.best_epoch - 1] == hist["val_accuracy"].max()
     assert res.device == "cpu" and res.seconds > 0
+
+
+def test_training_records_the_loss_and_sampling_its_steps_use(tmp_path):
+    """training.json (read by the TRIPOD+AI checklist, items 12c and 13) holds the loss
+    settings train_step minimises and the sampling of epoch_order."""
+    run(tmp_path, epochs=1)
+    record = json.loads((tmp_path / "run" / TRAINING_RECORD).read_text())
+    assert record == training_method()
+    assert record["loss"] == "cross_entropy" and record["sampler"] == "permutation"
+    assert record["class_weights"] is None and record["label_smoothing"] == 0.0
+    torch.manual_seed(0)
+    model = ReducedResNet(4, len(CLASSES), (8, 16)).to(memory_format=torch.channels_last)
+    model.train()
+    x, y = torch.from_numpy(DATA[0][:16]), torch.from_numpy(DATA[1][:16]).long()
+    logits = model(to_unit_float(x).contiguous(memory_format=torch.channels_last))
+    recorded = torch.nn.functional.cross_entropy(logits, y, **LOSS_SETTINGS)
+    weighted = torch.nn.functional.cross_entropy(logits, y, weight=torch.tensor([1., 2, 2, 3]))
+    optimizer = build_optimizer(model.parameters(), "sgd", lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    loss_sum, _ = train_step(model, x, y, optimizer, scaler, BatchAugment(cfg(augment=False)),
+                             None)
+    assert loss_sum.item() / 16 == pytest.approx(recorded.item(), rel=1e-6)
+    assert abs(recorded.item() - weighted.item()) > 1e-4  # the settings matter
+    order = epoch_order(50, torch.Generator().manual_seed(1))
+    assert sorted(order.tolist()) == list(range(50))  # every slice once, no re-sampling
+    assert order.tolist() != list(range(50))
 
 
 def test_validation_patients_never_trained_on(tmp_path):

@@ -4,11 +4,9 @@ order, answers read from the run, the synthetic label, no personal data, missing
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import subprocess
 import sys
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +22,9 @@ from parotidlib.evaluation.external import compute_external_metrics
 from parotidlib.evaluation.results import compute_metrics
 from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.io import sha256_file
+from parotidlib.learn.train import TRAINING_RECORD, training_method
 from parotidlib.report import checklist as C
+from parotidlib.report.checklist_facts import _commit_from_name
 
 # Tiny splits: bootstrap resamples and splits lacking a class, and perfectly separated
 # calibration fits, which the statistics warn about.
@@ -171,6 +171,7 @@ def study_run(tmp_path):
     (run / "model").mkdir()
     pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.5, 0.6]}).to_csv(
         run / "model" / "history.csv", index=False)
+    (run / "model" / TRAINING_RECORD).write_text(json.dumps(training_method()))
     _write_bundle(run / "bundle.pt", slices, predictions)
     return run, params
 
@@ -310,7 +311,7 @@ def test_params_default_to_the_runs_params_yaml_and_evaluations_are_found(study_
     ("smoke", False, None),
 ])
 def test_the_commit_is_read_only_from_a_default_run_name(name, predict, commit):
-    assert C._commit_from_name(name, predict) == commit
+    assert _commit_from_name(name, predict) == commit
 
 
 def test_a_synthetic_metrics_file_labels_the_checklist_even_if_the_caller_does_not(study_run):
@@ -425,24 +426,6 @@ def test_a_missing_required_file_is_named(study_run, name):
         C.study_checklist(run, params, synthetic=True)
 
 
-def test_bundle_metadata_is_read_without_running_code(study_run, tmp_path):
-    run, _ = study_run
-    meta = C.bundle_metadata(run / "bundle.pt")
-    assert meta["git_commit"] == "abc1234" and meta["epoch"] == 2 and "model" not in meta
-    assert meta["internal_test"] == {"run": "dev-run", "synthetic": True}
-    marker = tmp_path / "ran"
-
-    class Evil:
-        def __reduce__(self):
-            return (Path.touch, (marker,))
-
-    evil = tmp_path / "evil.pt"
-    with zipfile.ZipFile(evil, "w") as archive:
-        archive.writestr("evil/data.pkl", pickle.dumps({"format": Evil()}))
-    assert C.bundle_metadata(evil) is None and not marker.exists()
-    assert C.bundle_metadata(tmp_path / "absent.pt") is None
-
-
 def test_evaluation_checklist_on_a_predict_folder(predict_run):
     run, params, results = predict_run
     items = C.evaluation_checklist(run, params, synthetic=True)
@@ -527,18 +510,52 @@ def test_ages_are_summarised_by_quartiles_not_by_single_patients_extremes(study_
     assert f"-{ages.max():.0f})" not in answer and f"range {ages.min():.0f}-" not in answer
 
 
-def test_the_class_imbalance_answer_still_describes_the_training_code():
-    """Item 13 says the CNN trains on an unweighted cross-entropy over a plain permutation:
-    if learn/train.py gains class weights, label smoothing or a sampler, update the item."""
-    import ast
+def test_the_loss_and_sampling_are_read_from_the_training_record(study_run):
+    """Items 12c and 13 describe the loss and sampling that training recorded
+    (model/training.json), and say so when a run has no record."""
+    run, params = study_run
+    by = _by_number(C.study_checklist(run, params, synthetic=True))
+    assert "Training (`learn.train`): cross-entropy, optimiser adam" in by["12c"].answer
+    assert by["13"].answer.startswith(
+        "No class-imbalance method in the CNN's training (`learn.train`): an unweighted "
+        "cross-entropy over a uniform random permutation of the training slices each epoch")
+    record = run / "model" / TRAINING_RECORD
+    record.write_text(json.dumps({**training_method(), "class_weights": [1.0, 2.0, 2.0, 3.0],
+                                  "label_smoothing": 0.1}))
+    answer = _by_number(C.study_checklist(run, params, synthetic=True))["13"].answer
+    assert "cross-entropy with class weights [1.0, 2.0, 2.0, 3.0] and label smoothing 0.1" \
+        in answer and "No class-imbalance method" not in answer
+    record.unlink()  # a run trained before training wrote the record
+    by = _by_number(C.study_checklist(run, params, synthetic=True))
+    assert "loss not recorded (no `model/training.json`)" in by["12c"].answer
+    assert "are not recorded in this run folder" in by["13"].answer
+    assert "unweighted" not in by["13"].answer and by["13"].status == C.FROM_RUN
 
-    from parotidlib.learn import train
 
-    tree = ast.parse(Path(train.__file__).read_text())
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    names = {getattr(c.func, "attr", getattr(c.func, "id", "")) for c in calls}
-    losses = [c for c in calls if getattr(c.func, "attr", "") == "cross_entropy"]
-    assert losses, "no cross_entropy call found in learn/train.py"
-    assert all(not c.keywords and len(c.args) == 2 for c in losses)
-    assert not names & {"CrossEntropyLoss", "WeightedRandomSampler", "nll_loss"}
-    assert "randperm" in names
+def test_the_synthetic_flag_travels_with_the_checklist_not_its_wording(study_run):
+    """The header's synthetic label follows the run's flag, never the text of the answers."""
+    run, params = study_run
+    synthetic = C.study_checklist(run, params, synthetic=True)
+    assert synthetic.synthetic and len(synthetic) == 52
+    assert "**Synthetic data.**" not in C.checklist_markdown(list(synthetic), "Checklist")
+    assert "**Synthetic data.**" in C.checklist_markdown(list(synthetic), "Checklist",
+                                                         synthetic=True)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["synthetic"] = False
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    real = C.study_checklist(run, params, synthetic=False)
+    assert not real.synthetic
+    worded = [C.ChecklistItem("1", "Title", "t", "D;E", "Synthetic data: quoted by a user")]
+    assert "**Synthetic data.**" not in C.checklist_markdown(worded, "Checklist")
+
+
+def test_the_data_file_answers_an_item_of_the_other_kind_only_as_not_applicable():
+    """checklist.yaml: an answer for an item outside its report kind (the study's 24) can
+    only say why it does not apply; every status is one of the three."""
+    applies = {item.number: set(item.applies.split(";")) for item in C.ITEMS}
+    for kind, answers in C.DATA["answers"].items():
+        for number, entry in answers.items():
+            choices = entry if isinstance(entry, list) else [entry]
+            assert {c["status"] for c in choices} <= {"run", "authors", "na"}
+            if not ({"D", "E"} if kind == "both" else {kind}) <= applies[number]:
+                assert {c["status"] for c in choices} == {"na"}, (kind, number)
