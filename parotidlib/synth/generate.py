@@ -64,9 +64,11 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 #: The diffusion series' image and label-map columns (``diffusion=True`` only), written after
 #: the required columns, in their pattern: ``adc``, ``dwi``, ``adc_labels``, ``dwi_labels``.
 DIFFUSION_COLUMNS: tuple[str, ...] = (*DIFFUSION_SERIES, *(f"{s}_labels" for s in DIFFUSION_SERIES))
-#: The diffusion acquisition columns (``diffusion=True`` only), written last.
+#: The diffusion acquisition columns (``diffusion=True`` only), written last; the ADC's unit
+#: and the b-value are named as the DICOM importer names them (docs/dicom-import.md).
 DIFFUSION_OPTIONAL_COLUMNS: tuple[str, ...] = (
-    "dwi_b_value", "dwi_tr_ms", "dwi_te_ms", "dwi_pixel_size_mm", "dwi_slice_thickness_mm",
+    "adc_scale_mm2_s", "dwi_b_value_s_mm2", "dwi_tr_ms", "dwi_te_ms", "dwi_pixel_size_mm",
+    "dwi_slice_thickness_mm",
 )
 #: gzip level of the .nii.gz files (1: fast; higher levels save only ~2 % on noisy images).
 GZIP_LEVEL = 1

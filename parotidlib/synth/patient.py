@@ -11,6 +11,7 @@ from parotidlib.constants import SERIES
 from parotidlib.synth.anatomy import NeckAnatomy, draw_anatomy, make_room
 from parotidlib.synth.composition import PatientSpec
 from parotidlib.synth.diffusion import (
+    ADC_UNIT_MM2_S,
     B_VALUE,
     acquire_diffusion,
     diffusion_rng,
@@ -72,7 +73,8 @@ class SimulatedPatient:
     def diffusion_fields(self) -> dict[str, float]:
         """The diffusion manifest columns (``DIFFUSION_OPTIONAL_COLUMNS`` of generate.py)."""
         d = self.protocols["dwi"]
-        return {"dwi_b_value": B_VALUE, "dwi_tr_ms": d.tr_ms, "dwi_te_ms": d.te_ms,
+        return {"adc_scale_mm2_s": ADC_UNIT_MM2_S, "dwi_b_value_s_mm2": B_VALUE,
+                "dwi_tr_ms": d.tr_ms, "dwi_te_ms": d.te_ms,
                 "dwi_pixel_size_mm": d.pixel_mm, "dwi_slice_thickness_mm": d.thickness_mm}
 
 

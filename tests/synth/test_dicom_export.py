@@ -382,7 +382,7 @@ def test_diffusion_series_as_a_scanner_writes_them(base, plain):
                     row["dwi_slice_thickness_mm"])
         for ds in dwi:
             assert list(ds.ImageType)[:4] == ["ORIGINAL", "PRIMARY", "DIFFUSION", "TRACEW"]
-            assert ds.DiffusionBValue == row["dwi_b_value"] == 800
+            assert ds.DiffusionBValue == row["dwi_b_value_s_mm2"] == 800
             assert ds.DiffusionDirectionality == "ISOTROPIC"
             assert "RealWorldValueMappingSequence" not in ds
         for ds in adc:

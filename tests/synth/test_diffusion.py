@@ -153,7 +153,8 @@ def test_diffusion_files_grid_labels_and_units(with_diffusion):
         assert spacing[2] == pytest.approx(row["dwi_slice_thickness_mm"])
         assert 4.0 <= spacing[2] <= 6.0 and spacing[0] >= 1.6  # EPI: coarse and thick
         assert spacing[0] >= row["pixel_size_mm"] and spacing[2] >= 4.0
-        assert row["dwi_b_value"] == B_VALUE
+        assert row["dwi_b_value_s_mm2"] == B_VALUE
+        assert row["adc_scale_mm2_s"] == pytest.approx(1e-6)
         # the affine is right: the tumour lies at the same world place as on T1 (a voxel)
         lab = np.asarray(nib.load(root / row["dwi_labels"]).dataobj)
         tumour_world = [nib.affines.apply_affine(img.affine, np.argwhere(
