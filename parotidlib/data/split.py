@@ -7,6 +7,20 @@ patient is seen in training. Splits are stratified by histology and seeded.
 
 Note on sizes: the number of test patients is ``round(n * test_fraction)``; 0.1 x 233 gives 23.
 The paper's 212/21 is ``test_fraction`` 21/233 = 0.09.
+
+Grouped folds (``group_by``): the folds are the distinct values of a manifest column, e.g.
+the scanner, so that each fold holds out one scanner or centre and the model is trained on
+the others: the internal-external cross-validation of Steyerberg & Harrell (2016), which
+TRIPOD+AI (Collins et al. 2024, item 12) recommends for a multicentre cohort.
+:func:`group_table` lists the groups and refuses a grouping that cannot be validated.
+
+References
+----------
+Steyerberg EW, Harrell FE Jr. Prediction models need appropriate internal, internal-external,
+    and external validation. J Clin Epidemiol 2016; 69:245-247.
+Collins GS, Moons KGM, Dhiman P, et al. TRIPOD+AI statement: updated guidance for reporting
+    clinical prediction models that use regression or machine learning methods. BMJ 2024;
+    385:e078378.
 """
 
 from __future__ import annotations
@@ -18,8 +32,13 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from parotidlib.config import check_int
+from parotidlib.constants import HISTOLOGIES
 
 SPLITS: tuple[str, ...] = ("train", "test")
+#: Fewest patients a held-out group may have (:func:`group_table`).
+MIN_GROUP_PATIENTS = 5
+#: How many patient ids an error message shows at most.
+_SHOWN_IDS = 3
 #: The split of every patient of a cohort curated for a trained model (external validation,
 #: new patients): no patient of it is trained on (``curate_cohort(external=True)``).
 EXTERNAL = "external"
@@ -43,8 +62,114 @@ def _patient_table(patients_df: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("patient_id").reset_index(drop=True)
 
 
+def _text(value: object) -> str:
+    """A group value as text, the same from the manifest and from slices.csv (1.5, "1.5")."""
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return f"{float(value):g}"
+    return str(value).strip()
+
+
+def patient_groups(patients_df: pd.DataFrame, column: str) -> pd.Series:
+    """Each patient's value of ``column`` as text, indexed by patient_id (sorted).
+
+    Parameters
+    ----------
+    patients_df : pandas.DataFrame
+        Columns ``patient_id`` and ``column``; one row per patient or several (slices).
+    column : str
+        The grouping column (any manifest column, e.g. ``scanner``).
+
+    Raises
+    ------
+    ValueError
+        ``column`` is missing (the columns are listed); a patient has no value in it (how
+        many, and up to three pseudonymous patient ids, as the kit's other split errors name
+        them); a patient has several values.
+    """
+    if not isinstance(column, str) or not column:
+        raise ValueError(f"group_by must name a manifest column, got {column!r}")
+    if column not in patients_df.columns:
+        raise ValueError(f"cannot group the folds by {column!r}: no such column; the columns "
+                         f"are {list(patients_df.columns)}")
+    rows = patients_df[["patient_id", column]]
+    text = rows[column].map(lambda v: "" if pd.isna(v) else _text(v))
+    missing = sorted(set(rows.loc[text == "", "patient_id"].astype(str)))
+    if missing:
+        shown = ", ".join(missing[:_SHOWN_IDS]) + (", ..." if len(missing) > _SHOWN_IDS else "")
+        raise ValueError(f"cannot group the folds by {column!r}: {len(missing)} patient(s) "
+                         f"have no value in it (e.g. {shown}); fill the column or leave "
+                         f"them out of the manifest")
+    values = text.groupby(rows["patient_id"], sort=True).unique()
+    several = values[values.map(len) > 1]
+    if len(several):
+        raise ValueError(f"cannot group the folds by {column!r}: {len(several)} patient(s) "
+                         f"have several values in it, e.g. {several.index[0]!r}: "
+                         f"{sorted(several.iloc[0])}")
+    out = values.map(lambda v: v[0]).rename("group")
+    out.index.name = "patient_id"
+    return out
+
+
+def group_table(patients_df: pd.DataFrame, column: str,
+                min_patients: int = MIN_GROUP_PATIENTS) -> pd.DataFrame:
+    """The folds of a grouped cross-validation: one per distinct value of ``column``.
+
+    Each group is held out once and predicted by a model trained on the other groups
+    (internal-external cross-validation, Steyerberg & Harrell 2016; TRIPOD+AI 2024).
+
+    Parameters
+    ----------
+    patients_df : pandas.DataFrame
+        Columns ``patient_id``, ``histology`` and ``column`` (the manifest, or one row per
+        slice).
+    column : str
+        The grouping column, e.g. ``scanner``.
+    min_patients : int
+        Fewest patients a group may have (>= 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, sorted by its value as text: ``fold`` (0, 1, ...), ``group``,
+        ``patients`` and one count of patients per histology (HISTOLOGIES order).
+
+    Raises
+    ------
+    ValueError
+        As :func:`patient_groups`; fewer than 2 groups; a group with fewer than
+        ``min_patients`` patients or without a patient of some histology (its held-out
+        results would lack that class): the message names the group and its counts.
+    """
+    check_int("min_patients", min_patients, 1)
+    groups = patient_groups(patients_df, column)
+    hist = _patient_table(patients_df).set_index("patient_id")["histology"]
+    counts = pd.crosstab(groups, hist.reindex(groups.index)).reindex(
+        columns=list(HISTOLOGIES), fill_value=0)
+    table = counts.reset_index()
+    table.insert(1, "patients", counts.sum(axis=1).to_numpy())
+    table.insert(0, "fold", np.arange(len(table)))
+    if len(table) < 2:
+        raise ValueError(f"cannot group the folds by {column!r}: it has one value "
+                         f"({table['group'].tolist()}), and leave-one-out needs at least 2")
+    for _, row in table.iterrows():
+        has = ", ".join(f"{h} {int(row[h])}" for h in HISTOLOGIES)
+        if row["patients"] < min_patients:
+            raise ValueError(f"cannot group the folds by {column!r}: group {row['group']!r} "
+                             f"has {int(row['patients'])} patient(s) ({has}), fewer than "
+                             f"{min_patients}")
+        lacking = [h for h in HISTOLOGIES if row[h] == 0]
+        if lacking:
+            raise ValueError(f"cannot group the folds by {column!r}: group {row['group']!r} "
+                             f"has no {' or '.join(lacking)} patient ({has}); every held-out "
+                             f"group needs every histology")
+    table.columns.name = None
+    return table
+
+
 def split_patients(patients_df: pd.DataFrame, test_fraction: float = 0.1, seed: int = 0,
-                   cv_folds: int = 0, fold: int = 0) -> pd.Series:
+                   cv_folds: int = 0, fold: int = 0, group_by: str = "") -> pd.Series:
     """Assign every patient to "train" or "test", stratified by histology.
 
     Parameters
@@ -64,6 +189,11 @@ def split_patients(patients_df: pd.DataFrame, test_fraction: float = 0.1, seed: 
         ``seed``); fold ``fold`` is the test set.
     fold : int
         Test fold, 0 <= fold < cv_folds (0 when cv_folds is 0).
+    group_by : str
+        "" (default): the folds above. A column of ``patients_df`` (e.g. ``scanner``): the
+        folds are its distinct values, sorted as text (:func:`patient_groups`), and fold
+        ``fold`` holds out the patients of the ``fold``-th value (leave-one-group-out);
+        ``cv_folds`` must be the number of values. ``seed`` plays no part.
 
     Returns
     -------
@@ -90,7 +220,15 @@ def split_patients(patients_df: pd.DataFrame, test_fraction: float = 0.1, seed: 
     n = len(ids)
     if n < 2:
         raise ValueError(f"patients_df must hold at least 2 patients to split, got {n}")
-    if cv_folds:
+    if group_by:
+        groups = patient_groups(patients_df, group_by)
+        values = sorted(groups.unique())
+        if cv_folds != len(values):
+            raise ValueError(f"cv_folds must be the number of {group_by!r} values "
+                             f"({len(values)}) when the folds are grouped by it, got "
+                             f"{cv_folds}")
+        test_ids = set(groups.index[groups == values[fold]])
+    elif cv_folds:
         if cv_folds > n:
             raise ValueError(f"cv_folds must be <= the number of patients ({n}), got {cv_folds}")
         rows = patients_df.sort_values("patient_id", kind="stable")

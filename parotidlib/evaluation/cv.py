@@ -32,6 +32,15 @@ independent and is narrow; the micro-AUC interval is a patient-clustered percent
 (Field & Welsh 2007), as in metrics.json. The per-fold and per-seed spreads are descriptive:
 folds share training patients, so their sd is not a standard error (Bengio & Grandvalet 2004).
 
+Grouped folds (``python -m parotidlib cv --group-by scanner``): the folds are the values of
+a manifest column (``parotidlib.data.split.group_table``), each held out once by a model
+trained on the others, the internal-external cross-validation of Steyerberg & Harrell (2016)
+that TRIPOD+AI (Collins et al. 2024) recommends for multicentre data. The batch records its
+groups in ``cv_groups.json`` (:func:`write_cv_groups`); :func:`compute_cv_metrics` then adds
+``grouping`` and ``per_group``: each held-out group's results side by side (slice accuracy
+with its Wilson interval, micro-AUC with its patient-clustered bootstrap interval, the exact
+three-type patient diagnosis), beside the pooled ones, which are computed as for k folds.
+
 Undefined quantities are null with their reason, as in metrics.json (docs/metrics.md,
 "Undefined quantities"); nothing here fails on a small but valid cohort.
 
@@ -48,6 +57,11 @@ McNemar Q. Note on the sampling error of the difference between correlated propo
     percentages. Psychometrika 1947; 12:153-157.
 Wilson EB. Probable inference, the law of succession, and statistical inference.
     J Am Stat Assoc 1927; 22:209-212.
+Steyerberg EW, Harrell FE Jr. Prediction models need appropriate internal, internal-external,
+    and external validation. J Clin Epidemiol 2016; 69:245-247.
+Collins GS, Moons KGM, Dhiman P, et al. TRIPOD+AI statement: updated guidance for reporting
+    clinical prediction models that use regression or machine learning methods. BMJ 2024;
+    385:e078378.
 """
 
 from __future__ import annotations
@@ -80,14 +94,19 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CV_COLUMNS",
     "CV_FORMAT",
+    "CV_GROUPS",
     "CV_METHOD",
     "CV_RADIOMICS_METHOD",
+    "GROUPED_CV_METHOD",
     "REQUIRED_CV_COLUMNS",
     "check_cv_predictions",
     "compute_cv_metrics",
+    "grouping_label",
+    "read_cv_groups",
     "read_cv_predictions",
     "slice_keys",
     "wilson_width",
+    "write_cv_groups",
 ]
 
 #: Format tag of cv-metrics.json.
@@ -117,7 +136,46 @@ CV_RADIOMICS_METHOD = (
     "out-of-fold slices per seed (CNN seed s against radiomics seed s): patient-level paired "
     "percentile bootstrap of the accuracy and micro-AUC differences, McNemar's exact test on "
     "the slices as a secondary figure (it treats the slices of a patient as independent)")
+#: How the numbers are made when the folds are the values of a manifest column.
+GROUPED_CV_METHOD = (
+    "leave-one-group-out cross-validation (internal-external validation, Steyerberg & Harrell "
+    "2016; TRIPOD+AI 2024): one fold per value of a manifest column, each held out once by a "
+    "model trained on the other groups (its validation patients drawn from those, stratified "
+    "by histology); the held-out predictions pooled per seed and also reported per group; "
+    "slice accuracy with the Wilson interval, micro-AUC with a patient-clustered percentile "
+    "bootstrap (Field & Welsh 2007); per-group values summarised by mean, sd (ddof=1), min "
+    "and max (as per fold)")
+#: The grouping of a grouped cross-validation batch (written by ``run.cv``).
+CV_GROUPS = "cv_groups.json"
 _EXAMPLES = 3
+
+
+def grouping_label(column: str) -> str:
+    """The report's name of a grouped cross-validation, e.g. ``leave-one-scanner-out
+    (internal-external validation)``."""
+    return f"leave-one-{column}-out (internal-external validation)"
+
+
+def write_cv_groups(run_dir: str | Path, column: str, table: pd.DataFrame) -> Path:
+    """Write ``cv_groups.json``: the grouping column and one record per group (``fold``,
+    ``group``, ``patients`` and the patients per histology of
+    :func:`parotidlib.data.split.group_table`); return its path."""
+    import json
+
+    from parotidlib.io import write_text_atomic
+
+    groups = [{k: (v if isinstance(v, str) else int(v)) for k, v in row.items()}
+              for row in table.to_dict("records")]
+    return write_text_atomic(Path(run_dir) / CV_GROUPS,
+                             json.dumps({"column": column, "groups": groups}, indent=2))
+
+
+def read_cv_groups(run_dir: str | Path) -> dict[str, Any] | None:
+    """``cv_groups.json`` of a batch folder; None for k-fold cross-validation (no file)."""
+    import json
+
+    path = Path(run_dir) / CV_GROUPS
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_cv_metrics(run_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
@@ -331,6 +389,40 @@ def _spread(values: Sequence[float | None]) -> dict[str, Any]:
     return out
 
 
+def _grouping_blocks(frame: pd.DataFrame, seeds: Sequence[int], grouping: Mapping[str, Any],
+                     malignant_threshold: int, bootstrap_resamples: int, bootstrap_seed: int
+                     ) -> dict[str, Any]:
+    """``grouping`` and ``per_group`` of cv-metrics.json (folds grouped by a column)."""
+    try:
+        column = str(grouping["column"])
+        names = {int(g["fold"]): str(g["group"]) for g in grouping["groups"]}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"grouping must be cv_groups.json's content (column, groups with fold "
+                         f"and group), got {grouping!r}") from err
+    per_group: list[dict[str, Any]] = []
+    for s in seeds:
+        rows = frame[frame["seed"] == s]
+        folds = sorted(int(f) for f in rows["fold"].unique())
+        if folds != sorted(names):
+            raise ValueError(f"seed {s}: the out-of-fold predictions have folds {folds}, the "
+                             f"grouping by {column!r} has {sorted(names)}")
+        for f in folds:
+            part = rows[rows["fold"] == f]
+            block = _pooled_block(part, malignant_threshold, bootstrap_resamples,
+                                  bootstrap_seed)
+            hist = part.drop_duplicates("patient_id")["histology"] if "histology" in part \
+                else pd.Series(dtype=str)
+            per_group.append({
+                "seed": int(s), "fold": f, "group": names[f],
+                "patients": int(part["patient_id"].nunique()), "slices": int(len(part)),
+                "histology": {h: int((hist == h).sum()) for h in HISTOLOGIES},
+                "slice": block["slice"], "patient_accuracy": block["patient"]["accuracy"]})
+    return {"grouping": {"column": column, "label": grouping_label(column),
+                         "groups": [dict(g) for g in grouping["groups"]],
+                         "method": GROUPED_CV_METHOD},
+            "per_group": per_group}
+
+
 def _single_split_accuracy(single_split: Mapping[str, Any]) -> Mapping[str, Any]:
     try:
         block = single_split["slice"]["test"]["accuracy"]
@@ -373,7 +465,8 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
                        synthetic: bool = False,
                        single_split: Mapping[str, Any] | None = None,
                        radiomics_predictions: pd.DataFrame | None = None,
-                       radiomics_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                       radiomics_info: Mapping[str, Any] | None = None,
+                       grouping: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything cv-metrics.json holds; plain JSON types.
 
     Parameters
@@ -396,6 +489,10 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
     radiomics_info : mapping, optional
         What the baseline is (e.g. ``{"model": "logistic"}``), written as
         ``radiomics.info``.
+    grouping : mapping, optional
+        ``cv_groups.json`` (:func:`read_cv_groups`) when the folds are the values of a
+        manifest column (``column``; ``groups``: ``fold``, ``group``, counts); None for k
+        folds.
 
     Returns
     -------
@@ -419,13 +516,19 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         seed s on the same out-of-fold slices,
         :func:`parotidlib.evaluation.comparison.paired_comparison`: ``accuracy``,
         ``micro_auc``, ``mcnemar``, ``method``; ``method``: :data:`CV_RADIOMICS_METHOD`).
+        With ``grouping`` also ``grouping`` (``column``, ``label`` (:func:`grouping_label`),
+        ``groups`` as given, ``method``: :data:`GROUPED_CV_METHOD`) and ``per_group`` (one
+        record per seed and held-out group: ``seed``, ``fold``, ``group``, ``patients``,
+        ``slices``, ``histology`` (patients per histology), ``slice`` (as ``per_seed``'s, on
+        the group's rows), ``patient_accuracy``), and ``method`` is
+        :data:`GROUPED_CV_METHOD`.
 
     Raises
     ------
     ValueError
         A table fails :func:`check_cv_predictions` (the radiomics one's message starts with
         ``cv_radiomics_predictions``), or the baseline's rows are not the CNN's slices, seeds
-        and folds.
+        and folds, or the folds are not the grouping's.
     """
     frame = _prepared(cv_predictions)
     seeds = sorted(int(s) for s in frame["seed"].unique())
@@ -462,8 +565,11 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         "per_fold": per_fold,
         "spread": spread,
         "interval_width": _interval_width(first["accuracy"], single_split),
-        "method": CV_METHOD,
+        "method": CV_METHOD if grouping is None else GROUPED_CV_METHOD,
     }
+    if grouping is not None:
+        out.update(_grouping_blocks(frame, seeds, grouping, malignant_threshold,
+                                    bootstrap_resamples, bootstrap_seed))
     if radiomics_predictions is not None:
         try:
             radiomics = _prepared(radiomics_predictions)

@@ -5,6 +5,11 @@ profile's own single-split run, never tuned against them; the per-fold and per-s
 show the spread the pooled number hides. With the radiomics baseline, the section
 :data:`RADIOMICS_SECTION` sets the two models side by side on the same out-of-fold slices,
 with the paired differences (``cv_metrics.json``'s ``radiomics`` and ``cnn_vs_radiomics``).
+When the folds are the values of a manifest column (``cv --group-by scanner``), the section
+headed by ``grouping.label`` (``leave-one-scanner-out (internal-external validation)``) sets
+the held-out groups side by side (:func:`group_frames`, :func:`group_paragraph`): the
+internal-external validation of Steyerberg & Harrell (2016) that TRIPOD+AI (Collins et al.
+2024) recommends for multicentre data.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from parotidlib.evaluation.paired import MCNEMAR_COLUMN
 from parotidlib.evaluation.text import block_text, number_text
 from parotidlib.report.paper import PAPER
 
-__all__ = ["RADIOMICS_SECTION", "draw_cv_figures", "fold_frame", "pooled_frame",
+__all__ = ["RADIOMICS_SECTION", "draw_cv_figures", "fold_frame", "group_frames",
+           "group_paragraph", "pooled_frame",
            "radiomics_difference_frame", "radiomics_frame", "radiomics_paragraph",
            "single_split_metrics", "spread_frame", "summary_paragraph", "table4_by_seed",
            "table4_cnn_vs_radiomics", "table5_by_seed", "width_frame"]
@@ -133,7 +139,9 @@ def summary_paragraph(metrics: Mapping[str, Any]) -> str:
     seed = _first_seed(metrics)
     block = metrics["per_seed"][seed]["slice"]
     w = metrics["interval_width"]
-    text = (f"{metrics['folds']}-fold cross-validation over all {metrics['n_patients']} "
+    how = (f"{metrics['folds']}-fold cross-validation" if "grouping" not in metrics else
+           f"{metrics['grouping']['label'].capitalize()}, {metrics['folds']} groups,")
+    text = (f"{how} over all {metrics['n_patients']} "
             f"patients ({len(metrics['seeds'])} seed(s)): every patient is predicted once per "
             f"seed by a model that never saw it. Pooled out-of-fold slice accuracy (seed "
             f"{seed}): {block_text(block['accuracy'])}; micro-AUC "
@@ -141,6 +149,63 @@ def summary_paragraph(metrics: Mapping[str, Any]) -> str:
     if w.get("ratio") is not None:
         text += (f" Its interval is {w['ratio']:.2f} times as wide as the single-split "
                  f"run's ({number_text(w, 'cv')} against {number_text(w, 'single_split')}).")
+    return text
+
+
+def _group_column(row: Mapping[str, Any]) -> dict[str, str]:
+    s = row["slice"]
+    hist = row.get("histology", {})
+    return {"patients": str(row["patients"]),
+            "patients PA / Warthin / malignant": "/".join(str(hist.get(t, "")) for t in _TYPES),
+            "slices": str(row["slices"]),
+            "slice accuracy [95% Wilson CI]": block_text(s["accuracy"]),
+            "micro-AUC [95% CI]": block_text(s["micro_auc"]),
+            "macro-AUC": number_text(s, "macro_auc"),
+            "patient accuracy (3 types)": block_text(row["patient_accuracy"])}
+
+
+def group_frames(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Each held-out group's results side by side, with the pooled ones, one table per seed
+    (columns: ``<group> (fold f)`` and ``pooled (all groups)``); empty for k folds."""
+    if "per_group" not in metrics:
+        return {}
+    out = {}
+    for seed, pooled in metrics["per_seed"].items():
+        columns = {f"{r['group']} (fold {r['fold']})": _group_column(r)
+                   for r in metrics["per_group"] if str(r["seed"]) == seed}
+        hist = {t: sum(r["histology"].get(t, 0) for r in metrics["per_group"]
+                       if str(r["seed"]) == seed) for t in _TYPES}
+        columns["pooled (all groups)"] = _group_column({
+            "patients": pooled["slice"]["patients"], "histology": hist,
+            "slices": pooled["slice"]["slices"], "slice": pooled["slice"],
+            "patient_accuracy": pooled["patient"]["accuracy"]})
+        frame = pd.DataFrame(columns)
+        frame.index.name = f"held out by {metrics['grouping']['column']}"
+        out[seed] = frame
+    return out
+
+
+def group_paragraph(metrics: Mapping[str, Any]) -> str:
+    """What the grouped validation is and its spread over groups (Markdown); empty for k
+    folds."""
+    if "grouping" not in metrics:
+        return ""
+    column = metrics["grouping"]["column"]
+    spread = metrics["spread"]["slice_accuracy"]["per_fold"]
+    text = ("**Synthetic cohort**: these numbers come from the kit's synthetic data, not from "
+            "patients. " if metrics.get("synthetic") else "")
+    text += (
+        f"Each of the {metrics['folds']} values of the manifest column `{column}` was held out "
+        f"once: a model trained on the patients of the other {column}s (its validation "
+        "patients drawn from them, stratified by histology) predicted every patient of the "
+        f"held-out {column}. This is internal-external validation (Steyerberg & Harrell "
+        "2016), the check TRIPOD+AI recommends for data from several centres or scanners: "
+        f"how the model does on a {column} it has not seen. Slice accuracy over the held-out "
+        f"groups (all seeds): mean {number_text(spread, 'mean')}, from "
+        f"{number_text(spread, 'min')} to {number_text(spread, 'max')}. The groups differ in "
+        "size and case mix, so their intervals differ in width; a small group's interval is "
+        "wide, and its slices are correlated within patients (the Wilson interval treats "
+        "them as independent).")
     return text
 
 

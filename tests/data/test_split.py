@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parotidlib.data.split import LeakageError, check_no_leakage, split_patients
+from parotidlib.data.split import (
+    LeakageError,
+    check_no_leakage,
+    group_table,
+    patient_groups,
+    split_patients,
+)
 
 
 def paper_patients() -> pd.DataFrame:
@@ -94,3 +100,75 @@ def test_check_no_leakage():
                         "split": ["train", "test", "test", "test", "train"]})
     with pytest.raises(LeakageError, match=r"2 patient\(s\).*a: test, train; c: test, train"):
         check_no_leakage(bad)
+
+
+# --------------------------------------------------------------------------- grouped folds
+
+
+def _scanner_cohort(counts: dict[str, tuple[int, int, int]], seed: int = 0) -> pd.DataFrame:
+    """Patients by scanner with (PA, Warthin, malignant) counts, shuffled (seeded)."""
+    rows = [(s, h) for s, c in counts.items()
+            for h, n in zip(("pleomorphic_adenoma", "warthin", "malignant"), c, strict=True)
+            for _ in range(n)]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(len(rows))],
+                         "scanner": [rows[j][0] for j in order],
+                         "histology": [rows[j][1] for j in order]})
+
+
+TABLE2 = {"GE": (63, 47, 56), "Skyra": (17, 4, 12), "Verio": (10, 12, 12)}
+
+
+@pytest.mark.parametrize("counts, column, edit, match", [
+    (TABLE2, "site", None, r"no such column; the columns are \['patient_id', 'scanner'"),
+    (TABLE2, "scanner", "missing", r"2 patient\(s\) have no value in it \(e\.g\. P000, P001\)"),
+    ({"GE": (5, 5, 5), "Verio": (3, 3, 0)}, "scanner", None,
+     r"group 'Verio' has no malignant patient \(pleomorphic_adenoma 3, warthin 3, "
+     r"malignant 0\)"),
+    ({"GE": (5, 5, 5), "Verio": (1, 1, 1)}, "scanner", None,
+     r"group 'Verio' has 3 patient\(s\) .* fewer than 5"),
+    ({"GE": (5, 5, 5)}, "scanner", None, "one value"),
+])
+def test_group_table_refuses_what_cannot_be_validated(counts, column, edit, match):
+    patients = _scanner_cohort(counts)
+    if edit == "missing":
+        patients.loc[patients["patient_id"].isin(["P000", "P001"]), "scanner"] = [None, ""]
+    with pytest.raises(ValueError, match=match):
+        group_table(patients, column)
+
+
+@pytest.mark.parametrize("counts, sizes", [
+    (TABLE2, [166, 33, 34]),  # the synthetic cohort's three scanners (Table 2)
+    ({"A": (30, 1, 1), "B": (2, 2, 2), "C": (1, 9, 40)}, [32, 6, 50]),  # unbalanced
+])
+def test_one_fold_per_group_holding_out_its_patients(counts, sizes):
+    patients = _scanner_cohort(counts)
+    slices = patients.loc[patients.index.repeat(3)].reset_index(drop=True)  # rows per slice
+    table = group_table(slices, "scanner")
+    assert table["group"].tolist() == sorted(counts) and table["fold"].tolist() == [0, 1, 2]
+    assert table["patients"].tolist() == sizes
+    assert table[["pleomorphic_adenoma", "warthin", "malignant"]].to_numpy().tolist() == [
+        list(counts[g]) for g in sorted(counts)]
+    by_patient = patients.set_index("patient_id")["scanner"]
+    held_out = []
+    for fold, group in enumerate(sorted(counts)):
+        split = split_patients(slices, cv_folds=3, fold=fold, group_by="scanner", seed=fold)
+        test = set(split.index[split == "test"])
+        assert test == set(by_patient.index[by_patient == group])  # exactly its group
+        held_out += sorted(test)
+    assert sorted(held_out) == sorted(patients["patient_id"])  # every patient once
+
+
+def test_grouped_split_needs_one_fold_per_group_and_reads_numbers_as_text():
+    patients = _scanner_cohort({"1.5": (2, 2, 2), "3": (2, 2, 2)})
+    with pytest.raises(ValueError, match=r"cv_folds must be the number of 'scanner' values "
+                                         r"\(2\).*got 3"):
+        split_patients(patients, cv_folds=3, fold=0, group_by="scanner")
+    numeric = patients.assign(scanner=patients["scanner"].astype(float))  # as slices.csv reads
+    for fold in range(2):
+        assert split_patients(numeric, cv_folds=2, fold=fold, group_by="scanner").equals(
+            split_patients(patients, cv_folds=2, fold=fold, group_by="scanner"))
+    assert patient_groups(numeric, "scanner").value_counts().to_dict() == {"1.5": 6, "3": 6}
+    twice = pd.concat([patients, patients.assign(scanner="3")])
+    with pytest.raises(ValueError, match="several values"):
+        patient_groups(twice, "scanner")

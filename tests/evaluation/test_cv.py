@@ -356,3 +356,84 @@ def test_report_tables_show_both_models_side_by_side(with_radiomics, result):
     assert cv_report.radiomics_difference_frame(result).empty
     assert cv_report.table4_cnn_vs_radiomics(result) == {}
     assert cv_report.radiomics_paragraph(result) == ""
+
+
+# --------------------------------------------------------------------------- grouped folds
+
+
+@pytest.fixture(scope="module")
+def grouped(oof) -> dict:
+    """The OOF table with its folds replaced by three scanners of 4 patients each."""
+    scanner = {f"P{i:02d}": ("GE", "Skyra", "Verio")[i // 4] for i in range(12)}
+    table = oof.assign(fold=oof["patient_id"].map(lambda p: int(p[1:]) // 4))
+    grouping = {"column": "scanner", "groups": [
+        {"fold": f, "group": g, "patients": 4} for f, g in enumerate(("GE", "Skyra", "Verio"))]}
+    metrics = cv.compute_cv_metrics(table, bootstrap_resamples=40, synthetic=True,
+                                    grouping=grouping)
+    return {"table": table, "grouping": grouping, "metrics": metrics, "scanner": scanner}
+
+
+def test_per_group_results_equal_direct_counts(grouped):
+    out, table = grouped["metrics"], grouped["table"]
+    json.dumps(out, allow_nan=False)
+    assert out["grouping"]["label"] == "leave-one-scanner-out (internal-external validation)"
+    assert out["method"] == cv.GROUPED_CV_METHOD and out["folds"] == 3
+    assert [(r["seed"], r["group"]) for r in out["per_group"]] == [
+        (s, g) for s in (0, 1) for g in ("GE", "Skyra", "Verio")]
+    for r in out["per_group"]:
+        rows = table[(table["seed"] == r["seed"]) & (table["fold"] == r["fold"])]
+        assert set(rows["patient_id"].map(grouped["scanner"])) == {r["group"]}
+        acc = r["slice"]["accuracy"]
+        assert acc["successes"] == int((rows["true_label"] == rows["predicted_label"]).sum())
+        assert acc["total"] == len(rows) == r["slices"] and r["patients"] == 4
+        lo, hi = wilson_interval(acc["successes"], acc["total"])
+        assert acc["ci95"] == pytest.approx([lo, hi])
+        assert sum(r["histology"].values()) == 4
+        assert r["patient_accuracy"]["total"] == 4
+    # the pooled results are those of the same table without a grouping
+    plain = cv.compute_cv_metrics(table, bootstrap_resamples=40, synthetic=True)
+    assert plain["per_seed"] == out["per_seed"] and "per_group" not in plain
+
+
+def test_grouping_must_match_the_folds(grouped):
+    two = {"column": "scanner", "groups": grouped["grouping"]["groups"][:2]}
+    with pytest.raises(ValueError, match=r"seed 0: .* folds \[0, 1, 2\], the grouping by "
+                                         r"'scanner' has \[0, 1\]"):
+        cv.compute_cv_metrics(grouped["table"], bootstrap_resamples=0, grouping=two)
+    with pytest.raises(ValueError, match="cv_groups.json's content"):
+        cv.compute_cv_metrics(grouped["table"], bootstrap_resamples=0, grouping={"groups": []})
+
+
+def test_groups_file_round_trip(tmp_path):
+    from parotidlib.data.split import group_table
+
+    patients = pd.DataFrame({"patient_id": [f"P{i}" for i in range(10)],
+                             "histology": [HISTOLOGIES[i % 3] for i in range(10)],
+                             "site": ["b"] * 5 + ["a"] * 5})
+    assert cv.read_cv_groups(tmp_path) is None
+    cv.write_cv_groups(tmp_path, "site", group_table(patients, "site"))
+    back = cv.read_cv_groups(tmp_path)
+    assert back["column"] == "site"
+    assert [(g["fold"], g["group"], g["patients"]) for g in back["groups"]] == [
+        (0, "a", 5), (1, "b", 5)]
+
+
+def test_report_sets_the_groups_side_by_side(grouped, result):
+    from parotidlib.report import cv_report
+
+    out = grouped["metrics"]
+    frames = cv_report.group_frames(out)
+    assert list(frames) == ["0", "1"]
+    frame = frames["1"]
+    assert list(frame.columns) == ["GE (fold 0)", "Skyra (fold 1)", "Verio (fold 2)",
+                                   "pooled (all groups)"]
+    row = next(r for r in out["per_group"] if r["seed"] == 1 and r["group"] == "Skyra")
+    acc = row["slice"]["accuracy"]
+    assert frame.loc["slice accuracy [95% Wilson CI]", "Skyra (fold 1)"].endswith(
+        f"({acc['successes']}/{acc['total']})")
+    assert frame.loc["patients", "pooled (all groups)"] == "12"
+    text = cv_report.group_paragraph(out)
+    assert text.startswith("**Synthetic cohort**") and "`scanner`" in text
+    assert cv_report.summary_paragraph(out).startswith(
+        "Leave-one-scanner-out (internal-external validation), 3 groups,")
+    assert cv_report.group_frames(result) == {} and cv_report.group_paragraph(result) == ""
