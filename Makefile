@@ -7,7 +7,7 @@ PARAMS ?= params/default.yaml
 JOBS   ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help report test lint lab explore ablation cv external synth bench clean-venv
+.PHONY: help report test lint docs lab explore ablation cv external synth bench clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ test: $(STAMP) ## Run the test suite
 
 lint: $(STAMP) ## Check the code and the notebooks with ruff
 	$(PY) -m ruff check parotidlib tests bench notebooks
+
+docs: $(STAMP) ## Regenerate the stage tables of README.md and docs/design.md from run/stages.py
+	$(PY) -m parotidlib.run.stage_docs
 
 lab: $(STAMP) ## Open JupyterLab on the notebooks, the explorers 00 and 90 first
 	$(VENV)/bin/jupyter lab notebooks/00-explore-cohort.ipynb notebooks/90-explore-run.ipynb

@@ -1,4 +1,5 @@
-"""The README's screenshots of the two explorers, as Voila serves them (``make explore``).
+"""The README's screenshots: the two explorers as Voila serves them (``make explore``), and
+the first screen of a run's report.html.
 
 Copies notebooks 00 and 90 into a temporary folder with their parameters set to ``--manifest``
 (default: the built-in 233-patient synthetic cohort) and ``--run`` (default: the newest run under
@@ -9,9 +10,13 @@ PNG loses its empty margins, is cut to ``--height`` pixels at ``--width`` and sc
 further while it is over ``--max-kb`` (no palette: the contour colours stay exact); the paths
 and sizes are printed.
 
-    python bench/screenshots.py [--run reports/explore_smoke] [--manifest PATH] [--out docs/img]
+The report is opened from its file (``--report``, default: ``--run``'s report.html) and
+photographed from its top: the title, the synthetic caveat and the paper beside the run.
 
-Writes ``explore-cohort.png`` and ``explore-run.png`` under ``--out``.
+    python bench/screenshots.py [--run reports/explore_smoke] [--manifest PATH] [--out docs/img]
+        [--report reports/<run>/report.html] [--only explorers|report]
+
+Writes ``explore-cohort.png``, ``explore-run.png`` and ``report.png`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -111,6 +116,19 @@ def photograph(browser, url: str, ready: str, out: Path, args: argparse.Namespac
     page.close()
 
 
+def photograph_report(browser, report: Path, out: Path, args: argparse.Namespace) -> None:
+    """The top of ``report`` (an exported report.html) as a PNG at ``out``."""
+    page = browser.new_page(viewport={"width": args.viewport, "height": 2400})
+    page.route("https://**", lambda route: route.fulfill(status=200, body=""))  # offline
+    page.goto(report.resolve().as_uri(), timeout=120_000)
+    page.wait_for_load_state("load")
+    time.sleep(1.0)
+    image, data = shrink(page.screenshot(), args.width, args.height, args.max_kb)
+    out.write_bytes(data)
+    print(f"{out}: {image.width} x {image.height} px, {out.stat().st_size / 1024:.0f} KB")
+    page.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_sources(parser)
@@ -119,6 +137,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1100, help="PNG width (px)")
     parser.add_argument("--height", type=int, default=1100, help="PNG height at most (px)")
     parser.add_argument("--max-kb", type=int, default=300)
+    parser.add_argument("--report", type=Path, default=None,
+                        help="report.html to photograph (default: the run's)")
+    parser.add_argument("--only", choices=("explorers", "report"), default=None)
     args = parser.parse_args()
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -127,6 +148,15 @@ def main() -> None:
 
     manifest, run = sources(args)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only != "explorers":
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=["--no-sandbox", "--disable-dev-shm-usage"])
+            photograph_report(browser, args.report or Path(run) / "report.html",
+                              args.out / "report.png", args)
+            browser.close()
+    if args.only == "report":
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         notebook("00-explore-cohort.ipynb", folder, cohort_manifest=str(manifest),

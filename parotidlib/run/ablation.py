@@ -26,11 +26,6 @@ from parotidlib.run.stages import ABLATION_REPORT
 logger = logging.getLogger(__name__)
 
 
-def member_name(composition: str, seed: int) -> str:
-    """Folder name of one ablation member, e.g. ``t1+t2__seed0``."""
-    return f"{composition}__seed{seed}"
-
-
 def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1,
                  force: bool = False, reports_dir: str | Path | None = None,
                  notebooks_dir: Path = NOTEBOOKS_DIR, executor: str | None = None,
@@ -104,6 +99,7 @@ def _pool_compositions(run_dir: Path, members: list[dict[str, Any]]) -> list[dic
     """Pool each composition's and seed's out-of-fold predictions (cross-validated
     ablation); one record per composition and seed, pointing at its pooled table."""
     from parotidlib.io import atomic_path
+    from parotidlib.run.batch import member_name
     from parotidlib.run.cv import pool_predictions
 
     pooled = []
@@ -112,7 +108,8 @@ def _pool_compositions(run_dir: Path, members: list[dict[str, Any]]) -> list[dic
         groups.setdefault((m["composition"], m["seed"]), []).append(m)
     for (composition, seed), group in groups.items():
         frame = pool_predictions(run_dir, group, members_dir="ablation")
-        rel = f"pooled/{member_name(composition, seed)}.csv"
+        name = member_name({"channels": composition_channels(composition), "seed": seed})
+        rel = f"pooled/{name}.csv"
         with atomic_path(run_dir / "ablation" / rel) as tmp:
             frame.to_csv(tmp, index=False)
         pooled.append({"composition": composition, "seed": seed, "pooled": rel,

@@ -49,7 +49,7 @@ from parotidlib.constants import CHANNELS
 from parotidlib.io import sha256_json, write_text_atomic
 from parotidlib.paths import NOTEBOOKS_DIR
 from parotidlib.paths import reports_dir as default_reports_dir
-from parotidlib.run.stages import STAGES, Stage
+from parotidlib.run.stages import Stage, batch_stages
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -61,7 +61,7 @@ __all__ = ["BatchError", "BatchInterrupted", "BatchResult", "Member", "MemberJob
            "member_name", "run_batch"]
 
 #: Stages every member runs (curation is the batch's).
-MEMBER_STAGES: tuple[Stage, ...] = STAGES[1:4]
+MEMBER_STAGES: tuple[Stage, ...] = batch_stages("member")
 #: Curation settings that only split the patients: members differing in them share data.
 SPLIT_KEYS = ("test_fraction", "split_seed", "cv_folds", "fold")
 
@@ -624,7 +624,7 @@ def _check_shared(batch: BatchConfig, paths: Mapping[str, str | os.PathLike]) ->
         "not submitting: the SLURM jobs need these paths, which the cluster's nodes may not "
         "see: " + "; ".join(problems) + ". Put the checkout with its venv and the reports "
         "folder (--reports-dir, or PAROTIDLIB_REPORTS_DIR) on a file system the nodes share "
-        "(see the README, 'Cross-validation, batches of runs, and a SLURM cluster')")
+        "(see docs/batches.md, 'A SLURM cluster')")
 
 
 def _run_submitit(tasks: list[dict[str, Any]], batch: BatchConfig, logs: Path,
@@ -924,7 +924,7 @@ def _run_batch_in(params_path: Path, batch: BatchConfig, members: list[Member], 
         curated = run_study(params_path, name=batch_dir.name if single else sig,
                             force=force, reports_dir=reports if single else
                             batch_dir / "curations", overrides=group["overrides"],
-                            stages=STAGES[:1], notebooks_dir=notebooks_dir)
+                            stages=batch_stages("shared"), notebooks_dir=notebooks_dir)
         cohort = json.loads((curated.run_dir / "cohort.json").read_text())
         for member in group["members"]:
             data_of[member] = (curated.run_dir / "data", curated.keys["curate"], cohort)

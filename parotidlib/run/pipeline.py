@@ -23,7 +23,6 @@ before it writes anything there. See docs/design.md, "Stage cache" and "Run fold
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parotidlib.config import TrainConfig, section
+from parotidlib.config import SECTIONS, section
 from parotidlib.io import (
     FolderLockedError,
     folder_lock,
@@ -46,6 +45,7 @@ from parotidlib.io import (
 from parotidlib.params import load_params, to_yaml
 from parotidlib.paths import NOTEBOOKS_DIR
 from parotidlib.paths import reports_dir as default_reports_dir
+from parotidlib.run.after_stage import AfterStageError
 from parotidlib.run.imports import PACKAGE_DIR, source_fingerprint, stage_modules
 from parotidlib.run.provenance import (
     ForeignFolderError,
@@ -58,10 +58,6 @@ from parotidlib.run.provenance import (
 from parotidlib.run.stages import SPEED_KEYS, STAGES, Stage
 
 logger = logging.getLogger(__name__)
-
-#: Training params that may change between a checkpoint and its resumption when the
-#: learning rate they give agrees on every epoch already trained.
-LR_SCHEDULE_KEYS = ("lr_decay_start", "lr_decay_every", "lr_decay_factor")
 
 
 class StageError(RuntimeError):
@@ -129,10 +125,10 @@ def chain_keys(params: Mapping[str, Any], stages: Sequence[Stage], upstream: str
         key_params["model"] = sha256_file(key_params["model"])
     out: dict[str, tuple[str, str | None]] = {}
     for stage in stages:
-        extra = (cohort_fp or "") if stage.name == "curate" else ""
+        extra = (cohort_fp or "") if stage.cohort_in_key else ""
         key = stage_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
         rkey = (resume_key(stage, key_params, upstream, extra, notebooks_dir, package_dir)
-                if stage.resumable else None)
+                if stage.can_resume else None)
         out[stage.name] = (key, rkey)
         upstream = key
     return out
@@ -149,17 +145,10 @@ def chain_complete(run_dir: str | Path, stages: Sequence[Stage],
 
 def resume_key(stage: Stage, params: Mapping[str, Any], upstream: str, extra: str = "",
                notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR) -> str:
-    """The key without the params a stage can resume across (``Stage.resumable`` and, for
-    training, the learning-rate schedule, checked separately by :func:`schedule_agrees`)."""
-    leave_out = (*stage.resumable, *(LR_SCHEDULE_KEYS if stage.name == "train" else ()))
+    """The key without the params a stage can resume across (``Stage.resumable`` and
+    ``Stage.resume_checked``, the latter checked separately by ``Stage.resume_agrees``)."""
+    leave_out = (*stage.resumable, *stage.resume_checked)
     return stage_key(stage, params, upstream, extra, notebooks_dir, package_dir, leave_out)
-
-
-def schedule_agrees(old: Mapping[str, Any], new: Mapping[str, Any], epochs_done: int) -> bool:
-    """Whether two training params sets give the same learning rate in epochs
-    ``0..epochs_done`` (the epochs a checkpoint has seen and the one it resumes with)."""
-    a, b = section(old, TrainConfig), section(new, TrainConfig)
-    return all(a.lr_factor(e) == b.lr_factor(e) for e in range(epochs_done + 1))
 
 
 # --------------------------------------------------------------------------- stamps
@@ -181,8 +170,8 @@ def _stamp_path(run_dir: Path, stage: Stage) -> Path:
 
 def stamp_problem(stamp: Any, stage: Stage) -> str | None:
     """What is wrong with a stamp's content (None: nothing): not a JSON object, ``key`` or
-    ``complete`` missing, an entry of the wrong type, or (a resumable stage) params that
-    the training config refuses."""
+    ``complete`` missing, an entry of the wrong type, or (a stage that can resume) params
+    that the config refuses."""
     if not isinstance(stamp, dict):
         return f"it holds a JSON {type(stamp).__name__}, not an object"
     for name in ("key", "complete"):
@@ -194,9 +183,10 @@ def stamp_problem(stamp: Any, stage: Stage) -> str | None:
                               or (isinstance(value, bool) and bool not in types)):
             return (f"its {name!r} is {type(value).__name__} {value!r:.40}, not "
                     + " or ".join("null" if t is type(None) else t.__name__ for t in types))
-    if stage.resumable and stamp.get("params") is not None:
+    if stage.can_resume and stamp.get("params") is not None:
         try:
-            section(stamp["params"], TrainConfig)
+            for config in SECTIONS.values():
+                section(stamp["params"], config)
         except (ValueError, TypeError) as exc:
             return f"its params are invalid ({exc})"
     return None
@@ -267,18 +257,11 @@ def _drop_aside(run_dir: Path, stage: Stage) -> None:
                         stage.name, aside.name)
 
 
-def _epochs_done(run_dir: Path) -> int:
-    """Epochs recorded in model/history.csv (an upper bound of the last checkpoint's)."""
-    try:
-        return max(0, len((run_dir / "model" / "history.csv").read_text().splitlines()) - 1)
-    except OSError:
-        return 0
-
-
-def _can_resume(stamp: Mapping[str, Any] | None, rkey: str, params: Mapping[str, Any],
-                run_dir: Path) -> bool:
+def _can_resume(stage: Stage, stamp: Mapping[str, Any] | None, rkey: str,
+                params: Mapping[str, Any], run_dir: Path) -> bool:
     return bool(stamp and stamp.get("resume_key") == rkey and stamp.get("params") is not None
-                and schedule_agrees(stamp["params"], params, _epochs_done(run_dir)))
+                and (stage.resume_agrees is None
+                     or stage.resume_agrees(stamp["params"], params, run_dir)))
 
 
 def _complete(run_dir: Path, stage: Stage, stamp: Mapping[str, Any] | None, key: str) -> bool:
@@ -459,7 +442,7 @@ def run_study(params_path: str | Path, name: str | None = None, force: bool = Fa
     params_path = Path(params_path)
     params = load_params(params_path, overrides)
     run_name = check_run_name(name if name is not None else default_run_name(params_path))
-    curates = any(s.name == "curate" for s in stages)
+    curates = any(s.cohort_in_key for s in stages)
     if cohort is not None and not curates:
         record = {"manifest": str(cohort["manifest"]), "fingerprint": cohort.get("fingerprint"),
                   "synthetic": cohort.get("synthetic")}
@@ -516,7 +499,7 @@ def _run_stages(run_dir: Path, params: Mapping[str, Any], stages: Sequence[Stage
                 continue
             if stamp and stamp.get("key") == key:
                 resuming = True  # this stage was interrupted: resume from its checkpoints
-            elif rkey is not None and _can_resume(stamp, rkey, own, run_dir):
+            elif rkey is not None and _can_resume(stage, stamp, rkey, own, run_dir):
                 resuming = True
             elif rkey is not None:
                 source = _resume_from_elsewhere(stage, run_dir, rkey, own)
@@ -534,11 +517,12 @@ def _run_stages(run_dir: Path, params: Mapping[str, Any], stages: Sequence[Stage
         logger.info("stage %-10s running %s", stage.name, stage.notebook)
         start = time.perf_counter()
         execute_stage(stage, run_dir, notebook_parameters(stage, params, run_dir), notebooks_dir)
-        if stage.name == "report":
-            _export_report(stage, run_dir)
+        for step in stage.after:
+            try:
+                step(stage, run_dir)
+            except AfterStageError as exc:
+                raise StageError(stage.name, None, str(exc)) from exc
         seconds = round(time.perf_counter() - start, 2)
-        if stage.name == "curate":
-            _log_skipped_patients(run_dir)
         result.timing_s[stage.name] = seconds
         logger.info("stage %-10s done in %.1f s", stage.name, seconds)
         _write_stamp(run_dir, stage, {"key": key, "resume_key": rkey, "params": own,
@@ -551,21 +535,6 @@ def _run_stages(run_dir: Path, params: Mapping[str, Any], stages: Sequence[Stage
     return result
 
 
-def _export_report(stage: Stage, run_dir: Path) -> None:
-    """Export a report stage's executed notebook to its HTML file; a failure (a full disk)
-    is a :class:`StageError` naming the stage and both files."""
-    from parotidlib.report.html import export_html
-
-    notebook, html = run_dir / stage.notebook, run_dir / stage.output
-    try:
-        export_html(notebook, html)
-    except OSError as exc:
-        hint = (": free some space and rerun the same command (the finished stages are kept)"
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")
-        raise StageError(stage.name, None, f"exporting the executed notebook {notebook} to "
-                         f"{html} failed: {exc}{hint}") from exc
-
-
 def _remove_stale(run_dir: Path, rel: str) -> None:
     """Remove a stale output of a stage that reruns from scratch, in a run folder the kit
     made (never in another: checked again here, before anything is deleted)."""
@@ -573,18 +542,6 @@ def _remove_stale(run_dir: Path, rel: str) -> None:
         raise ForeignFolderError(f"not removing {rel} in {run_dir}: the folder was not made by "
                                  f"this kit")
     shutil.rmtree(run_dir / rel, ignore_errors=True)
-
-
-def _log_skipped_patients(run_dir: Path) -> None:
-    """Say on the console which patients curation skipped (``skip_invalid_patients``) and why:
-    the kernel's own warnings stay in the executed notebook."""
-    try:
-        meta = json.loads((run_dir / "data" / "dataset.json").read_text())
-    except (OSError, ValueError):
-        return
-    for entry in meta.get("skipped_patients", []):
-        logger.warning("curation skipped patient %s: %s", entry["patient_id"],
-                       "; ".join(entry.get("problems", [])))
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -628,7 +585,7 @@ def _resume_from_elsewhere(stage: Stage, run_dir: Path, rkey: str,
     def usable(other: Path) -> bool:
         stamp = read_stamp(other, stage)
         return bool(stamp and stamp.get("complete")
-                    and _can_resume(stamp, rkey, params, other))
+                    and _can_resume(stage, stamp, rkey, params, other))
 
     for other in _siblings(run_dir):
         if not usable(other):

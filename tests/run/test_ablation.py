@@ -9,7 +9,8 @@ from parotidlib.config import AblationConfig, composition_channels
 from parotidlib.evaluation.paired import MCNEMAR_COLUMN
 from parotidlib.evaluation.stats import wilson_interval
 from parotidlib.report import ablation as A
-from parotidlib.run.ablation import member_name, run_ablation
+from parotidlib.run.ablation import run_ablation
+from parotidlib.run.batch import member_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +23,7 @@ def test_compositions_are_checked():
         composition_channels("t1+flair")
     with pytest.raises(ValueError, match="seeds"):
         AblationConfig(seeds=())
-    assert member_name("t1+t2", 3) == "t1+t2__seed3"
+    assert member_name({"channels": ["t1", "t2"], "seed": 3}) == "t1+t2__seed3"
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from parotidlib.run import provenance
+from parotidlib.run.after_stage import export_html
 from parotidlib.run.pipeline import StageError, run_study
 from parotidlib.run.stages import Stage
 
@@ -233,7 +234,7 @@ def test_only_the_stages_keys_reach_its_notebook(chain):
 
 
 def test_schedule_change_after_the_trained_epochs_keeps_the_checkpoint():
-    from parotidlib.run.pipeline import schedule_agrees
+    from parotidlib.run.stages import schedule_agrees
 
     old = {"lr_decay_start": 12, "lr_decay_every": 2, "lr_decay_factor": 0.8}
     assert schedule_agrees(old, {**old, "lr_decay_start": 20}, epochs_done=10)
@@ -519,7 +520,7 @@ def test_a_full_disk_during_the_html_export_names_the_stage_and_the_file(
     from parotidlib.io import atomic_path
 
     _notebook(chain["nbdir"] / "r.ipynb", "print('report')\n")
-    stages = (Stage("report", "r.ipynb", "report.html"),)
+    stages = (Stage("report", "r.ipynb", "report.html", after=(export_html,)),)
     reports = tmp_path / "small"
     if disk == "tmpfs":
         # the notebook and the stamps fit in 96 KiB; nbconvert's HTML (its styles alone are
