@@ -9,15 +9,16 @@ by the ``saliency`` stage, ``45-saliency``; drawn by ``50-report``):
 
 * ``saliency.json``: the summary without arrays, plus ``computed`` (False, with a
   ``reason``, under ``saliency: false`` or for a model without an MR series channel),
-  ``checkpoint``, ``synthetic`` and, per example, ``patient_id``, ``slice_index`` and ``side``
-  of the slice (the pseudonymous ids of the cohort, as in predictions.csv);
+  ``checkpoint``, ``synthetic``, ``mask_background`` (of the curation) and, per example,
+  ``patient_id``, ``slice_index`` and ``side`` of the slice (the pseudonymous ids of the
+  cohort, as in predictions.csv);
 * ``saliency_maps.npz``: ``images`` (the examples' input slices, uint8 N x C x H x W),
   ``maps`` (their true-class maps, N x H x W float32), ``maps_predicted`` (predicted-class
   maps) and ``channels``.
 
-:func:`read_saliency` reads both back and checks they agree; :func:`saliency_table` gives the
-per-class table of the report. Reading and tabulating import no torch (the report stage's
-figures need neither torch nor the network).
+:func:`read_saliency` reads both back and checks they agree, importing no torch (the report
+stage's figures need neither torch nor the network); the report's words and per-class table
+are made from them by :mod:`parotidlib.report.saliency_text`.
 
 References
 ----------
@@ -75,12 +76,6 @@ def _test_positions(slices: pd.DataFrame, predictions: pd.DataFrame) -> tuple[np
                          f"than the curated dataset's (first: "
                          f"{test.loc[wrong, list(SLICE_KEY)].iloc[0].to_dict()})")
     return rows, test
-
-
-#: The warning a summary carries when the dataset was curated without ``mask_background``.
-NO_MASK_WARNING = ("The dataset was curated with mask_background: false, so the region of "
-                   "interest (the nonzero T1 pixels) is the whole in-image crop, not the "
-                   "tumour: the shares of the maps inside it say nothing about the tumour.")
 
 
 def saliency_unavailable(channels: Sequence[str]) -> str | None:
@@ -155,10 +150,9 @@ def run_saliency(run_dir: str | Path, predictions: pd.DataFrame, checkpoint: str
         row = test.iloc[example["index"]]
         example.update(patient_id=str(row["patient_id"]), slice_index=int(row["slice_index"]),
                        side=str(row["side"]))
-    if not dataset.meta.get("config", {}).get("mask_background", True):
-        summary["warnings"] = [NO_MASK_WARNING] + [w for w in summary["warnings"]
-                                                   if "mask_background" not in w]
-    summary.update(checkpoint=checkpoint, channels=list(channels),
+    summary.update(mask_background=bool(dataset.meta.get("config", {})
+                                        .get("mask_background", True)),
+                   checkpoint=checkpoint, channels=list(channels),
                    images=images[picked] if picked.size else images[:0])
     return summary
 
@@ -211,23 +205,3 @@ def read_saliency(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
             raise ValueError(f"{maps_path}: {key} holds {arrays[key].shape[0]} examples, "
                              f"{path} lists {n}")
     return summary, arrays
-
-
-def saliency_table(summary: Mapping[str, Any], classes: Sequence[str] = CLASSES
-                   ) -> pd.DataFrame:
-    """Per true class: test slices, the map's mean share inside the ROI, the ROI's mean share
-    of the image (what an evenly spread map would give) and their ratio."""
-    rows = []
-    per_class = summary["mask_fraction"]["per_class"]
-    for name in classes:
-        entry = per_class.get(name, {})
-        inside, area = entry.get("mean"), entry.get("mean_roi_area")
-        rows.append({
-            "class": name,
-            "test slices": entry.get("n_slices", 0),
-            "slices without map mass": entry.get("n_undefined", 0),
-            "map mass in ROI": inside,
-            "ROI share of image": area,
-            "ratio": inside / area if inside is not None and area else None,
-        })
-    return pd.DataFrame(rows).set_index("class").round(3)

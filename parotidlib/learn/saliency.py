@@ -84,18 +84,6 @@ METHOD_NAMES: dict[str, str] = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"
 #: between the trained and the randomised network's maps means the maps are not informative.
 RANDOMISATION_THRESHOLD = 0.5
 
-ROI_TEXT = ("The region of interest of a slice is taken as the nonzero pixels of its T1 channel "
-            "(of the first MR series channel, ce_t1 or t2, when t1 is not an input): the "
-            "curated data store no masks, but with mask_background: true (the default) every "
-            "pixel outside the ROI is 0 in the image channels. The ROI is the tumour on a lesion "
-            "slice and the contralateral gland on a free slice. Each series is cropped around "
-            "its own aligned label map, so the T1 mask is the one that matches the T1 channel; "
-            "the gland channel is not used (on a lesion slice it is the whole ipsilateral "
-            "gland). ROI pixels whose T1 value is 0 (at or below the normalisation window's "
-            "lower percentile) are counted outside; without mask_background the mask is the "
-            "whole in-image crop and the fraction says nothing.")
-
-
 def _library_version() -> str:
     try:
         return metadata.version("grad-cam")
@@ -513,8 +501,9 @@ def randomisation_check(
         JSON-able: ``test``, ``method`` (what was done, in words), ``seed``, ``threshold``,
         ``n_slices``, ``n_undefined`` (slices where a map is constant, e.g. all zero),
         ``mean_spearman``, ``median_spearman`` (None when no slice is defined),
-        ``informative`` (mean below the threshold; False when undefined) and ``verdict`` (a
-        sentence for the report, saying "not informative" when they are not).
+        ``informative`` (mean below the threshold; False when undefined) and ``reference``
+        (``"randomised"``: the re-initialised copy, ``"given"``: ``reference``). The report
+        says it in words (:mod:`parotidlib.report.saliency_text`).
 
     References
     ----------
@@ -534,38 +523,19 @@ def randomisation_check(
                          f"got {maps.shape}")
     if reference is None:
         reference = randomised_copy(model, seed)
-        compared = "the same network with all layers re-initialised"
+        compared = "randomised"
     else:
-        compared = "the given reference network"
+        compared = "given"
     other = gradcam(reference, images, targets, method, batch_size, device)
     rho = np.array([_spearman(a, b) for a, b in zip(maps, other, strict=True)], dtype=float)
     defined = rho[np.isfinite(rho)]
     mean = float(defined.mean()) if defined.size else math.nan
     median = float(np.median(defined)) if defined.size else math.nan
     informative = bool(defined.size and mean < threshold)
-    name = METHOD_NAMES[method]
-    text = (f"Model-parameter randomisation test (Adebayo et al. 2018): {name} maps of the "
-            f"trained network were compared with those of {compared} (full re-initialisation "
-            f"with a seeded generator, seed {seed}: convolutions He-normal, linear layers "
-            f"PyTorch's default, batch norms reset), for the same slices and target classes, "
-            f"by Spearman's rank correlation of their pixels per slice. The maps are called "
-            f"informative when the mean correlation is below {threshold:g}.")
-    if not defined.size:
-        verdict = (f"The randomisation check is undefined (no slice with two non-constant "
-                   f"maps), so the {name} maps are not shown to be informative.")
-    elif informative:
-        verdict = (f"The {name} maps depend on the learned weights: mean Spearman "
-                   f"correlation {mean:.2f} with the randomised network's maps "
-                   f"(< {threshold:g}).")
-    else:
-        verdict = (f"The {name} maps are not informative: they change little when the "
-                   f"network's weights are randomised (mean Spearman correlation {mean:.2f} "
-                   f">= {threshold:g}), so they show the input and the architecture rather than "
-                   f"what the network learned.")
     return {
         "test": "model-parameter randomisation (Adebayo et al. 2018)",
-        "method": text,
         "saliency_method": method,
+        "reference": compared,
         "seed": seed,
         "threshold": float(threshold),
         "n_slices": int(rho.size),
@@ -573,7 +543,6 @@ def randomisation_check(
         "mean_spearman": _json_float(mean),
         "median_spearman": _json_float(median),
         "informative": informative,
-        "verdict": verdict,
     }
 
 
@@ -657,17 +626,18 @@ def saliency_summary(
         - ``method``, ``method_name``, ``library`` (this implementation and the
           pytorch-grad-cam version it is checked against),
           ``layer`` (``"stages.layer2"``), ``target`` ("true class"), ``n_slices``;
-        - ``roi``: the ROI rule (:data:`ROI_TEXT`), ``roi_channel``;
+        - ``roi_channel`` (the ROI rule in words:
+          :data:`parotidlib.report.saliency_text.ROI_TEXT`), ``median_roi_area`` (the
+          median share of pixels in the ROI; None without slices);
         - ``mask_fraction``: ``mean`` over slices and ``per_class``: for each class
           ``n_slices``, ``n_undefined`` (maps without mass), ``mean`` (None without a defined
           slice) and ``mean_roi_area`` (the mean share of pixels in the ROI: what a map spread
           evenly would give);
         - ``randomisation``: :func:`randomisation_check` of the true-class maps;
         - ``examples``: list of ``index`` (into ``images``), ``true_label``,
-          ``predicted_label``, ``correct``, ``mask_fraction``, ``title``;
+          ``predicted_label``, ``correct``, ``mask_fraction``;
         - ``maps``: ndarray (n_examples, H, W) float32, the examples' true-class maps;
-          ``maps_predicted``: the same for the predicted class;
-        - ``warnings``: list of str (e.g. masks covering nearly every pixel).
+          ``maps_predicted``: the same for the predicted class.
     """
     check_images(images)
     _check_method(method)
@@ -696,11 +666,6 @@ def saliency_summary(
             "mean_roi_area": _json_float(area[sel].mean()) if sel.any() else None,
         }
     defined_all = fractions[np.isfinite(fractions)]
-    notes = []
-    if n and float(np.median(area)) > 0.99:
-        notes.append("The ROI masks cover nearly every pixel (median "
-                     f"{float(np.median(area)):.3f}): the slices look curated without "
-                     "mask_background, so the mask fractions do not measure the tumour.")
 
     check = randomisation_check(model, images, truth, seed=seed, threshold=threshold,
                                 method=method, maps=maps, batch_size=batch_size,
@@ -715,12 +680,9 @@ def saliency_summary(
     examples = []
     for i in chosen:
         t, p = classes[truth[i]], classes[pred[i]]
-        f = _json_float(fractions[i])
-        share = "undefined" if f is None else f"{f:.2f} in ROI"
         examples.append({
             "index": i, "true_label": t, "predicted_label": p, "correct": bool(t == p),
-            "mask_fraction": f,
-            "title": f"#{i}: {t}" + ("" if t == p else f" (predicted {p})") + f", {share}",
+            "mask_fraction": _json_float(fractions[i]),
         })
     return {
         "method": method,
@@ -730,8 +692,8 @@ def saliency_summary(
         "layer": layer_name,
         "target": "true class",
         "n_slices": int(n),
-        "roi": ROI_TEXT,
         "roi_channel": roi_reference_channel(channels),
+        "median_roi_area": _json_float(np.median(area)) if n else None,
         "mask_fraction": {
             "mean": _json_float(defined_all.mean()) if defined_all.size else None,
             "n_undefined": int(fractions.size - defined_all.size),
@@ -741,5 +703,4 @@ def saliency_summary(
         "examples": examples,
         "maps": maps[idx] if idx.size else np.zeros((0, *images.shape[2:]), np.float32),
         "maps_predicted": maps_predicted,
-        "warnings": notes,
     }
