@@ -8,7 +8,9 @@ Each stage of a run reads its own sections (``docs/design.md``, "Params"):
 section     dataclass                  used by
 =========== ========================== ================================================
 run         :class:`RunConfig`         which cohort (``data.sources``)
-curate      :class:`CurationConfig`    10-curate (``data.curate``, ``data.preprocess``)
+curate      :class:`CurationConfig`    10-curate (``data.curate``, ``data.preprocess``);
+                                       its ``series`` and ``labels_from`` are the
+                                       study's series (:mod:`parotidlib.study`)
 train       :class:`TrainConfig`       20-train (``learn.train``)
 radiomics   :class:`RadiomicsConfig`   the radiomics baseline: 30-evaluate fits it
                                        (``radiomics.study``), 40-statistics compares it
@@ -32,9 +34,18 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parotidlib.constants import CHANNELS
+from parotidlib.constants import (
+    CHANNELS,
+    CLINICAL_COLUMNS,
+    GLAND_CHANNEL,
+    REFERENCE_SERIES,
+    SERIES,
+)
+
+if TYPE_CHECKING:
+    from parotidlib.study import Study
 
 
 class ParamsError(ValueError):
@@ -105,10 +116,11 @@ def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 def check_channels(key: str, channels: Any, available: tuple[str, ...] = CHANNELS
                    ) -> tuple[str, ...]:
-    """A non-empty subset of ``available`` without repeats, in the canonical CHANNELS order.
+    """A non-empty subset of ``available`` without repeats, in ``available``'s order.
 
     A single name or a list is accepted; the tuple is returned. The one check behind the
-    ``channels`` param, the ablation's compositions and the channels a dataset is loaded with.
+    ``channels`` param (``available``: the series plus gland, :attr:`.Study.channels`), the
+    ablation's compositions and the channels a dataset is loaded with.
     """
     if isinstance(channels, str):
         channels = (channels,)
@@ -120,11 +132,74 @@ def check_channels(key: str, channels: Any, available: tuple[str, ...] = CHANNEL
         why = f"unknown channel(s) {unknown}, " if unknown else ""
         raise ParamsError(f"{key} must be a non-empty subset of {list(available)} without "
                           f"duplicates; {why}got {list(channels)!r}")
-    canonical = tuple(c for c in CHANNELS if c in channels)
+    canonical = tuple(c for c in available if c in channels)
     if channels != canonical:
-        raise ParamsError(f"{key} must be in the canonical order {list(CHANNELS)}, got "
+        raise ParamsError(f"{key} must be in the canonical order {list(available)}, got "
                           f"{list(channels)}; use {list(canonical)}")
     return channels
+
+
+#: A series name: a manifest column name of lower-case letters, digits and underscores.
+_SERIES_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def check_series(key: str, series: Any) -> tuple[str, ...]:
+    """The ``series`` param as a tuple: distinct manifest column names, ``t1`` among them.
+
+    A name is lower-case letters, digits and underscores, and is neither the gland channel,
+    a clinical column nor a label-map column (``*_labels``). T1 is the reference grid and
+    the gland channel's source (:data:`parotidlib.study.REFERENCE_SERIES`).
+    """
+    if isinstance(series, str):
+        series = (series,)
+    if not isinstance(series, list | tuple) or not series:
+        raise ParamsError(f"{key} must be a non-empty list of MR series names, got {series!r}")
+    series = tuple(series)
+    for name in series:
+        if (not isinstance(name, str) or not _SERIES_NAME.fullmatch(name)
+                or name == GLAND_CHANNEL or name in CLINICAL_COLUMNS
+                or name.endswith("_labels")):
+            raise ParamsError(
+                f"{key} entry {name!r} is not a series name: use a manifest column name of "
+                f"lower-case letters, digits and '_', other than {GLAND_CHANNEL!r}, the "
+                f"clinical columns {list(CLINICAL_COLUMNS)} and '<series>_labels'; got "
+                f"{list(series)}")
+    twice = sorted({name for name in series if series.count(name) > 1})
+    if twice:
+        raise ParamsError(f"{key} lists {', '.join(map(repr, twice))} twice; got {list(series)}")
+    if REFERENCE_SERIES not in series:
+        raise ParamsError(f"{key} must include {REFERENCE_SERIES!r}: the other series are "
+                          f"aligned to its grid and the gland channel is cropped from it; got "
+                          f"{list(series)}")
+    return series
+
+
+def check_labels_from(labels_from: Any, series: tuple[str, ...]) -> str:
+    """The ``labels_from`` param: "" (each series' own label map) or one of ``series``."""
+    if labels_from != "" and (not isinstance(labels_from, str) or labels_from not in series):
+        raise ParamsError(f"labels_from must be empty (each series has its own label map) or "
+                          f"one of series {list(series)}, got {labels_from!r}")
+    return labels_from
+
+
+def check_channels_of_series(channels: Any, series: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``channels`` param: a subset of ``series`` plus gland, in that order.
+
+    Raises
+    ------
+    ParamsError
+        Naming the first channel that is not a series (nor gland), the series, or (from
+        :func:`check_channels`) a repeat or another order.
+    """
+    available = (*series, GLAND_CHANNEL)
+    names = (channels,) if isinstance(channels, str) else channels
+    if isinstance(names, list | tuple):
+        for name in names:
+            if name not in available:
+                raise ParamsError(f"channels entry {name!r} is not one of series "
+                                  f"[{', '.join(series)}] (+ {GLAND_CHANNEL}); add it to "
+                                  f"series (and its columns to the manifest) or leave it out")
+    return check_channels("channels", channels, available)
 
 
 def _set(obj: Any, key: str, value: Any) -> None:
@@ -155,11 +230,17 @@ NORMALISATIONS: tuple[str, ...] = ("percentile", "minmax")
 
 @dataclass(frozen=True)
 class CurationConfig:
-    """Curation: crops, normalisation, masking (:mod:`parotidlib.data.preprocess`) and the
-    patient split (:mod:`parotidlib.data.split`)."""
+    """Curation: the cohort's series (the study definition, :mod:`parotidlib.study`), crops,
+    normalisation, masking (:mod:`parotidlib.data.preprocess`) and the patient split
+    (:mod:`parotidlib.data.split`)."""
 
+    # The cohort's MR series (manifest columns); t1 among them (the reference grid).
+    series: tuple[str, ...] = SERIES
+    # "": every series has its own <series>_labels column; a series name: its label map gives
+    # every series' regions of interest, carried over through the affines.
+    labels_from: str = ""
     image_size: int = 64  # side (px) of every channel after resizing (the paper: 224)
-    channels: tuple[str, ...] = CHANNELS  # channels curated, a subset of CHANNELS in its order
+    channels: tuple[str, ...] = CHANNELS  # channels curated: a subset of series + gland, in order
     crop_margin_mm: float = 5.0  # margin around the ROI's bounding box (mm) before squaring
     mask_background: bool = True  # zero pixels outside the ROI (tumour or gland) mask
     min_tumor_area_mm2: float = 20.0  # smallest ROI area (mm^2) for a lesion or free slice
@@ -174,7 +255,9 @@ class CurationConfig:
     skip_invalid_patients: bool = False  # skip (and list) invalid patients instead of raising
 
     def __post_init__(self) -> None:
-        _set(self, "channels", check_channels("channels", self.channels))
+        _set(self, "series", check_series("series", self.series))
+        check_labels_from(self.labels_from, self.series)
+        _set(self, "channels", check_channels_of_series(self.channels, self.series))
         check_int("image_size", self.image_size, 8)
         for key in ("crop_margin_mm", "min_tumor_area_mm2"):
             check_real(key, getattr(self, key), 0.0, math.inf, high_open=True)
@@ -192,6 +275,13 @@ class CurationConfig:
         check_int(f"fold (for cv_folds={self.cv_folds})", self.fold, 0,
                   max(self.cv_folds, 1) - 1)
         check_int("curate_jobs (0 = all cores)", self.curate_jobs, 0)
+
+    @property
+    def study(self) -> Study:
+        """The series and label maps the cohort is read with."""
+        from parotidlib.study import Study  # the study module builds on these checks
+
+        return Study(self.series, self.labels_from)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> CurationConfig:

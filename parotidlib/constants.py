@@ -12,10 +12,15 @@ CLASSES: tuple[str, ...] = ("free", "pleomorphic_adenoma", "warthin", "malignant
 HISTOLOGIES: tuple[str, ...] = ("pleomorphic_adenoma", "warthin", "malignant")
 #: The benign histologies (Table 4, "benign vs malignant").
 BENIGN: tuple[str, ...] = ("pleomorphic_adenoma", "warthin")
-#: MR series of every patient.
+#: MR series of the paper's cohort: the default of the ``series`` param (parotidlib.study).
 SERIES: tuple[str, ...] = ("t1", "ce_t1", "t2")
-#: Model input channels, in this order; any subset (kept in this order) for the ablation.
-CHANNELS: tuple[str, ...] = ("t1", "ce_t1", "t2", "gland")
+#: The series every other one is aligned to, and the gland channel's source (parotidlib.study).
+REFERENCE_SERIES = "t1"
+#: The channel cropped from the reference series around the ipsilateral gland (Figure 3).
+GLAND_CHANNEL = "gland"
+#: The paper's model input channels, in this order: every series, then the gland; the
+#: default of the ``channels`` param, and any subset (kept in this order) for the ablation.
+CHANNELS: tuple[str, ...] = (*SERIES, GLAND_CHANNEL)
 #: Tumour sides in the manifest.
 SIDES: tuple[str, ...] = ("left", "right", "both")
 
@@ -26,10 +31,12 @@ LABEL_LEFT_GLAND = 2
 LABEL_TUMOR = 3
 GLAND_LABEL = {"right": LABEL_RIGHT_GLAND, "left": LABEL_LEFT_GLAND}
 
-#: Manifest columns every cohort must have; paths are relative to the manifest's folder.
-MANIFEST_COLUMNS: tuple[str, ...] = (
-    "patient_id", "histology", "tumor_side", "age", "sex", "scanner",
-    "t1", "ce_t1", "t2", "t1_labels", "ce_t1_labels", "t2_labels",
-)
+#: Clinical manifest columns every cohort must have, whatever its series.
+CLINICAL_COLUMNS: tuple[str, ...] = ("patient_id", "histology", "tumor_side", "age", "sex",
+                                     "scanner")
+#: Image and label-map columns of the default series; paths are relative to the manifest's
+#: folder. Another ``series`` param needs other columns (parotidlib.study.Study).
 IMAGE_COLUMNS: tuple[str, ...] = SERIES
 LABEL_COLUMNS: tuple[str, ...] = tuple(f"{s}_labels" for s in SERIES)
+#: Manifest columns a cohort of the default series must have.
+MANIFEST_COLUMNS: tuple[str, ...] = (*CLINICAL_COLUMNS, *IMAGE_COLUMNS, *LABEL_COLUMNS)

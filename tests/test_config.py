@@ -59,3 +59,41 @@ def test_radiomics_and_saliency_errors_come_before_the_evaluation_ones():
         P.resolve({"radiomics_model": "svm", "malignant_threshold": -1})
     with pytest.raises(ParamsError, match="saliency_method"):
         P.resolve({"saliency_method": "cam", "checkpoint": "middle"})
+
+
+# --------------------------------------------------------------------------- the study's series
+
+
+def test_the_default_series_are_the_papers_and_channels_follow_them():
+    from parotidlib.config import CurationConfig
+    from parotidlib.constants import CHANNELS, SERIES
+
+    config = CurationConfig()
+    assert (config.series, config.labels_from, config.channels) == (SERIES, "", CHANNELS)
+    assert config.study.channels == CHANNELS
+    diffusion = CurationConfig(series=["t1", "t2", "adc"], channels=["t1", "t2", "adc", "gland"],
+                               labels_from="t1")
+    assert diffusion.series == ("t1", "t2", "adc") and diffusion.channels[-2:] == ("adc", "gland")
+    assert diffusion.study.label_columns == ("t1_labels",)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"channels": ["t1", "adc"]},
+     r"channels entry 'adc' is not one of series \[t1, ce_t1, t2\] \(\+ gland\)"),
+    ({"series": ["t1", "t2", "adc"], "channels": ["t1", "ce_t1"]},
+     r"channels entry 'ce_t1' is not one of series \[t1, t2, adc\] \(\+ gland\)"),
+    ({"series": ["t1", "adc", "t2", "adc"], "channels": ["t1"]},
+     r"series lists 'adc' twice; got \['t1', 'adc', 't2', 'adc'\]"),
+    ({"labels_from": "adc"},
+     r"labels_from must be empty .* or one of series \['t1', 'ce_t1', 't2'\], got 'adc'"),
+    ({"series": ["t2", "adc"], "channels": ["t2"]}, r"series must include 't1'"),
+    ({"series": ["t1", "gland"], "channels": ["t1"]}, r"series entry 'gland' is not a series name"),
+    ({"series": ["t1", "t2_labels"], "channels": ["t1"]}, r"series entry 't2_labels'"),
+    ({"series": ["t1", "age"], "channels": ["t1"]}, r"series entry 'age'"),
+    ({"series": [], "channels": ["t1"]}, r"series must be a non-empty list"),
+    ({"series": ["t1", "t2", "adc"], "channels": ["adc", "t1"]},
+     r"canonical order \['t1', 't2', 'adc', 'gland'\]"),
+])
+def test_series_labels_from_and_channels_are_refused_with_the_value(params, message):
+    with pytest.raises(ParamsError, match=message):
+        P.resolve(params)

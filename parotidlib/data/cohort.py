@@ -1,9 +1,10 @@
 """Reading and validating a cohort (docs/cohort-format.md).
 
 A cohort is a folder with ``manifest.csv`` (one row per patient, paths relative to the
-manifest's folder) and, per patient, three MR series (T1, CE-T1, T2) with one label map per
-series on that series' grid (0 background, 1 right parotid gland, 2 left parotid gland,
-3 tumour).
+manifest's folder) and, per patient, the study's MR series (:class:`parotidlib.study.Study`;
+by default T1, CE-T1, T2) with one label map per series on that series' grid (0 background,
+1 right parotid gland, 2 left parotid gland, 3 tumour), or with ``labels_from`` one label
+map of that series.
 
 Validation runs in two stages so that a large cohort is checked cheaply first:
 
@@ -30,13 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import (
-    HISTOLOGIES,
-    IMAGE_COLUMNS,
-    LABEL_COLUMNS,
-    MANIFEST_COLUMNS,
-    SIDES,
-)
+from parotidlib.constants import HISTOLOGIES, SIDES
 from parotidlib.data.manifest import ManifestReadError, read_manifest_table
 from parotidlib.data.problems import CohortError, Problem
 from parotidlib.data.volumes import (
@@ -46,6 +41,7 @@ from parotidlib.data.volumes import (
     load_patient,
 )
 from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
+from parotidlib.study import DEFAULT_STUDY, QUANTITATIVE, Study
 
 __all__ = ["Cohort", "CohortError", "PatientVolumes", "Problem", "check_patient_data",
            "check_patient_headers", "load_patient", "read_manifest", "scan_manifest",
@@ -72,12 +68,15 @@ class Cohort:
         The manifest file (absolute).
     skipped : list of Problem
         Problems of patients left out with ``skip_invalid=True`` (one entry per problem).
+    study : Study
+        The series read and their label maps (the image and label columns above).
     """
 
     manifest: pd.DataFrame
     root: Path
     manifest_path: Path
     skipped: list[Problem] = field(default_factory=list)
+    study: Study = DEFAULT_STUDY
 
     @property
     def patient_ids(self) -> list[str]:
@@ -110,15 +109,49 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise CohortError([Problem(None, None, str(path), str(exc))], path) from None
 
 
-def _check_table(table: pd.DataFrame, manifest: Path, unknown_histology: bool = False
-                 ) -> tuple[list[Problem], list[Problem]]:
+def _missing_columns(table: pd.DataFrame, study: Study) -> str:
+    """The message naming the required columns ``table`` lacks and the series that need them
+    (the manifest is the problem's file), "" when it has them all."""
+    required = study.required_columns
+    missing = [c for c in required if c not in table.columns]
+    if not missing:
+        return ""
+    why = ""
+    if any(c in study.file_columns or c in study.scale_columns for c in missing):
+        label_maps = ("each series' label map (<series>_labels)" if not study.labels_from
+                      else f"the label map of labels_from {study.labels_from!r}")
+        why = (f" (the series param is {list(study.series)}: one image column per series, "
+               f"{label_maps}"
+               + (", the scale of each quantitative series" if study.scale_columns else "")
+               + ")")
+    return f"missing column(s) {missing}{why}; required: {list(required)}"
+
+
+def _check_scales(row: pd.Series, manifest: Path, study: Study) -> list[Problem]:
+    """Each quantitative series' scale (a finite number > 0) in one patient's row."""
+    problems = []
+    for series in study.series:
+        if series not in QUANTITATIVE:
+            continue
+        quantity = QUANTITATIVE[series]
+        col = quantity.scale_column
+        scale = pd.to_numeric(pd.Series([row[col]]), errors="coerce").iloc[0]
+        if not (np.isfinite(scale) and scale > 0):
+            problems.append(Problem(
+                row["patient_id"], col, str(manifest),
+                f"{col} must be a number > 0 ({series} in {quantity.unit} = stored value x "
+                f"{col}), got {row[col]!r}"))
+    return problems
+
+
+def _check_table(table: pd.DataFrame, manifest: Path, unknown_histology: bool = False,
+                 study: Study = DEFAULT_STUDY) -> tuple[list[Problem], list[Problem]]:
     """Return (fatal problems of the whole table, per-patient problems); with
     ``unknown_histology`` an empty histology cell is allowed (a patient without diagnosis)."""
     fatal: list[Problem] = []
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    missing = _missing_columns(table, study)
     if missing:
-        fatal.append(Problem(None, None, str(manifest),
-                             f"missing column(s) {missing}; required: {list(MANIFEST_COLUMNS)}"))
+        fatal.append(Problem(None, None, str(manifest), missing))
         return fatal, []
     if len(table) == 0:
         fatal.append(Problem(None, None, str(manifest), "the manifest has no patient rows"))
@@ -144,12 +177,13 @@ def _check_table(table: pd.DataFrame, manifest: Path, unknown_histology: bool = 
         if not (np.isfinite(age) and age >= 0):
             problems.append(Problem(pid, "age", str(manifest),
                                     f"age must be a number of years >= 0, got {row['age']!r}"))
+        problems += _check_scales(row, manifest, study)
     return fatal, problems
 
 
-def _resolve_paths(table: pd.DataFrame, root: Path) -> pd.DataFrame:
+def _resolve_paths(table: pd.DataFrame, root: Path, study: Study) -> pd.DataFrame:
     table = table.copy()
-    for col in (*IMAGE_COLUMNS, *LABEL_COLUMNS):
+    for col in study.file_columns:
         table[col] = [str((root / p).resolve()) if p != "" else "" for p in table[col]]
     return table
 
@@ -160,7 +194,7 @@ def validate_cohort(cohort: Cohort, progress: bool = True) -> list[Problem]:
     for _, row in tqdm(cohort.manifest.iterrows(), total=len(cohort), desc="validate",
                        disable=None if progress else True):
         try:
-            volumes = load_patient(row)
+            volumes = load_patient(row, study=cohort.study)
         except CohortError as exc:
             problems += exc.problems
             continue
@@ -171,12 +205,13 @@ def validate_cohort(cohort: Cohort, progress: bool = True) -> list[Problem]:
 # --------------------------------------------------------------------------- entry point
 
 
-def scan_manifest(path: str | Path, check_data: bool = True, unknown_histology: bool = False
-                  ) -> tuple[Cohort, list[Problem]]:
+def scan_manifest(path: str | Path, check_data: bool = True, unknown_histology: bool = False,
+                  study: Study = DEFAULT_STUDY) -> tuple[Cohort, list[Problem]]:
     """Read a manifest and collect its problems without raising for patients' problems.
 
     ``unknown_histology`` allows empty histology cells: patients without a diagnosis, whom a
     trained model is applied to (``curate_cohort(external=True)``); training needs them all.
+    ``study`` says which series are read (their columns are required, other series' ignored).
 
     Returns
     -------
@@ -190,26 +225,27 @@ def scan_manifest(path: str | Path, check_data: bool = True, unknown_histology: 
     FileNotFoundError
         ``path`` does not exist.
     CohortError
-        Problems of the table itself (unreadable, missing columns, no rows, empty ids).
+        Problems of the table itself (unreadable, missing columns, no rows, empty ids). A
+        missing column is named with the manifest and, for a series' column, the series.
     """
     manifest = Path(path).resolve()
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     root = manifest.parent
     table = _read_table(manifest)
-    fatal, problems = _check_table(table, manifest, unknown_histology)
+    fatal, problems = _check_table(table, manifest, unknown_histology, study)
     if fatal:
         raise CohortError(fatal, manifest)
-    table = _resolve_paths(table, root)
+    table = _resolve_paths(table, root, study)
     for _, row in table.iterrows():
-        problems += check_patient_headers(row)
+        problems += check_patient_headers(row, study)
     if check_data:
         bad_header = {p.patient_id for p in problems}
         unchecked = table[~table["patient_id"].isin(bad_header)]
-        problems += validate_cohort(Cohort(unchecked, root, manifest))
+        problems += validate_cohort(Cohort(unchecked, root, manifest, study=study))
     bad = {p.patient_id for p in problems}
     good = table[~table["patient_id"].isin(bad)].reset_index(drop=True)
-    return Cohort(good, root, manifest), problems
+    return Cohort(good, root, manifest, study=study), problems
 
 
 def skip_patients(cohort: Cohort, problems: list[Problem]) -> Cohort:
@@ -221,11 +257,12 @@ def skip_patients(cohort: Cohort, problems: list[Problem]) -> Cohort:
         warnings.warn(msg, stacklevel=3)
     keep = ~cohort.manifest["patient_id"].isin({p.patient_id for p in problems})
     return Cohort(cohort.manifest[keep].reset_index(drop=True), cohort.root,
-                  cohort.manifest_path, [*cohort.skipped, *problems])
+                  cohort.manifest_path, [*cohort.skipped, *problems], cohort.study)
 
 
 def read_manifest(path: str | Path, skip_invalid: bool = False,
-                  check_data: bool = True, unknown_histology: bool = False) -> Cohort:
+                  check_data: bool = True, unknown_histology: bool = False,
+                  study: Study = DEFAULT_STUDY) -> Cohort:
     """Read and validate a cohort's ``manifest.csv``.
 
     Parameters
@@ -242,6 +279,9 @@ def read_manifest(path: str | Path, skip_invalid: bool = False,
     unknown_histology : bool
         Allow patients without histology (empty cells): a cohort a trained model is applied
         to (:func:`scan_manifest`).
+    study : Study
+        The series read and their label maps (default: the paper's; a run's is
+        ``CurationConfig.study``).
 
     Returns
     -------
@@ -260,7 +300,7 @@ def read_manifest(path: str | Path, skip_invalid: bool = False,
     >>> volumes = load_patient(cohort, cohort.patient_ids[0])  # doctest: +SKIP
     """
     cohort, problems = scan_manifest(path, check_data=check_data,
-                                     unknown_histology=unknown_histology)
+                                     unknown_histology=unknown_histology, study=study)
     if problems and not skip_invalid:
         raise CohortError(problems, cohort.manifest_path)
     if problems:

@@ -27,13 +27,7 @@ import numpy as np
 import pandas as pd
 
 from parotidlib.config import CurationConfig
-from parotidlib.constants import (
-    CLASSES,
-    HISTOLOGIES,
-    IMAGE_COLUMNS,
-    LABEL_COLUMNS,
-    MANIFEST_COLUMNS,
-)
+from parotidlib.constants import CLASSES, HISTOLOGIES, MANIFEST_COLUMNS
 from parotidlib.data.align import AlignmentError
 from parotidlib.data.cohort import (
     CohortError,
@@ -70,7 +64,7 @@ def _curate_one(index: int, row: dict, config: CurationConfig, parts_dir: str) -
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            volumes = load_patient(row)
+            volumes = load_patient(row, study=config.study)
             problems = check_patient_data(volumes)
             if not problems:
                 patient = preprocess_patient(volumes, config)
@@ -89,7 +83,7 @@ def _curate_one(index: int, row: dict, config: CurationConfig, parts_dir: str) -
     np.save(Path(parts_dir) / f"{index:06d}.npy", patient.images)
     result["slices"] = patient.slices
     result["no_free"] = patient.no_free_slices
-    result["files_sha256"] = {c: image_sha256(row[c]) for c in (*IMAGE_COLUMNS, *LABEL_COLUMNS)}
+    result["files_sha256"] = {c: image_sha256(row[c]) for c in config.study.file_columns}
     return result
 
 
@@ -136,11 +130,14 @@ def _run_patients(rows: list[dict], config: CurationConfig, parts_dir: Path,
 # --------------------------------------------------------------------------- assembling
 
 
-def _slices_table(results: list[dict], manifest: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
+def _slices_table(results: list[dict], manifest: pd.DataFrame, split: pd.Series,
+                  config: CurationConfig) -> pd.DataFrame:
     frames = [r["slices"] for r in results if r["slices"] is not None and len(r["slices"])]
     slices = pd.concat(frames, ignore_index=True)
     clinical = manifest.set_index("patient_id")
-    extras = [c for c in clinical.columns if c not in MANIFEST_COLUMNS]
+    # the files read (absolute paths here) stay out; other columns are carried through
+    read = {*MANIFEST_COLUMNS, *config.study.file_columns}
+    extras = [c for c in clinical.columns if c not in read]
     for col in ("histology", "tumor_side", "scanner", "age", "sex", *extras):
         slices[col] = slices["patient_id"].map(clinical[col])
     slices["split"] = slices["patient_id"].map(split)
@@ -263,7 +260,7 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
         raise ValueError(f"out_dir {out_dir} is a non-empty folder without dataset.json; "
                          f"refusing to replace it (choose an empty or new folder)")
     cohort, problems = scan_manifest(manifest_path, check_data=False,
-                                     unknown_histology=external)
+                                     unknown_histology=external, study=config.study)
     manifest = cohort.manifest.sort_values("patient_id", kind="stable").reset_index(drop=True)
     rows = [row.to_dict() for _, row in manifest.iterrows()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -293,7 +290,7 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
         else:
             split = split_patients(patients, config.test_fraction, config.split_seed,
                                    config.cv_folds, config.fold)
-        slices = _slices_table(good, manifest, split)
+        slices = _slices_table(good, manifest, split, config)
         check_no_leakage(slices)
         cohort_hash = sha256_text("".join(
             f"{r['patient_id']}\t{col}\t{digest}\n"

@@ -17,11 +17,16 @@ import pandas as pd
 from parotidlib.constants import IMAGE_COLUMNS, LABEL_COLUMNS, MANIFEST_COLUMNS
 from parotidlib.io import sha256_file, sha256_text
 
-#: Columns read as text.
+#: Columns read as text (so are the other file columns: :func:`file_columns`).
 TEXT_COLUMNS: tuple[str, ...] = ("patient_id", "histology", "tumor_side", "sex", "scanner",
                                  *IMAGE_COLUMNS, *LABEL_COLUMNS)
-#: Columns holding file paths, relative to the manifest's folder.
+#: Columns of the default series holding file paths, relative to the manifest's folder.
 FILE_COLUMNS: tuple[str, ...] = (*IMAGE_COLUMNS, *LABEL_COLUMNS)
+#: File name endings of the image formats nibabel reads (lower case): a column whose every
+#: non-empty cell ends so names files (another series' images and label maps: ``adc``...).
+IMAGE_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz",
+                                   ".mgh", ".mgz", ".mnc", ".head", ".brik", ".brik.gz",
+                                   ".par", ".rec")
 
 
 class ManifestReadError(ValueError):
@@ -96,8 +101,9 @@ def read_manifest_table(path: str | Path) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ManifestReadError(f"cannot read manifest {path}: {exc}") from None
+    text = {*TEXT_COLUMNS, *file_columns(table)}
     for col in table.columns:
-        if col in TEXT_COLUMNS:
+        if col in text:
             table[col] = table[col].astype(object).str.strip()
             continue
         numeric = pd.to_numeric(table[col].replace("", np.nan), errors="coerce")
@@ -106,21 +112,43 @@ def read_manifest_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def file_columns(table: pd.DataFrame) -> tuple[str, ...]:
+    """The columns of ``table`` that name files, whatever series a run reads.
+
+    :data:`FILE_COLUMNS` present in the table, then, in table order, every other column with
+    at least one non-empty cell whose non-empty cells all end in :data:`IMAGE_SUFFIXES`
+    (case-insensitive, surrounding spaces ignored): the images and label maps of series
+    beyond the default ones (``adc``, ``dwi_labels``...). The cohort fingerprint covers them
+    all, so a changed file of any series reruns curation.
+    """
+    out = [c for c in FILE_COLUMNS if c in table.columns]
+    for col in table.columns:
+        if col in out or col in TEXT_COLUMNS:
+            continue
+        cells = table[col].astype(str).str.strip().str.lower()
+        cells = cells[cells != ""]
+        if len(cells) and all(c.endswith(IMAGE_SUFFIXES) for c in cells):
+            out.append(col)
+    return tuple(out)
+
+
 def manifest_files(path: str | Path, table: pd.DataFrame | None = None
                    ) -> list[tuple[str, str, Path]]:
     """``(patient_id, column, absolute path)`` of every file the manifest names, in table order.
 
-    Empty cells are left out (validation reports them); paths are resolved from the
-    manifest's folder. Only the named files are listed: the other files an image reader
-    opens with them (the ``.img`` of an Analyze pair's ``.hdr``...) are
+    The columns are :func:`file_columns`: the default series' images and label maps, then
+    any other series'. Empty cells are left out (validation reports them); paths are
+    resolved from the manifest's folder. Only the named files are listed: the other files an
+    image reader opens with them (the ``.img`` of an Analyze pair's ``.hdr``...) are
     :func:`companion_files`, and :func:`image_sha256` covers both.
     """
     path = Path(path)
     table = read_manifest_table(path) if table is None else table
+    columns = file_columns(table)
     out = []
     for _, row in table.iterrows():
-        for col in FILE_COLUMNS:
-            if col in table.columns and row[col] != "":
+        for col in columns:
+            if row[col] != "":
                 out.append((str(row["patient_id"]), col, (path.parent / row[col]).resolve()))
     return out
 

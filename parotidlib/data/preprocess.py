@@ -1,5 +1,9 @@
 """From one patient's volumes to the paper's four-channel slice images (Xia et al. 2021, Figure 3).
 
+The channels are those of ``config.channels``: any of the study's series
+(``config.series``, :mod:`parotidlib.study`; the paper's T1, CE-T1 and T2 by default) and
+the gland channel, in that order.
+
 Steps, per patient:
 
 1. Reference grid: the T1 series in closest-canonical (RAS) voxel order
@@ -9,9 +13,19 @@ Steps, per patient:
    0 or low noise), computed on the whole native series *before* cropping, then clipped to
    [0, 1]. Because the scaling is affine it is applied after (linear) resampling, to the crop
    only. ``normalisation="minmax"`` instead scales each crop by its own min and max (over the
-   ROI when ``mask_background``, else over the crop's in-image pixels).
-3. Alignment: CE-T1, T2 and their label maps are resampled onto the T1 grid through the
-   affines (:mod:`parotidlib.data.align`).
+   ROI when ``mask_background``, else over the crop's in-image pixels). A quantitative
+   series (:data:`parotidlib.study.QUANTITATIVE`: the ADC map) keeps its physical meaning
+   under ``percentile``: its stored values times the patient's scale (``adc_scale_mm2_s``)
+   are windowed by the fixed physical window (ADC 0 to 3.0e-3 mm²/s, free water), the same
+   for every patient and scanner, since absolute ADC is what tells the histologies apart
+   (e.g. Habermann et al. 2009, AJNR 30:591); a per-patient percentile window would
+   rescale each patient's map by its own body. ``minmax`` is scale-free and treats it like
+   the others.
+3. Alignment: every other series (CE-T1, T2, ...: ``config.series``) and its label map are
+   resampled onto the T1 grid through the affines (:mod:`parotidlib.data.align`); voxels
+   outside a series' field of view (an EPI's is smaller than T1's) are 0, which every
+   window maps to 0 like the background. With ``labels_from`` one series' label map, so
+   aligned, gives every series' ROIs.
 4. Lesion slices: axial T1 slices whose tumour area is >= ``min_tumor_area_mm2``; one sample
    per (slice, side). Channels t1, ce_t1, t2: each series' tumour crop on that slice (the
    box of the tumour on *that series'* aligned label map); channel gland: the T1 crop of the
@@ -51,11 +65,12 @@ from scipy import ndimage
 from parotidlib.config import CurationConfig
 from parotidlib.constants import (
     CLASSES,
+    GLAND_CHANNEL,
     GLAND_LABEL,
     LABEL_LEFT_GLAND,
     LABEL_RIGHT_GLAND,
     LABEL_TUMOR,
-    SERIES,
+    REFERENCE_SERIES,
 )
 from parotidlib.data.align import AlignmentError, align_labels, check_overlap, resample_box
 from parotidlib.data.crop import (
@@ -68,6 +83,7 @@ from parotidlib.data.crop import (
     touches_edge,
 )
 from parotidlib.data.volumes import PatientVolumes
+from parotidlib.study import QUANTITATIVE
 
 __all__ = ["AlignmentError", "PatientSlices", "intensity_window", "preprocess_patient"]
 
@@ -127,6 +143,18 @@ def intensity_window(data: np.ndarray, low: float, high: float) -> tuple[float, 
         body = data.ravel()
     lo, hi = np.percentile(body, [low, high])
     return float(lo), float(hi)
+
+
+def _window(native: np.ndarray, series: str, volumes: PatientVolumes,
+            config: CurationConfig) -> tuple[float, float]:
+    """The ``percentile`` normalisation's window of a series, in its stored values: the
+    body's percentiles, or for a quantitative series its physical window divided by the
+    patient's scale (the manifest's scale column, checked > 0 by validation)."""
+    if series not in QUANTITATIVE:
+        return intensity_window(native, config.percentile_low, config.percentile_high)
+    quantity = QUANTITATIVE[series]
+    scale = float(volumes.info[quantity.scale_column])
+    return quantity.window[0] / scale, quantity.window[1] / scale
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray | None:
@@ -305,46 +333,61 @@ def preprocess_patient(volumes: PatientVolumes, config: CurationConfig | None = 
     if config is None:
         config = CurationConfig()
     pid = volumes.patient_id
-    size, channels = config.image_size, config.channels
-    t1_img = nib.as_closest_canonical(volumes.images["t1"])
+    size, channels, study = config.image_size, config.channels, config.study
+    t1_img = nib.as_closest_canonical(volumes.images[REFERENCE_SERIES])
     ref_shape, ref_affine = t1_img.shape, t1_img.affine
-    t1_lab = np.asanyarray(nib.as_closest_canonical(volumes.labels["t1"]).dataobj).astype(np.uint8)
+    aligned: dict[str, np.ndarray] = {}  # label maps on the T1 grid, by source series
+
+    def labels_on_t1(source: str) -> np.ndarray:
+        if source not in aligned:
+            aligned[source] = (
+                np.asanyarray(nib.as_closest_canonical(volumes.labels[source]).dataobj)
+                .astype(np.uint8) if source == REFERENCE_SERIES else
+                align_labels(volumes.labels[source], ref_shape, ref_affine, pid, source))
+        return aligned[source]
+
+    t1_source = study.labels_of(REFERENCE_SERIES)
+    if t1_source != REFERENCE_SERIES:
+        check_overlap(volumes.images[t1_source], ref_shape, ref_affine, pid, t1_source)
+    t1_lab = labels_on_t1(t1_source)
     spacing = tuple(np.linalg.norm(ref_affine[:3, :2], axis=0))
     pixel_area = float(np.linalg.norm(np.cross(ref_affine[:3, 0], ref_affine[:3, 1])))
     centres = _centroids_x(t1_lab, ref_affine)
     lat = _laterality(centres, ref_affine, ref_shape, pid)
-    rois = {"t1": _SeriesRois(t1_lab, ref_affine, volumes.tumor_side, lat)}
-    samples, no_free = _enumerate_samples(rois["t1"], volumes.tumor_side, pixel_area,
-                                          config.min_tumor_area_mm2, pid)
+    rois = {REFERENCE_SERIES: _SeriesRois(t1_lab, ref_affine, volumes.tumor_side, lat)}
+    samples, no_free = _enumerate_samples(rois[REFERENCE_SERIES], volumes.tumor_side,
+                                          pixel_area, config.min_tumor_area_mm2, pid)
 
-    needed = [s for s in SERIES if s in channels or (s == "t1" and "gland" in channels)]
+    needed = [s for s in study.series if s in channels
+              or (s == REFERENCE_SERIES and GLAND_CHANNEL in channels)]
     data: dict[str, np.ndarray | nib.Nifti1Image] = {}
     windows: dict[str, tuple[float, float] | None] = {}
     for series in needed:
         # percentiles on the stored data type (int16 partitions twice as fast as float32)
         native = np.asanyarray(volumes.images[series].dataobj)
-        windows[series] = (intensity_window(native, config.percentile_low,
-                                            config.percentile_high)
+        windows[series] = (_window(native, series, volumes, config)
                            if config.normalisation == "percentile" else None)
-        if series == "t1":
+        if series == REFERENCE_SERIES:
             data[series] = np.asarray(t1_img.dataobj, dtype=np.float32)
         else:
             data[series] = nib.Nifti1Image(native.astype(np.float32, copy=False),
                                            volumes.images[series].affine)
             check_overlap(volumes.images[series], ref_shape, ref_affine, pid, series)
-            labels = align_labels(volumes.labels[series], ref_shape, ref_affine, pid, series)
-            rois[series] = _SeriesRois(labels, ref_affine, volumes.tumor_side, lat)
+            source = study.labels_of(series)
+            rois[series] = (rois[REFERENCE_SERIES] if source == t1_source else
+                            _SeriesRois(labels_on_t1(source), ref_affine, volumes.tumor_side,
+                                        lat))
 
     images = np.zeros((len(samples), len(channels), size, size), dtype=np.uint8)
     notes = _Notes(pid)
     rows = []
     for n, sample in enumerate(samples):
         k = sample.k
-        t1_mask = rois["t1"].mask(sample, k)
+        t1_mask = rois[REFERENCE_SERIES].mask(sample, k)
         for c, channel in enumerate(channels):
-            series = "t1" if channel == "gland" else channel
-            if channel == "gland":
-                mask = rois["t1"].mask(sample, k, with_gland=True)
+            series = REFERENCE_SERIES if channel == GLAND_CHANNEL else channel
+            if channel == GLAND_CHANNEL:
+                mask = rois[REFERENCE_SERIES].mask(sample, k, with_gland=True)
             else:
                 mask = rois[series].mask(sample, k)
                 if not mask.any():

@@ -17,9 +17,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import GLAND_LABEL, LABEL_TUMOR, SERIES, SIDES
+from parotidlib.constants import GLAND_LABEL, LABEL_TUMOR, SIDES
 from parotidlib.data.laterality import side_conflict
 from parotidlib.data.problems import CohortError, Problem
+from parotidlib.study import DEFAULT_STUDY, Study
 
 #: Tolerance (mm) when comparing a label map's affine with its series' affine.
 AFFINE_ATOL_MM = 1e-3
@@ -27,10 +28,12 @@ AFFINE_ATOL_MM = 1e-3
 
 @dataclass
 class PatientVolumes:
-    """The three series of one patient and their label maps, as nibabel images.
+    """The series of one patient and their label maps, as nibabel images.
 
-    ``images`` and ``labels`` map a series name (``t1``, ``ce_t1``, ``t2``) to a
-    ``nibabel.Nifti1Image``; ``info`` is the manifest row (dict) with the clinical columns.
+    ``images`` maps each series of the study (``t1``, ``ce_t1``, ``t2`` by default) to a
+    ``nibabel.Nifti1Image``; ``labels`` does so for the series with a label map of their own
+    (:attr:`parotidlib.study.Study.label_series`: all of them, or ``labels_from`` alone);
+    ``info`` is the manifest row (dict) with the clinical columns.
     """
 
     patient_id: str
@@ -60,13 +63,15 @@ def _load_header(pid: str, col: str, path: str) -> tuple[nib.Nifti1Image | None,
     return img, None
 
 
-def check_patient_headers(row: Mapping) -> list[Problem]:
-    """Check one manifest row's six files without reading voxel data.
+def check_patient_headers(row: Mapping, study: Study = DEFAULT_STUDY) -> list[Problem]:
+    """Check one manifest row's files (images and label maps) without reading voxel data.
 
     Parameters
     ----------
     row : mapping
         A manifest row with absolute paths (``Cohort.manifest`` row).
+    study : Study
+        The series read, and which of them have a label map.
 
     Returns
     -------
@@ -76,8 +81,11 @@ def check_patient_headers(row: Mapping) -> list[Problem]:
     """
     pid = row["patient_id"]
     problems: list[Problem] = []
-    for series in SERIES:
+    for series in study.series:
         img, problem = _load_header(pid, series, row[series])
+        if series not in study.label_series:
+            problems += [problem] if problem is not None else []
+            continue
         lab, lab_problem = _load_header(pid, f"{series}_labels", row[f"{series}_labels"])
         problems += [p for p in (problem, lab_problem) if p is not None]
         if img is None or lab is None:
@@ -92,7 +100,7 @@ def check_patient_headers(row: Mapping) -> list[Problem]:
 
 
 def load_patient(source: Any, patient_id: str | None = None,
-                 load_data: bool = True) -> PatientVolumes:
+                 load_data: bool = True, study: Study = DEFAULT_STUDY) -> PatientVolumes:
     """Load one patient's series and label maps.
 
     Parameters
@@ -104,6 +112,8 @@ def load_patient(source: Any, patient_id: str | None = None,
     load_data : bool
         Read the voxels now (images then hold in-memory arrays, so later steps do not
         re-read the files); False keeps nibabel's lazy proxies.
+    study : Study
+        The series loaded, and which of them have a label map.
 
     Returns
     -------
@@ -127,8 +137,9 @@ def load_patient(source: Any, patient_id: str | None = None,
     images: dict[str, nib.Nifti1Image] = {}
     labels: dict[str, nib.Nifti1Image] = {}
     problems: list[Problem] = []
-    for series in SERIES:
-        for col, store in ((series, images), (f"{series}_labels", labels)):
+    for series in study.series:
+        own = ((f"{series}_labels", labels),) if series in study.label_series else ()
+        for col, store in ((series, images), *own):
             img, problem = _load_header(pid, col, str(row[col]))
             if problem is not None:
                 problems.append(problem)
@@ -161,7 +172,7 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
     each label map): for ``left`` or ``right`` no part of it on the other side of the
     midline, for ``both`` a part on each side. A conflict is a problem of column
     ``tumor_side`` naming the label map's file, what the manifest says and where the
-    tumour lies (one problem for the patient when all three label maps conflict, as with a
+    tumour lies (one problem for the patient when all its label maps conflict, as with a
     wrong manifest entry); curation would otherwise label the tumour-bearing gland's slices
     "free".
 
@@ -172,8 +183,7 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
     pid = volumes.patient_id
     problems: list[Problem] = []
     conflicts: dict[str, tuple[str | None, str]] = {}  # label map -> (file, side conflict)
-    for series in SERIES:
-        img = volumes.images[series]
+    for series, img in volumes.images.items():
         path = img.get_filename() or volumes.info.get(series)
         data = np.asanyarray(img.dataobj)
         # integer data are always finite; float data are checked voxel by voxel
@@ -181,6 +191,8 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
             int(data.size - np.count_nonzero(np.isfinite(data)))
         if n_bad:
             problems.append(Problem(pid, series, path, f"{n_bad} NaN/inf voxel(s)"))
+        if series not in volumes.labels:  # labels_from: another series' label map
+            continue
         col = f"{series}_labels"
         lab = volumes.labels[series]
         path = lab.get_filename() or volumes.info.get(col)
@@ -219,16 +231,19 @@ def check_patient_data(volumes: PatientVolumes) -> list[Problem]:
             conflict = side_conflict(volumes.tumor_side, values, lab.affine)
             if conflict is not None:
                 conflicts[col] = (path, conflict)
-    return problems + _side_problems(pid, conflicts)
+    cols = [f"{s}_labels" for s in volumes.labels]
+    return problems + _side_problems(pid, conflicts, cols)
 
 
-def _side_problems(pid: str, conflicts: dict[str, tuple[str | None, str]]) -> list[Problem]:
-    """One problem per label map that contradicts ``tumor_side``; one in all when all do."""
-    cols = [f"{s}_labels" for s in SERIES]
-    if list(conflicts) == cols:  # the usual case (a wrong manifest): say it once
+def _side_problems(pid: str, conflicts: dict[str, tuple[str | None, str]],
+                   cols: list[str]) -> list[Problem]:
+    """One problem per label map that contradicts ``tumor_side``; one in all when all of
+    the label maps ``cols`` (two or more) do."""
+    if len(cols) > 1 and list(conflicts) == cols:  # the usual case (a wrong manifest): once
         path, message = conflicts[cols[0]]
+        others = (f"{', '.join(cols[1:-1])} and {cols[-1]} contradict" if len(cols) > 2
+                  else f"{cols[1]} contradicts")
         return [Problem(pid, "tumor_side", path,
-                        f"{message} (label map {cols[0]}; {cols[1]} and {cols[2]} contradict "
-                        f"the manifest too)")]
+                        f"{message} (label map {cols[0]}; {others} the manifest too)")]
     return [Problem(pid, "tumor_side", path, f"{message} (label map {col})")
             for col, (path, message) in conflicts.items()]

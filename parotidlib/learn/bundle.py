@@ -34,9 +34,11 @@ logger = logging.getLogger(__name__)
 BUNDLE_FORMAT = "parotidlib.model-bundle/1"
 BUNDLE_NAME = "bundle.pt"
 #: Curation settings a new cohort must be curated with to be fed to the model (the rest of
-#: CurationConfig, the split and the job count, do not change a slice).
-INPUT_SETTINGS = ("image_size", "channels", "crop_margin_mm", "mask_background",
-                  "min_tumor_area_mm2", "normalisation", "percentile_low", "percentile_high")
+#: CurationConfig, the split and the job count, do not change a slice). The series and their
+#: label maps (parotidlib.study) come first: the channels are checked against them.
+INPUT_SETTINGS = ("series", "labels_from", "image_size", "channels", "crop_margin_mm",
+                  "mask_background", "min_tumor_area_mm2", "normalisation", "percentile_low",
+                  "percentile_high")
 
 
 class BundleError(ValueError):

@@ -204,9 +204,11 @@ def test_channel_subsets_match_full():
     np.testing.assert_array_equal(t2.images[:, 0], full.images[:, 2])
 
 
-@pytest.mark.parametrize("channels", [("t2", "t1"), ("t1", "t1"), (), ("t1", "flair")])
-def test_bad_channels_rejected(channels):
-    with pytest.raises(ValueError, match="channels must"):
+@pytest.mark.parametrize("channels, message", [
+    (("t2", "t1"), "channels must"), (("t1", "t1"), "channels must"), ((), "channels must"),
+    (("t1", "flair"), r"channels entry 'flair' is not one of series \[t1, ce_t1, t2\]")])
+def test_bad_channels_rejected(channels, message):
+    with pytest.raises(ValueError, match=message):
         CurationConfig(channels=channels)
 
 
