@@ -251,6 +251,9 @@ class CurationConfig:
     split_seed: int = 0  # random state of the patient split
     cv_folds: int = 0  # 0: single random split; k >= 2: k patient-grouped folds
     fold: int = 0  # test fold when cv_folds >= 2
+    # "": folds by StratifiedGroupKFold; a manifest column (e.g. scanner): one fold per value,
+    # sorted as text, fold f holding out the f-th (leave-one-group-out; cv --group-by)
+    cv_group_by: str = ""
     curate_jobs: int = 0  # worker processes over patients; 0 = all cores
     skip_invalid_patients: bool = False  # skip (and list) invalid patients instead of raising
 
@@ -274,6 +277,10 @@ class CurationConfig:
             raise ParamsError(f"cv_folds must be 0 or an integer >= 2, got {self.cv_folds!r}")
         check_int(f"fold (for cv_folds={self.cv_folds})", self.fold, 0,
                   max(self.cv_folds, 1) - 1)
+        if not isinstance(self.cv_group_by, str) or (self.cv_group_by and self.cv_folds < 2):
+            raise ParamsError(f"cv_group_by must be a manifest column with cv_folds >= 2 (the "
+                              f"number of its values), got cv_group_by={self.cv_group_by!r}, "
+                              f"cv_folds={self.cv_folds!r}")
         check_int("curate_jobs (0 = all cores)", self.curate_jobs, 0)
 
     @property

@@ -289,7 +289,7 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
                                                         name="patient_id"), name="split")
         else:
             split = split_patients(patients, config.test_fraction, config.split_seed,
-                                   config.cv_folds, config.fold)
+                                   config.cv_folds, config.fold, config.cv_group_by)
         slices = _slices_table(good, manifest, split, config)
         check_no_leakage(slices)
         cohort_hash = sha256_text("".join(
@@ -331,7 +331,7 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
 
 
 #: Split settings a derived dataset (:func:`resplit_dataset`) may change.
-SPLIT_SETTINGS = ("test_fraction", "split_seed", "cv_folds", "fold")
+SPLIT_SETTINGS = ("test_fraction", "split_seed", "cv_folds", "fold", "cv_group_by")
 
 
 def resplit_dataset(source: str | Path, out_dir: str | Path, config: CurationConfig
@@ -356,9 +356,10 @@ def resplit_dataset(source: str | Path, out_dir: str | Path, config: CurationCon
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
         raise ValueError(f"out_dir {out_dir} is a non-empty folder without dataset.json; "
                          f"refusing to replace it")
-    patients = src.slices.drop_duplicates("patient_id")[["patient_id", "histology"]]
+    group = [config.cv_group_by] if config.cv_group_by else []
+    patients = src.slices.drop_duplicates("patient_id")[["patient_id", "histology", *group]]
     split = split_patients(patients, config.test_fraction, config.split_seed, config.cv_folds,
-                           config.fold)
+                           config.fold, config.cv_group_by)
     slices = src.slices.copy()
     slices["split"] = slices["patient_id"].map(split)
     check_no_leakage(slices)

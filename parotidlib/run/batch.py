@@ -63,7 +63,7 @@ __all__ = ["BatchError", "BatchInterrupted", "BatchResult", "Member", "MemberJob
 #: Stages every member runs (curation is the batch's).
 MEMBER_STAGES: tuple[Stage, ...] = batch_stages("member")
 #: Curation settings that only split the patients: members differing in them share data.
-SPLIT_KEYS = ("test_fraction", "split_seed", "cv_folds", "fold")
+SPLIT_KEYS = ("test_fraction", "split_seed", "cv_folds", "fold", "cv_group_by")
 
 
 class BatchError(RuntimeError):

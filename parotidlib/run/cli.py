@@ -21,7 +21,7 @@ def _synth(args: argparse.Namespace) -> int:
         out = write_dicom_cohort(args.out, n_patients=args.patients, seed=args.seed,
                                  oblique_deg=args.oblique_deg, anisotropic=args.anisotropic,
                                  shuffle=args.shuffle, contours_on=args.contours_on,
-                                 jobs=args.jobs)
+                                 jobs=args.jobs, diffusion=args.diffusion)
         print(f"synthetic cohort as DICOM: {args.patients} patients (seed {args.seed}) -> {out} "
               f"(clinical table: {Path(out) / 'clinical.csv'})")
         return 0
@@ -32,7 +32,7 @@ def _synth(args: argparse.Namespace) -> int:
         if getattr(args, key):
             mixes[key] = _parse_mix(getattr(args, key), f"--{key}")
     manifest = generate_cohort(args.out, n_patients=args.patients, seed=args.seed,
-                               jobs=args.jobs, **mixes)
+                               jobs=args.jobs, diffusion=args.diffusion, **mixes)
     shift = f", shifted: {mixes}" if mixes else ""
     print(f"synthetic cohort: {args.patients} patients (seed {args.seed}{shift}) -> {manifest}")
     return 0
@@ -157,7 +157,7 @@ def _cv(args: argparse.Namespace) -> int:
     print(describe_profile(load_params(args.params), args.params), flush=True)
     result = run_cv(args.params, folds=args.folds, seeds=args.seeds, name=args.name,
                     executor=args.executor, jobs=args.jobs, cluster=_cluster(args),
-                    force=args.force, reports_dir=args.reports_dir)
+                    force=args.force, reports_dir=args.reports_dir, group_by=args.group_by)
     print(f"cross-validation report: {result}")
     return 0
 
@@ -219,7 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scanners", default=None,
                    help="scanner mix, e.g. 'Siemens Skyra 3T=1' (default: the paper's Table 2)")
     p.add_argument("--histologies", default=None,
-                   help="case mix, e.g. 'warthin=0.5,malignant=0.5' (default: Table 1)")
+                   help="case mix, e.g. 'warthin=0.5,malignant=0.5' (default: Table 1); may "
+                        "add basal_cell_adenoma and mucoepidermoid_carcinoma")
+    p.add_argument("--diffusion", action="store_true",
+                   help="also a DWI (b = 800) and an ADC series from the same anatomy")
     p.add_argument("--format", choices=("nifti", "dicom"), default="nifti",
                    help="dicom: MR series, one RTSTRUCT per series and clinical.csv")
     p.add_argument("--oblique-deg", type=float, default=0.0,
@@ -269,9 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_batch)
 
     p = sub.add_parser("cv", help="cross-validation over all patients -> reports/<run>/cv.html",
-                       parents=[_folder_options(MEMBERS_FORCE,
-                                                name="batch folder (default: <params>_cv<k>)")])
-    p.add_argument("--folds", type=int, default=5)
+                       parents=[_folder_options(MEMBERS_FORCE, name="batch folder (default: "
+                                                "<params>_cv<k> or <params>_by-<column>)")])
+    p.add_argument("--folds", type=int, default=None, help="k (default 5; with --group-by: "
+                   "one fold per group, another number is refused)")
+    p.add_argument("--group-by", default=None, metavar="COLUMN", help="leave-one-group-out: "
+                   "one fold per value of this manifest column, e.g. scanner")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     _add_executor_args(p)
     p.set_defaults(func=_cv)
