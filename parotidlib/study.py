@@ -18,15 +18,15 @@ A quantitative series (:data:`QUANTITATIVE`: the ADC map) is stored in scaled in
 manifest row names the scale (``adc_scale_mm2_s``: ADC in mm²/s = stored value x scale, as
 ``synth --diffusion`` and ``import-dicom`` write it) and curation windows it in physical
 units rather than per patient (:mod:`parotidlib.data.preprocess`). Torch-free; the checks of
-the two params are :func:`parotidlib.config.check_series` and
-:func:`parotidlib.config.check_labels_from`.
+the two params are :func:`parotidlib.checks.check_series` and
+:func:`parotidlib.checks.check_labels_from`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parotidlib.config import check_labels_from, check_series
+from parotidlib.checks import check_labels_from, check_series
 from parotidlib.constants import CLINICAL_COLUMNS, GLAND_CHANNEL, REFERENCE_SERIES, SERIES
 
 __all__ = ["DEFAULT_STUDY", "QUANTITATIVE", "REFERENCE_SERIES", "Quantity", "Study"]

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parotidlib.dicom.functional_groups import functional_group
+
 #: Private creators and elements (group, element offset in the block) by vendor.
 SIEMENS = ("SIEMENS MR HEADER", 0x0019)
 GE = ("GEMS_PARM_01", 0x0043)
@@ -137,7 +139,6 @@ def _vendor(ds) -> str:
 
 def _diffusion_item(ds, frame: int):
     """The frame's MR Diffusion Sequence item (PS3.3 C.8.13.5.9), else the shared one."""
-    from parotidlib.dicom.headers import functional_group
 
     return functional_group(ds, "MRDiffusionSequence", frame)
 
@@ -209,7 +210,6 @@ class RealWorldMap:
 def real_world_map(ds, frame: int = 0) -> RealWorldMap | None:
     """The first Real World Value Mapping item (0040,9096) with a slope, at the top level or
     in the frame's functional groups (PS3.3 C.7.6.16.2.11); None when there is none."""
-    from parotidlib.dicom.headers import functional_group
 
     items = list(_get(ds, "RealWorldValueMappingSequence") or [])
     if not items:
@@ -231,7 +231,6 @@ def real_world_map(ds, frame: int = 0) -> RealWorldMap | None:
 def rescale(ds, frame: int = 0) -> tuple[float, float]:
     """``(RescaleSlope, RescaleIntercept)`` (0028,1053) / (0028,1052), for enhanced objects
     from the Pixel Value Transformation Sequence (0028,9145); (1, 0) when absent."""
-    from parotidlib.dicom.headers import functional_group
 
     slope = _number(_get(ds, "RescaleSlope"))
     intercept = _number(_get(ds, "RescaleIntercept"))

@@ -36,6 +36,7 @@ from parotidlib.dicom.diffusion import (
     real_world_map,
     rescale,
 )
+from parotidlib.dicom.functional_groups import functional_group
 
 log = logging.getLogger(__name__)
 
@@ -274,41 +275,6 @@ def _first_item(ds, *keywords: str):
 # PerFrameFunctionalGroupsSequence (5200,9230). A Legacy Converted object puts attributes no
 # macro holds into the Unassigned Shared / Per-Frame Converted Attributes Sequences
 # (0020,9170) / (0020,9171) (the Unassigned Converted Attributes Macros of PS3.3 C.7.6.16.2).
-
-
-def functional_group(ds, macro: str, frame: int = 0):
-    """The item of the functional group macro ``macro`` that applies to ``frame``.
-
-    Parameters
-    ----------
-    ds : pydicom.Dataset
-        A multi-frame dataset (or any dataset: then None).
-    macro : str
-        The macro's sequence keyword, e.g. ``"PixelMeasuresSequence"`` (PS3.3 C.7.6.16.2.1),
-        ``"PlanePositionSequence"`` (C.7.6.16.2.3), ``"MREchoSequence"`` (C.8.13.5.4).
-    frame : int
-        0-based frame index.
-
-    Returns
-    -------
-    pydicom.Dataset or None
-        The frame's item in PerFrameFunctionalGroupsSequence when it holds the macro, else
-        the SharedFunctionalGroupsSequence item's (PS3.3 C.7.6.16.1.1), else None.
-    """
-    try:
-        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-        if per_frame and 0 <= frame < len(per_frame):
-            seq = per_frame[frame].get(macro)
-            if seq:
-                return seq[0]
-        shared = ds.get("SharedFunctionalGroupsSequence")
-        if shared:
-            seq = shared[0].get(macro)
-            if seq:
-                return seq[0]
-    except Exception:  # a malformed sequence: treat as absent
-        return None
-    return None
 
 
 def _converted(ds, frame: int = 0):
