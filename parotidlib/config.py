@@ -52,7 +52,7 @@ from parotidlib.checks import (  # noqa: F401
     is_real,
 )
 from parotidlib.constants import CHANNELS, SERIES
-from parotidlib.study import Study
+from parotidlib.study import ClassScheme, Study, class_scheme
 
 
 def _set(obj: Any, key: str, value: Any) -> None:
@@ -92,6 +92,10 @@ class CurationConfig:
     # "": every series has its own <series>_labels column; a series name: its label map gives
     # every series' regions of interest, carried over through the affines.
     labels_from: str = ""
+    # How histologies map to the network's classes: paper (free, pleomorphic adenoma,
+    # Warthin, malignant), benign_malignant, or a mapping histology -> class with optional
+    # exclude, malignant_classes, benign_classes (parotidlib.study.class_scheme)
+    classes: Any = "paper"
     image_size: int = 64  # side (px) of every channel after resizing (the paper: 224)
     channels: tuple[str, ...] = CHANNELS  # channels curated: a subset of series + gland, in order
     crop_margin_mm: float = 5.0  # margin around the ROI's bounding box (mm) before squaring
@@ -114,6 +118,7 @@ class CurationConfig:
         _set(self, "series", check_series("series", self.series))
         check_labels_from(self.labels_from, self.series)
         _set(self, "channels", check_channels_of_series(self.channels, self.series))
+        class_scheme(self.classes)
         check_int("image_size", self.image_size, 8)
         for key in ("crop_margin_mm", "min_tumor_area_mm2"):
             check_real(key, getattr(self, key), 0.0, math.inf, high_open=True)
@@ -140,6 +145,11 @@ class CurationConfig:
     def study(self) -> Study:
         """The series and label maps the cohort is read with."""
         return Study(self.series, self.labels_from)
+
+    @property
+    def class_scheme(self) -> ClassScheme:
+        """How the cohort's histologies map to the network's classes."""
+        return class_scheme(self.classes)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> CurationConfig:

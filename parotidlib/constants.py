@@ -40,3 +40,24 @@ IMAGE_COLUMNS: tuple[str, ...] = SERIES
 LABEL_COLUMNS: tuple[str, ...] = tuple(f"{s}_labels" for s in SERIES)
 #: Manifest columns a cohort of the default series must have.
 MANIFEST_COLUMNS: tuple[str, ...] = (*CLINICAL_COLUMNS, *IMAGE_COLUMNS, *LABEL_COLUMNS)
+
+#: Histologies of parotid tumours the kit knows, with their behaviour, after the WHO
+#: classification of salivary gland tumours (El-Naggar AK, Chan JKC, Grandis JR, Takata T,
+#: Slootweg PJ, eds. WHO Classification of Head and Neck Tumours. 4th ed. IARC 2017, ch. 7):
+#: True = malignant. ``malignant`` is the paper's pooled malignant group (Xia et al. 2021).
+KNOWN_HISTOLOGIES: dict[str, bool] = {
+    "pleomorphic_adenoma": False, "warthin": False, "basal_cell_adenoma": False,
+    "oncocytoma": False, "myoepithelioma": False, "canalicular_adenoma": False,
+    "cystadenoma": False, "sebaceous_adenoma": False, "lymphadenoma": False,
+    "ductal_papilloma": False, "lipoma": False, "haemangioma": False,
+    "schwannoma": False,
+    "malignant": True, "mucoepidermoid_carcinoma": True, "adenoid_cystic_carcinoma": True,
+    "acinic_cell_carcinoma": True, "salivary_duct_carcinoma": True,
+    "carcinoma_ex_pleomorphic_adenoma": True, "myoepithelial_carcinoma": True,
+    "epithelial_myoepithelial_carcinoma": True, "polymorphous_adenocarcinoma": True,
+    "secretory_carcinoma": True, "basal_cell_adenocarcinoma": True,
+    "adenocarcinoma_nos": True, "squamous_cell_carcinoma": True, "lymphoma": True,
+    "metastasis": True,
+}
+#: The slice class of a tumour-free contralateral gland (Xia et al. 2021): every scheme's 0.
+FREE_CLASS = "free"
