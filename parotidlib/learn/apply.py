@@ -20,35 +20,47 @@ import numpy as np
 import pandas as pd
 
 from parotidlib.config import CurationConfig
+from parotidlib.constants import GLAND_CHANNEL, REFERENCE_SERIES
 from parotidlib.data.dataset import load_dataset
 from parotidlib.data.manifest import read_manifest_table
 from parotidlib.data.split import EXTERNAL
 from parotidlib.learn.bundle import INPUT_SETTINGS, Bundle, BundleError
 from parotidlib.learn.device import resolve_device
 from parotidlib.learn.predict import predict_proba, predictions_frame
+from parotidlib.study import QUANTITATIVE, Study
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bundle_frame", "check_cohort", "curation_for", "model_record", "predict_cohort"]
+__all__ = ["bundle_frame", "check_cohort", "cohort_columns", "curation_for", "model_record",
+           "predict_cohort"]
 
 
-def _series(channel: str) -> str:
-    """The MR series a channel is cropped from (the gland channel: T1)."""
-    return "t1" if channel == "gland" else channel
+def cohort_columns(study: Study, channel: str) -> tuple[str, ...]:
+    """The manifest columns a model channel needs, after the study it was trained with.
+
+    The series' image (the gland channel: T1's, the grid it is cropped from), the label map
+    its regions of interest come from (its own, or ``labels_from``'s) and, for a quantitative
+    series (the ADC), its scale column.
+    """
+    series = REFERENCE_SERIES if channel == GLAND_CHANNEL else channel
+    columns = [series, f"{study.labels_of(series)}_labels"]
+    if series in QUANTITATIVE:
+        columns.append(QUANTITATIVE[series].scale_column)
+    return tuple(columns)
 
 
 def check_cohort(bundle: Bundle, manifest: str | Path) -> None:
     """Refuse a cohort that cannot supply every input channel of the model.
 
-    A channel needs its series' image and label map in every patient's row (the gland
-    channel: T1's). Raises :class:`.bundle.BundleError` naming the channels, the manifest
-    columns and up to five patients that lack them.
+    A channel needs the columns :func:`cohort_columns` names after the bundle's study
+    (``series``, ``labels_from``) in every patient's row. Raises :class:`.bundle.BundleError`
+    naming the channels, the manifest columns and up to five patients that lack them.
     """
     table = read_manifest_table(manifest)
     missing: list[str] = []
+    study = bundle.curation.study
     for channel in bundle.channels:
-        series = _series(channel)
-        for column in (series, f"{series}_labels"):
+        for column in cohort_columns(study, channel):
             if column not in table.columns:
                 missing.append(f"{channel} (no column {column!r})")
                 continue

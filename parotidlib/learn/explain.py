@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import CLASSES, SERIES
+from parotidlib.constants import CLASSES, GLAND_CHANNEL
 from parotidlib.data.dataset import load_dataset
 from parotidlib.io import atomic_path, write_text_atomic
 
@@ -81,12 +81,13 @@ def _test_positions(slices: pd.DataFrame, predictions: pd.DataFrame) -> tuple[np
 def saliency_unavailable(channels: Sequence[str]) -> str | None:
     """Why a model with these input channels gets no saliency analysis (None: it does).
 
-    The region of interest is read off an MR series channel (``t1``, ``ce_t1``, ``t2``); a
-    model of the ``gland`` channel alone has none.
+    The region of interest is read off the first MR series channel of the study
+    (:func:`~parotidlib.learn.saliency.roi_reference_channel`); a model of the ``gland``
+    channel alone has none.
     """
-    if not any(c in SERIES for c in channels):
+    if all(c == GLAND_CHANNEL for c in channels):
         return (f"no saliency analysis: the model's channels {list(channels)} include no MR "
-                f"series ({', '.join(SERIES)}) to take the tumour's region of interest from")
+                f"series to take the tumour's region of interest from")
     return None
 
 
@@ -144,7 +145,8 @@ def run_saliency(run_dir: str | Path, predictions: pd.DataFrame, checkpoint: str
                                test["predicted_label"].to_numpy(), channels,
                                per_class=per_class, seed=seed, method=method,
                                batch_size=batch_size, device=dev,
-                               classes=tuple(meta.get("classes") or CLASSES))
+                               classes=tuple(dataset.meta.get("classes") or meta.get("classes")
+                                             or CLASSES))
     picked = np.array([e["index"] for e in summary["examples"]], dtype=np.int64)
     for example in summary["examples"]:
         row = test.iloc[example["index"]]

@@ -73,7 +73,7 @@ from scipy import stats
 from torch import nn
 
 from parotidlib.config import check_int
-from parotidlib.constants import CLASSES, SERIES
+from parotidlib.constants import CLASSES, GLAND_CHANNEL
 from parotidlib.learn.predict import check_images, to_unit_float
 
 #: The methods of :func:`gradcam` and the pytorch-grad-cam class each is checked against.
@@ -300,16 +300,17 @@ def roi_masks(images: np.ndarray, channels: Sequence[str]) -> np.ndarray:
     The curated data store no masks; with ``mask_background: true`` (the default curation)
     every pixel outside the ROI (the tumour of a lesion slice, the contralateral gland of a
     free slice) is 0 in the image channels. Each series is cropped around its own label map, so
-    one channel's support is taken: t1, or the first of ce_t1, t2 present when the model does
-    not use t1. The ``gland`` channel is never used (on a lesion slice it shows the whole
-    ipsilateral gland, not the tumour).
+    one channel's support is taken: the first series channel of the study
+    (:func:`roi_reference_channel`: t1 when the model takes it). The ``gland`` channel is
+    never used (on a lesion slice it shows the whole ipsilateral gland, not the tumour).
 
     Parameters
     ----------
     images : ndarray, shape (N, C, H, W)
         uint8 or float slices.
     channels : sequence of str, length C
-        The channel names of ``images`` (a subset of ``CHANNELS``, in order).
+        The channel names of ``images`` (a subset of the study's series plus ``gland``, in
+        order).
 
     Returns
     -------
@@ -318,7 +319,7 @@ def roi_masks(images: np.ndarray, channels: Sequence[str]) -> np.ndarray:
     Raises
     ------
     ValueError
-        If the shapes disagree or no MR series channel (t1, ce_t1, t2) is present.
+        If the shapes disagree or no MR series channel is present.
 
     Notes
     -----
@@ -336,11 +337,15 @@ def roi_masks(images: np.ndarray, channels: Sequence[str]) -> np.ndarray:
 
 
 def roi_reference_channel(channels: Sequence[str]) -> str:
-    """The channel whose nonzero pixels :func:`roi_masks` takes as the ROI."""
-    found = next((c for c in SERIES if c in list(channels)), None)
+    """The channel whose nonzero pixels :func:`roi_masks` takes as the ROI.
+
+    The first series channel: channels are in the study's order (its series, then
+    ``gland``), so the paper's T1 when the model takes it, and the ADC of an ADC-only model.
+    """
+    found = next((c for c in channels if c != GLAND_CHANNEL), None)
     if found is None:
-        raise ValueError(f"the ROI is found on an MR series channel ({', '.join(SERIES)}); "
-                         f"got channels {list(channels)}")
+        raise ValueError(f"the ROI is found on an MR series channel (any but "
+                         f"{GLAND_CHANNEL}); got channels {list(channels)}")
     return found
 
 

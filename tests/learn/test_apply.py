@@ -12,8 +12,9 @@ from parotidlib.constants import CLASSES
 from parotidlib.data.curate import curate_cohort
 from parotidlib.data.manifest import FILE_COLUMNS
 from parotidlib.learn import apply
-from parotidlib.learn.bundle import BundleError, load_bundle, write_bundle
+from parotidlib.learn.bundle import Bundle, BundleError, load_bundle, write_bundle
 from parotidlib.learn.predict import predict_proba
+from parotidlib.study import Study
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,24 @@ def test_bundle_record_and_frame(bundle):
     frame = apply.bundle_frame(bundle)
     assert frame.loc["input: image_size", "value"] == "16"
     assert "weights" not in " ".join(frame.index)
+
+
+def test_cohort_columns_follow_the_bundles_study():
+    study = Study(("t1", "t2", "adc"), labels_from="t2")
+    assert apply.cohort_columns(study, "adc") == ("adc", "t2_labels", "adc_scale_mm2_s")
+    assert apply.cohort_columns(study, "gland") == ("t1", "t2_labels")
+    assert apply.cohort_columns(Study(), "ce_t1") == ("ce_t1", "ce_t1_labels")
+
+
+def test_check_cohort_with_labels_from_needs_only_that_label_map(tmp_path):
+    curation = CurationConfig(series=("t1", "t2"), labels_from="t2", channels=("t1", "gland"))
+    bundle = Bundle(path=tmp_path / "bundle.pt", model=None, channels=curation.channels,
+                    curation=curation, classes=CLASSES, malignant_threshold=2, meta={})
+    table = pd.DataFrame({"patient_id": ["p1", "p2"], "t1": ["a", "b"], "t2": ["c", "d"],
+                          "t2_labels": ["e", "f"]})
+    table.to_csv(tmp_path / "manifest.csv", index=False)
+    apply.check_cohort(bundle, tmp_path / "manifest.csv")  # no t1_labels column needed
+    table["t2_labels"] = ["e", ""]
+    table.to_csv(tmp_path / "manifest.csv", index=False)
+    with pytest.raises(BundleError, match=r"'t2_labels' empty for 1 patient\(s\): p2"):
+        apply.check_cohort(bundle, tmp_path / "manifest.csv")

@@ -144,6 +144,7 @@ def test_a_model_without_an_mr_series_channel_gets_a_reason_not_a_crash(make_tin
     record, arrays = read_saliency(tmp_path)
     assert record["reason"] == reason and not record["computed"] and arrays == {}
     assert saliency_unavailable(("ce_t1", "gland")) is None
+    assert saliency_unavailable(("adc",)) is None  # any series of the study gives the ROI
 
 
 def test_without_t1_the_roi_is_read_off_the_first_series_channel(make_tiny_run):

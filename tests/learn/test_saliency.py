@@ -27,6 +27,7 @@ from parotidlib.learn.saliency import (
     randomisation_check,
     randomised_copy,
     roi_masks,
+    roi_reference_channel,
     saliency_summary,
 )
 
@@ -305,6 +306,15 @@ def test_roi_masks_are_the_nonzero_pixels_of_the_t1_channel():
         roi_masks(images[:, 2:], ("gland",))
     with pytest.raises(ValueError, match="len"):
         roi_masks(images, ("t1", "ce_t1"))
+
+
+def test_the_roi_channel_is_the_studys_first_series_channel():
+    assert roi_reference_channel(("t1", "ce_t1", "t2", "gland")) == "t1"
+    assert roi_reference_channel(("t2", "adc", "gland")) == "t2"
+    assert roi_reference_channel(("adc",)) == "adc"  # an ADC-only model has an ROI
+    images = np.zeros((1, 2, 3, 3), np.uint8)
+    images[0, 0, 1, 1] = 5
+    assert roi_masks(images, ("adc", "gland"))[0].sum() == 1
 
 
 def test_mask_fraction_on_hand_made_maps():
