@@ -130,6 +130,12 @@ class Study:
         """The series whose label map gives ``series``' regions of interest."""
         return self.labels_from or series
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Study:
+        """The study of recorded curation settings (``dataset.json``'s ``config``, a bundle's
+        ``curation``); the paper's for a record made before the study definition."""
+        return cls(tuple(config.get("series") or SERIES), str(config.get("labels_from") or ""))
+
 
 #: The paper's study: T1, CE-T1 and T2, each with its own label map.
 DEFAULT_STUDY = Study()

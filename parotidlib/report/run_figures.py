@@ -37,6 +37,7 @@ from parotidlib.report.figures.evaluation import (
 from parotidlib.report.figures.inputs import plot_example_inputs
 from parotidlib.report.figures.saliency import plot_saliency_examples
 from parotidlib.report.figures.training import plot_training_curves
+from parotidlib.study import Study
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,9 @@ def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: 
         manifest = run_manifest(run_dir)
         lesions = dataset.slices.query("split == 'test' and label != 'free'")["patient_id"]
         if len(lesions):
-            save(plot_patient_series(manifest, lesions.iloc[0]), "fig2_patient_series")
+            save(plot_patient_series(manifest, lesions.iloc[0],
+                                     study=Study.from_config(dataset.meta.get("config", {}))),
+                 "fig2_patient_series")
         save(plot_example_inputs(dataset, per_class=1, seed=int(params.get("split_seed", 0))),
              "fig3_example_inputs")
     history = run_dir / "model" / "history.csv"

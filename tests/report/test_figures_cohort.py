@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from parotidlib.report.figures.cohort import plot_patient_series
+from parotidlib.report.figures.cohort import _labels_on, plot_patient_series, series_title
+from parotidlib.study import Study
 from parotidlib.synth import generate_cohort
 
 
@@ -71,3 +72,34 @@ def test_errors_name_the_patient_and_file(manifest, tmp_path):
         plot_patient_series(row, base_dir=manifest.parent)
     with pytest.raises(FileNotFoundError, match="manifest"):
         plot_patient_series(tmp_path / "none.csv", "SYN0001")
+
+
+def test_the_figure_draws_the_studys_series_with_carried_over_labels(manifest):
+    row = pd.read_csv(manifest, dtype=str).iloc[0].to_dict()
+    row["flair"] = row["t2"]  # a series the paper has not, on T2's grid
+    study = Study(("t1", "t2", "flair"), labels_from="t1")
+    del row["t2_labels"], row["ce_t1_labels"]  # only labels_from's label map is read
+    fig = plot_patient_series(row, base_dir=manifest.parent, study=study)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert [t.split(",")[0] for t in titles] == ["(A) T1-weighted", "(B) T2-weighted",
+                                                 "(C) FLAIR"]
+    assert fig.get_size_inches() == pytest.approx((11.0, 4.0))
+    for ax in fig.axes:
+        assert {mcolors.to_hex("tab:blue"), mcolors.to_hex("tab:green")} <= _contour_colours(ax)
+    assert series_title("adc") == "ADC map" and series_title("ce_t2") == "CE-T2"
+    assert len(plot_patient_series(row, base_dir=manifest.parent,
+                                   study=Study(("t1",))).axes) == 1
+
+
+def test_a_label_map_carried_onto_another_grid_matches_that_grids_own(manifest):
+    row = pd.read_csv(manifest, dtype=str).iloc[0]
+    load = lambda column: nib.as_closest_canonical(  # noqa: E731
+        nib.load(manifest.parent / row[column]))
+    t2, t2_labels, t1_labels = load("t2"), load("t2_labels"), load("t1_labels")
+    own = np.asarray(t2_labels.dataobj)
+    k = int(np.argmax((own == 3).sum(axis=(0, 1))))
+    carried = _labels_on(t2, t1_labels, k)
+    assert carried.shape == own.shape[:2]
+    np.testing.assert_array_equal(_labels_on(t2, t2_labels, k), own[:, :, k])
+    mine, theirs = carried > 0, own[:, :, k] > 0
+    assert (mine & theirs).sum() / (mine | theirs).sum() > 0.7  # the same anatomy

@@ -1,17 +1,20 @@
-"""Figure 2 of Xia et al. 2021: one patient's T1, CE-T1 and T2 slices with the ROI contours.
+"""Figure 2 of Xia et al. 2021: one patient's slice of every series with the ROI contours.
 
 The paper's Figure 2 shows "all parotid gland and tumor ROIs from a single patient's
 lesion": (A) T1-weighted, (B) CE-T1-weighted, (C) T2-weighted, the parotid gland in blue
-and the tumour in green. Here the slice is the T1 slice with the largest tumour area (or the
-one nearest a given world z); CE-T1 and T2 show their slice nearest in world z, since each
-series has its own grid. Images are read with nibabel, put in RAS order
-(:func:`nibabel.as_closest_canonical`) and shown in radiological convention (patient's
-right on the viewer's left, anterior up).
+and the tumour in green. Here one panel per series of the study (:class:`parotidlib.study.Study`;
+the paper's three by default): the slice is the one with the largest tumour area on T1's
+label map (or the one nearest a given world z); every other series shows its slice nearest in
+world z, since each series has its own grid. With ``labels_from`` every series' contours come
+from that series' label map, carried over through the affines (nearest voxel). Images are read
+with nibabel, put in RAS order (:func:`nibabel.as_closest_canonical`) and shown in
+radiological convention (patient's right on the viewer's left, anterior up).
 """
 
 from __future__ import annotations
 
 import os
+import string
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,13 +25,20 @@ import pandas as pd
 from matplotlib.figure import Figure
 from nibabel.affines import apply_affine
 
-from parotidlib.constants import LABEL_TUMOR, SERIES
+from parotidlib.constants import LABEL_TUMOR, REFERENCE_SERIES
 from parotidlib.data.manifest import read_manifest_table
+from parotidlib.study import DEFAULT_STUDY, Study
 
-__all__ = ["plot_patient_series"]
+__all__ = ["plot_patient_series", "series_title"]
 
-_TITLES = {"t1": "T1-weighted", "ce_t1": "CE-T1-weighted", "t2": "T2-weighted"}
-_PANELS = ("A", "B", "C")
+_TITLES = {"t1": "T1-weighted", "ce_t1": "CE-T1-weighted", "t2": "T2-weighted",
+           "adc": "ADC map", "dwi": "DW"}
+
+
+def series_title(series: str) -> str:
+    """A panel's name for a series: ``t1`` -> "T1-weighted", ``adc`` -> "ADC map", another
+    name in capitals with hyphens (``flair`` -> "FLAIR", ``ce_t2`` -> "CE-T2")."""
+    return _TITLES.get(series) or series.upper().replace("_", "-")
 
 
 def _row(source: str | os.PathLike | Mapping | pd.Series, patient_id: str | None,
@@ -74,6 +84,23 @@ def _slice_z(img: nib.Nifti1Image) -> np.ndarray:
     return apply_affine(img.affine, ijk)[:, 2]
 
 
+def _labels_on(img: nib.Nifti1Image, labels: nib.Nifti1Image, k: int) -> np.ndarray:
+    """Slice ``k`` of ``labels`` on ``img``'s grid: the label map's own slice when it shares
+    the grid, else its nearest voxel to each pixel's centre (0 outside the label map)."""
+    if labels.shape[:3] == img.shape[:3] and np.allclose(labels.affine, img.affine):
+        return np.asarray(labels.dataobj[:, :, k])
+    ni, nj = img.shape[:2]
+    ii, jj = np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij")
+    ijk = np.column_stack([ii.ravel(), jj.ravel(), np.full(ii.size, k)])
+    world = apply_affine(img.affine, ijk)
+    src = np.rint(apply_affine(np.linalg.inv(labels.affine), world)).astype(np.int64)
+    inside = np.all((src >= 0) & (src < np.asarray(labels.shape[:3])), axis=1)
+    data = np.asarray(labels.dataobj)
+    out = np.zeros(ii.size, dtype=data.dtype)
+    out[inside] = data[src[inside, 0], src[inside, 1], src[inside, 2]]
+    return out.reshape(ni, nj)
+
+
 def _display(plane: np.ndarray) -> np.ndarray:
     """(i, j) plane of a RAS-ordered image -> rows anterior to posterior, columns R to L."""
     return plane.T[::-1, ::-1]
@@ -82,30 +109,35 @@ def _display(plane: np.ndarray) -> np.ndarray:
 def plot_patient_series(source: str | os.PathLike | Mapping | pd.Series,
                         patient_id: str | None = None, *, slice_z_mm: float | None = None,
                         base_dir: str | os.PathLike | None = None,
-                        figsize: tuple[float, float] = (11.0, 4.0)) -> Figure:
-    """Draw one patient's T1, CE-T1 and T2 slices with gland and tumour contours (Figure 2).
+                        figsize: tuple[float, float] | None = None,
+                        study: Study = DEFAULT_STUDY) -> Figure:
+    """Draw one patient's slice of every series with gland and tumour contours (Figure 2).
 
     Parameters
     ----------
     source : path or mapping
         A cohort's ``manifest.csv`` (then give ``patient_id``), or one manifest row (a dict or
-        pandas Series with the columns ``t1``, ``ce_t1``, ``t2`` and ``*_labels``).
+        pandas Series with the study's series columns and label-map columns).
     patient_id : str, optional
         The patient, when ``source`` is a manifest path.
     slice_z_mm : float, optional
-        World z (mm) of the slice to show; default: the T1 slice with the largest tumour
-        area. Each series shows its slice nearest in world z.
+        World z (mm) of the slice to show; default: the slice of T1's label map (or
+        ``labels_from``'s) with the largest tumour area. Each series shows its slice nearest
+        in world z.
     base_dir : path, optional
         Folder that relative paths of a manifest *row* start from (default: the current
         folder); a manifest path uses its own folder.
-    figsize : (float, float)
-        Inches.
+    figsize : (float, float), optional
+        Inches; default 11/3 wide per series (the paper's three: 11 x 4).
+    study : Study
+        The series drawn, in order, and where their label maps come from (the paper's T1,
+        CE-T1 and T2 by default; a run's: its curation's ``series`` and ``labels_from``).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Three panels titled A, B, C; the parotid glands (labels 1, 2 with the tumour inside)
-        contoured in blue, the tumour (label 3) in green.
+        One panel per series titled A, B, C, ...; the parotid glands (labels 1, 2 with the
+        tumour inside) contoured in blue, the tumour (label 3) in green.
 
     Raises
     ------
@@ -121,26 +153,27 @@ def plot_patient_series(source: str | os.PathLike | Mapping | pd.Series,
     """
     row, root = _row(source, patient_id, base_dir)
     pid = row.get("patient_id", patient_id)
-    images = {s: _load(row, s, root) for s in SERIES}
-    labels = {s: _load(row, f"{s}_labels", root) for s in SERIES}
-    t1_labels = np.asarray(labels["t1"].dataobj)
-    z_t1 = _slice_z(labels["t1"])
+    images = {s: _load(row, s, root) for s in study.series}
+    labels = {s: _load(row, f"{s}_labels", root) for s in study.label_series}
+    reference = labels[study.labels_of(REFERENCE_SERIES)]
+    ref_labels = np.asarray(reference.dataobj)
     if slice_z_mm is None:
-        area = (t1_labels == LABEL_TUMOR).sum(axis=(0, 1))
+        area = (ref_labels == LABEL_TUMOR).sum(axis=(0, 1))
         if not area.any():
             warnings.warn(f"patient {pid!r}: no tumour on the T1 label map; showing the slice "
                           f"with the largest gland area", stacklevel=2)
-            area = (t1_labels > 0).sum(axis=(0, 1))
-        slice_z_mm = float(z_t1[int(np.argmax(area))])
+            area = (ref_labels > 0).sum(axis=(0, 1))
+        slice_z_mm = float(_slice_z(reference)[int(np.argmax(area))])
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, panel, series in zip(axes, _PANELS, SERIES, strict=True):
-        img, lab = images[series], labels[series]
+    n = len(study.series)
+    fig = Figure(figsize=figsize or (11.0 * n / 3, 4.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n))
+    for ax, panel, series in zip(axes, string.ascii_uppercase, study.series, strict=False):
+        img, lab = images[series], labels[study.labels_of(series)]
         z = _slice_z(img)
         k = int(np.argmin(np.abs(z - slice_z_mm)))
         plane = _display(np.asarray(img.dataobj[:, :, k], dtype=np.float32))
-        lab_plane = _display(np.asarray(lab.dataobj[:, :, k]))
+        lab_plane = _display(_labels_on(img, lab, k))
         body = plane[plane > 0]
         lo, hi = np.percentile(body, [0.5, 99.5]) if body.size else (0.0, 1.0)
         pixel = np.linalg.norm(img.affine[:3, :2], axis=0)
@@ -152,7 +185,7 @@ def plot_patient_series(source: str | os.PathLike | Mapping | pd.Series,
         if (lab_plane == LABEL_TUMOR).any():
             ax.contour((lab_plane == LABEL_TUMOR).astype(float), levels=[0.5],
                        colors="tab:green", linewidths=1.0)
-        ax.set_title(f"({panel}) {_TITLES[series]}, z = {z[k]:.1f} mm", fontsize=10,
+        ax.set_title(f"({panel}) {series_title(series)}, z = {z[k]:.1f} mm", fontsize=10,
                      loc="left")
         ax.set_axis_off()
     fig.suptitle(f"Patient {pid}: parotid gland (blue) and tumour (green) ROIs", fontsize=11)
