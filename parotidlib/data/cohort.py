@@ -8,14 +8,17 @@ map of that series.
 
 Validation runs in two stages so that a large cohort is checked cheaply first:
 
-* :func:`read_manifest` checks the table (columns, unique ids, allowed values) and every
-  NIfTI *header* (file exists and is readable, 3-D, finite affine, label map on its series'
-  grid); with ``check_data=True`` (the default) it also runs :func:`validate_cohort`.
+* :func:`read_manifest` checks the table (columns, unique ids, allowed values: a histology
+  the class scheme covers, :class:`parotidlib.study.ClassScheme`) and every NIfTI *header*
+  (file exists and is readable, 3-D, finite affine, label map on its series' grid); with
+  ``check_data=True`` (the default) it also runs :func:`validate_cohort`.
 * :func:`validate_cohort` / :func:`check_patient_data` read the voxels: NaN/inf in images,
   label values outside {0, 1, 2, 3}, no tumour, a missing gland label.
 
 Every problem names the patient, the column (series) and the file; all problems are collected
-and raised together in one :class:`CohortError`. Nothing in the cohort folder is written.
+and raised together in one :class:`CohortError`. Patients whose histology the class scheme
+excludes are left out before any check (:attr:`Cohort.excluded`). Nothing in the cohort
+folder is written.
 Problems are defined in :mod:`.problems`, one patient's volumes and their checks in
 :mod:`.volumes`; this module holds the cohort as a whole.
 """
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import HISTOLOGIES, SIDES
+from parotidlib.constants import SIDES
 from parotidlib.data.manifest import ManifestReadError, read_manifest_table
 from parotidlib.data.problems import CohortError, Problem
 from parotidlib.data.volumes import (
@@ -41,7 +44,7 @@ from parotidlib.data.volumes import (
     load_patient,
 )
 from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
-from parotidlib.study import DEFAULT_STUDY, QUANTITATIVE, Study
+from parotidlib.study import DEFAULT_STUDY, PAPER_CLASSES, QUANTITATIVE, ClassScheme, Study
 
 __all__ = ["Cohort", "CohortError", "PatientVolumes", "Problem", "check_patient_data",
            "check_patient_headers", "load_patient", "read_manifest", "scan_manifest",
@@ -70,6 +73,11 @@ class Cohort:
         Problems of patients left out with ``skip_invalid=True`` (one entry per problem).
     study : Study
         The series read and their label maps (the image and label columns above).
+    scheme : ClassScheme
+        How histologies map to classes; the histologies allowed are those it maps or excludes.
+    excluded : pandas.DataFrame or None
+        The manifest rows of the patients whose histology the scheme excludes (left out
+        unchecked); None when there were none.
     """
 
     manifest: pd.DataFrame
@@ -77,11 +85,20 @@ class Cohort:
     manifest_path: Path
     skipped: list[Problem] = field(default_factory=list)
     study: Study = DEFAULT_STUDY
+    scheme: ClassScheme = PAPER_CLASSES
+    excluded: pd.DataFrame | None = None
 
     @property
     def patient_ids(self) -> list[str]:
         """Patient ids in manifest order."""
         return list(self.manifest["patient_id"])
+
+    @property
+    def excluded_counts(self) -> dict[str, int]:
+        """Patients left out per excluded histology, every one of the scheme's ``exclude``
+        (0 when the cohort has none), in the scheme's order."""
+        hist = self.excluded["histology"] if self.excluded is not None else pd.Series([])
+        return {h: int((hist == h).sum()) for h in self.scheme.exclude}
 
     @property
     def skipped_ids(self) -> list[str]:
@@ -144,10 +161,25 @@ def _check_scales(row: pd.Series, manifest: Path, study: Study) -> list[Problem]
     return problems
 
 
+def _histology_problem(pid: str, histology: str, manifest: Path, scheme: ClassScheme
+                       ) -> Problem:
+    """A histology the class scheme does not cover, naming the scheme, its classes and what
+    it covers."""
+    mapped = list(scheme.histologies)
+    shown = mapped if len(mapped) <= 8 else [*mapped[:8], "..."]
+    return Problem(pid, "histology", str(manifest),
+                   f"unknown histology {histology!r}: not covered by the class scheme "
+                   f"{scheme.name!r} (classes {list(scheme.classes)}; histologies {shown}"
+                   + (f", excluded {list(scheme.exclude)}" if scheme.exclude else "")
+                   + "): map it to a class in the classes param, or list it under exclude")
+
+
 def _check_table(table: pd.DataFrame, manifest: Path, unknown_histology: bool = False,
-                 study: Study = DEFAULT_STUDY) -> tuple[list[Problem], list[Problem]]:
+                 study: Study = DEFAULT_STUDY, scheme: ClassScheme = PAPER_CLASSES
+                 ) -> tuple[list[Problem], list[Problem]]:
     """Return (fatal problems of the whole table, per-patient problems); with
-    ``unknown_histology`` an empty histology cell is allowed (a patient without diagnosis)."""
+    ``unknown_histology`` an empty histology cell is allowed (a patient without diagnosis).
+    A histology must be one the class scheme maps or excludes."""
     fatal: list[Problem] = []
     missing = _missing_columns(table, study)
     if missing:
@@ -165,12 +197,15 @@ def _check_table(table: pd.DataFrame, manifest: Path, unknown_histology: bool = 
         if pid != "":
             problems.append(Problem(pid, "patient_id", str(manifest),
                                     f"duplicate patient_id ({n} rows)"))
-    allowed = {"histology": HISTOLOGIES, "tumor_side": SIDES, "sex": SEXES}
+    allowed = {"tumor_side": SIDES, "sex": SEXES}
+    covered = {*scheme.histologies, *scheme.exclude}
     for _, row in table.iterrows():
         pid = row["patient_id"]
+        if row["histology"] not in covered and not (unknown_histology
+                                                    and row["histology"] == ""):
+            problems.append(_histology_problem(pid, row["histology"], manifest, scheme))
         for col, values in allowed.items():
-            if row[col] not in values and not (col == "histology" and unknown_histology
-                                               and row[col] == ""):
+            if row[col] not in values:
                 problems.append(Problem(pid, col, str(manifest),
                                         f"unknown {col} {row[col]!r}; allowed: {list(values)}"))
         age = pd.to_numeric(pd.Series([row["age"]]), errors="coerce").iloc[0]
@@ -206,12 +241,16 @@ def validate_cohort(cohort: Cohort, progress: bool = True) -> list[Problem]:
 
 
 def scan_manifest(path: str | Path, check_data: bool = True, unknown_histology: bool = False,
-                  study: Study = DEFAULT_STUDY) -> tuple[Cohort, list[Problem]]:
+                  study: Study = DEFAULT_STUDY, scheme: ClassScheme = PAPER_CLASSES
+                  ) -> tuple[Cohort, list[Problem]]:
     """Read a manifest and collect its problems without raising for patients' problems.
 
     ``unknown_histology`` allows empty histology cells: patients without a diagnosis, whom a
     trained model is applied to (``curate_cohort(external=True)``); training needs them all.
     ``study`` says which series are read (their columns are required, other series' ignored).
+    ``scheme`` says which histologies are allowed (those it maps or excludes; any other is a
+    problem of the patient naming the scheme); patients of an excluded histology are left
+    out unchecked, into ``Cohort.excluded``.
 
     Returns
     -------
@@ -233,19 +272,24 @@ def scan_manifest(path: str | Path, check_data: bool = True, unknown_histology: 
         raise FileNotFoundError(f"manifest not found: {manifest}")
     root = manifest.parent
     table = _read_table(manifest)
-    fatal, problems = _check_table(table, manifest, unknown_histology, study)
+    fatal, problems = _check_table(table, manifest, unknown_histology, study, scheme)
     if fatal:
         raise CohortError(fatal, manifest)
-    table = _resolve_paths(table, root, study)
+    out = table["histology"].isin(scheme.exclude)
+    excluded = table[out].reset_index(drop=True) if out.any() else None
+    left_out = set(table.loc[out, "patient_id"])
+    problems = [p for p in problems if p.patient_id not in left_out]
+    table = _resolve_paths(table[~out].reset_index(drop=True), root, study)
     for _, row in table.iterrows():
         problems += check_patient_headers(row, study)
     if check_data:
         bad_header = {p.patient_id for p in problems}
         unchecked = table[~table["patient_id"].isin(bad_header)]
-        problems += validate_cohort(Cohort(unchecked, root, manifest, study=study))
+        problems += validate_cohort(Cohort(unchecked, root, manifest, study=study,
+                                           scheme=scheme))
     bad = {p.patient_id for p in problems}
     good = table[~table["patient_id"].isin(bad)].reset_index(drop=True)
-    return Cohort(good, root, manifest, study=study), problems
+    return Cohort(good, root, manifest, study=study, scheme=scheme, excluded=excluded), problems
 
 
 def skip_patients(cohort: Cohort, problems: list[Problem]) -> Cohort:
@@ -257,12 +301,13 @@ def skip_patients(cohort: Cohort, problems: list[Problem]) -> Cohort:
         warnings.warn(msg, stacklevel=3)
     keep = ~cohort.manifest["patient_id"].isin({p.patient_id for p in problems})
     return Cohort(cohort.manifest[keep].reset_index(drop=True), cohort.root,
-                  cohort.manifest_path, [*cohort.skipped, *problems], cohort.study)
+                  cohort.manifest_path, [*cohort.skipped, *problems], cohort.study,
+                  cohort.scheme, cohort.excluded)
 
 
 def read_manifest(path: str | Path, skip_invalid: bool = False,
                   check_data: bool = True, unknown_histology: bool = False,
-                  study: Study = DEFAULT_STUDY) -> Cohort:
+                  study: Study = DEFAULT_STUDY, scheme: ClassScheme = PAPER_CLASSES) -> Cohort:
     """Read and validate a cohort's ``manifest.csv``.
 
     Parameters
@@ -282,6 +327,9 @@ def read_manifest(path: str | Path, skip_invalid: bool = False,
     study : Study
         The series read and their label maps (default: the paper's; a run's is
         ``CurationConfig.study``).
+    scheme : ClassScheme
+        The histologies allowed and excluded (default: the paper's classes; a run's is
+        ``CurationConfig.class_scheme``).
 
     Returns
     -------
@@ -300,7 +348,8 @@ def read_manifest(path: str | Path, skip_invalid: bool = False,
     >>> volumes = load_patient(cohort, cohort.patient_ids[0])  # doctest: +SKIP
     """
     cohort, problems = scan_manifest(path, check_data=check_data,
-                                     unknown_histology=unknown_histology, study=study)
+                                     unknown_histology=unknown_histology, study=study,
+                                     scheme=scheme)
     if problems and not skip_invalid:
         raise CohortError(problems, cohort.manifest_path)
     if problems:

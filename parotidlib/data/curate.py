@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from parotidlib.config import CurationConfig
-from parotidlib.constants import CLASSES, HISTOLOGIES, MANIFEST_COLUMNS
+from parotidlib.constants import HISTOLOGIES, MANIFEST_COLUMNS
 from parotidlib.data.align import AlignmentError
 from parotidlib.data.cohort import (
     CohortError,
@@ -41,6 +41,7 @@ from parotidlib.data.dataset import DATASET_FORMAT, CuratedDataset, load_dataset
 from parotidlib.data.manifest import image_sha256
 from parotidlib.data.preprocess import preprocess_patient
 from parotidlib.data.split import EXTERNAL, SPLITS, check_no_leakage, split_patients
+from parotidlib.data.tables import histology_order
 from parotidlib.io import (
     make_temp_dir,
     release_temp_dir,
@@ -50,6 +51,7 @@ from parotidlib.io import (
 )
 from parotidlib.processes import worker_pool
 from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 logger = logging.getLogger(__name__)
 
@@ -146,20 +148,30 @@ def _slices_table(results: list[dict], manifest: pd.DataFrame, split: pd.Series,
     return slices[order]
 
 
+def _counted_histologies(patients: pd.DataFrame, scheme: ClassScheme) -> list[str]:
+    """The histologies dataset.json counts patients of: those of the paper the scheme maps
+    (always, 0 or not: the paper's scheme gives today's three), then every other histology
+    of the patients (:func:`parotidlib.data.tables.histology_order`)."""
+    present = set(patients["histology"])
+    return [h for h in histology_order(present)
+            if h in present or (h in HISTOLOGIES and h in scheme.histologies)]
+
+
 def _counts(slices: pd.DataFrame, patients: pd.DataFrame, split: pd.Series,
-            external: bool = False) -> dict:
+            external: bool = False, scheme: ClassScheme = PAPER_CLASSES) -> dict:
     names = (EXTERNAL, "total") if external else (*SPLITS, "total")
+    histologies = _counted_histologies(patients, scheme)
     counts = {}
     for name in names:
         part = slices if name == "total" else slices[slices["split"] == name]
-        counts[name] = {c: int((part["label"] == c).sum()) for c in CLASSES}
+        counts[name] = {c: int((part["label"] == c).sum()) for c in scheme.classes}
         if external:  # lesion slices of patients without histology
             counts[name]["unknown"] = int((part["label"] == "").sum())
     per_patient = {}
     for name in names:
         ids = split.index if name == "total" else split.index[split == name]
         hist = patients.set_index("patient_id").loc[list(ids), "histology"]
-        per_patient[name] = {h: int((hist == h).sum()) for h in HISTOLOGIES}
+        per_patient[name] = {h: int((hist == h).sum()) for h in histologies}
         if external:
             per_patient[name]["unknown"] = int((hist == "").sum())
         per_patient[name]["all"] = len(ids)
@@ -224,7 +236,11 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
         that died (``.<name>.tmp-*``, ``.<name>.old-*``) are removed first
         (:func:`parotidlib.io.remove_stale_temp_dirs`); those of live runs are kept.
     config : CurationConfig, optional
-        Defaults reproduce the paper's inputs (224 px, four channels).
+        Defaults reproduce the paper's inputs (224 px, four channels). Its class scheme
+        (``config.class_scheme``) says which histologies are allowed, the class of each
+        patient's lesion slices (``free`` for the contralateral gland's) and the strata of
+        the split; patients of a histology it excludes are left out and counted in
+        dataset.json (``excluded_histologies``).
     progress : bool
         Show a tqdm bar over patients.
     external : bool
@@ -241,8 +257,9 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
     Raises
     ------
     CohortError
-        Every invalid patient (header, data or alignment problems, or a tumour on another
-        side than the manifest's ``tumor_side``) at once, unless
+        Every invalid patient (header, data or alignment problems, a histology the class
+        scheme does not cover, or a tumour on another side than the manifest's
+        ``tumor_side``) at once, unless
         ``config.skip_invalid_patients``; then they are skipped, warned about and listed in
         dataset.json.
     ValueError
@@ -259,8 +276,10 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
         raise ValueError(f"out_dir {out_dir} is a non-empty folder without dataset.json; "
                          f"refusing to replace it (choose an empty or new folder)")
+    scheme = config.class_scheme
     cohort, problems = scan_manifest(manifest_path, check_data=False,
-                                     unknown_histology=external, study=config.study)
+                                     unknown_histology=external, study=config.study,
+                                     scheme=scheme)
     manifest = cohort.manifest.sort_values("patient_id", kind="stable").reset_index(drop=True)
     rows = [row.to_dict() for _, row in manifest.iterrows()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +308,7 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
                                                         name="patient_id"), name="split")
         else:
             split = split_patients(patients, config.test_fraction, config.split_seed,
-                                   config.cv_folds, config.fold, config.cv_group_by)
+                                   config.cv_folds, config.fold, config.cv_group_by, scheme)
         slices = _slices_table(good, manifest, split, config)
         check_no_leakage(slices)
         cohort_hash = sha256_text("".join(
@@ -300,7 +319,8 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
             **({"external": True} if external else {}),
             "channels": list(config.channels),
             "image_size": config.image_size,
-            "classes": list(CLASSES),
+            "classes": list(scheme.classes),
+            "class_scheme": scheme.record(),
             "n_slices": len(slices),
             # curate_jobs changes nothing in the output, so it is left out of the record
             "config": {k: (list(v) if isinstance(v, tuple) else v)
@@ -308,7 +328,9 @@ def curate_cohort(manifest_path: str | Path, out_dir: str | Path,
             "manifest": str(cohort.manifest_path),
             "manifest_sha256": sha256_file(cohort.manifest_path),
             "cohort_sha256": cohort_hash,
-            "counts": _counts(slices, patients, split, external),
+            "counts": _counts(slices, patients, split, external, scheme),
+            # patients left out by the scheme, per excluded histology (no ids)
+            "excluded_histologies": cohort.excluded_counts,
             "patients_without_free_slices": [r["patient_id"] for r in good if r["no_free"]],
             "patients_without_lesion_slices": sorted(
                 set(patients["patient_id"]) - set(slices.loc[slices.label != "free",
@@ -358,15 +380,16 @@ def resplit_dataset(source: str | Path, out_dir: str | Path, config: CurationCon
                          f"refusing to replace it")
     group = [config.cv_group_by] if config.cv_group_by else []
     patients = src.slices.drop_duplicates("patient_id")[["patient_id", "histology", *group]]
+    scheme = src.class_scheme
     split = split_patients(patients, config.test_fraction, config.split_seed, config.cv_folds,
-                           config.fold, config.cv_group_by)
+                           config.fold, config.cv_group_by, scheme)
     slices = src.slices.copy()
     slices["split"] = slices["patient_id"].map(split)
     check_no_leakage(slices)
     text = slices.to_csv(index=False, lineterminator="\n")
     meta = json.loads(json.dumps(src.meta))
     meta["config"].update({k: getattr(config, k) for k in SPLIT_SETTINGS})
-    meta["counts"] = _counts(slices, patients, split)
+    meta["counts"] = _counts(slices, patients, split, scheme=scheme)
     meta["slices_file"] = {"file": "slices.csv", "sha256": sha256_text(text)}
     meta["derived_from"] = {"dataset": os.path.relpath(source, out_dir.parent),
                             "slices_sha256": src.meta["slices_file"]["sha256"]}

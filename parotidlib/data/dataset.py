@@ -8,9 +8,12 @@ Written by :func:`parotidlib.data.curate.curate_cohort`:
   (in a cohort curated for a trained model, ``curate_cohort(external=True)``, split is
   "external" and a patient without histology has lesion slices of empty label and
   label_index -1);
-* ``dataset.json`` channels, image size, classes, config, manifest and its fingerprint, counts
-  per split and class, patients without free slices, skipped patients, warnings, and the
-  SHA-256 of the two other files. Written last: it marks a complete dataset.
+* ``dataset.json`` channels, image size, classes (model-output order), the class scheme
+  (``class_scheme``: :meth:`parotidlib.study.ClassScheme.record`), config, manifest and its
+  fingerprint, counts per split and class, patients left out per excluded histology
+  (``excluded_histologies``), patients without free slices, skipped patients, warnings, and
+  the SHA-256 of the two other files. Written last: it marks a complete dataset. A dataset
+  written before the class scheme existed has the paper's classes.
 
 :func:`load_dataset` refuses a folder without a valid ``dataset.json``.
 """
@@ -25,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 from parotidlib.config import check_channels
+from parotidlib.constants import CLASSES
 from parotidlib.data.split import EXTERNAL, SPLITS, check_no_leakage
 from parotidlib.io import sha256_file
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 #: Format tag of dataset.json; load_dataset refuses other formats.
 DATASET_FORMAT = "parotidlib.curated/1"
@@ -60,8 +65,19 @@ class CuratedDataset:
     channels: tuple[str, ...]
 
     @property
+    def classes(self) -> tuple[str, ...]:
+        """The slice classes in model-output order (``label_index`` indexes them)."""
+        return tuple(self.meta.get("classes") or CLASSES)
+
+    @property
+    def class_scheme(self) -> ClassScheme:
+        """How the cohort's histologies were mapped to :attr:`classes`."""
+        record = self.meta.get("class_scheme")
+        return ClassScheme.from_record(record) if record else PAPER_CLASSES
+
+    @property
     def labels(self) -> np.ndarray:
-        """Class index (CLASSES order) of every image, shape (N,)."""
+        """Class index (:attr:`classes` order) of every image, shape (N,)."""
         return self.slices["label_index"].to_numpy()
 
     def indices(self, split: str) -> np.ndarray:

@@ -64,7 +64,7 @@ from scipy import ndimage
 
 from parotidlib.config import CurationConfig
 from parotidlib.constants import (
-    CLASSES,
+    FREE_CLASS,
     GLAND_CHANNEL,
     GLAND_LABEL,
     LABEL_LEFT_GLAND,
@@ -83,7 +83,7 @@ from parotidlib.data.crop import (
     touches_edge,
 )
 from parotidlib.data.volumes import PatientVolumes
-from parotidlib.study import QUANTITATIVE
+from parotidlib.study import QUANTITATIVE, ClassScheme
 
 __all__ = ["AlignmentError", "PatientSlices", "intensity_window", "preprocess_patient"]
 
@@ -104,7 +104,9 @@ class PatientSlices:
         Channels in ``config.channels`` order, S = ``config.image_size``.
     slices : pandas.DataFrame
         One row per sample: patient_id, slice_index (T1 grid k, RAS order), z_mm (world z of
-        the slice centre), label, label_index (CLASSES), side (of the ROI: the tumour's side,
+        the slice centre), label (the class of the patient's histology under
+        ``config.class_scheme`` on lesion slices, ``free`` on the contralateral gland's),
+        label_index (its index in the scheme's classes), side (of the ROI: the tumour's side,
         or the contralateral gland's side for "free"), tumor_area_mm2 (ROI area on T1, mm^2).
     no_free_slices : bool
         True when the patient has a one-sided tumour but gave no free slice.
@@ -307,6 +309,18 @@ def _crop(series_data: np.ndarray | nib.Nifti1Image, mask: np.ndarray, k: int,
     return np.where(roi if config.mask_background else inside, crop, 0.0)
 
 
+def _lesion_class(histology: str, scheme: ClassScheme, pid: str) -> str:
+    """The class of a patient's lesion slices; "" for a patient without histology (a new
+    patient, curated for a trained model: label_index -1)."""
+    if not histology:
+        return ""
+    try:
+        return scheme.class_of(histology)
+    except ValueError as exc:
+        raise ValueError(f"patient {pid}: {exc}; its classes are {list(scheme.classes)}"
+                         ) from None
+
+
 def preprocess_patient(volumes: PatientVolumes, config: CurationConfig | None = None
                        ) -> PatientSlices:
     """Build the four-channel slice samples of one patient (Xia et al. 2021, Figure 3).
@@ -329,11 +343,16 @@ def preprocess_patient(volumes: PatientVolumes, config: CurationConfig | None = 
     ------
     AlignmentError
         A series' field of view (or its labelled region) does not overlap the T1 grid.
+    ValueError
+        The patient's histology has no class in ``config.class_scheme`` (naming the patient
+        and the scheme; validation refuses such a patient first).
     """
     if config is None:
         config = CurationConfig()
     pid = volumes.patient_id
     size, channels, study = config.image_size, config.channels, config.study
+    scheme = config.class_scheme
+    lesion = _lesion_class(volumes.histology, scheme, pid)
     t1_img = nib.as_closest_canonical(volumes.images[REFERENCE_SERIES])
     ref_shape, ref_affine = t1_img.shape, t1_img.affine
     aligned: dict[str, np.ndarray] = {}  # label maps on the T1 grid, by source series
@@ -398,13 +417,11 @@ def preprocess_patient(volumes: PatientVolumes, config: CurationConfig | None = 
             crop = _crop(data[series], mask, k, ref_affine, spacing, windows[series], config,
                          f"patient {pid}, series {series}, slice {k}")
             images[n, c] = to_uint8(resize_square(to_display(crop), size))
-        # A patient without histology (a new patient, curated for a trained model) has lesion
-        # slices of unknown class: empty label, label_index -1.
-        label = volumes.histology if sample.kind == "lesion" else "free"
+        label = lesion if sample.kind == "lesion" else FREE_CLASS
         z_mm = apply_affine(ref_affine, [(ref_shape[0] - 1) / 2, (ref_shape[1] - 1) / 2, k])[2]
         rows.append({"patient_id": pid, "slice_index": k, "z_mm": round(float(z_mm), 4),
                      "label": label,
-                     "label_index": CLASSES.index(label) if label in CLASSES else -1,
+                     "label_index": scheme.classes.index(label) if label else -1,
                      "side": sample.side,
                      "tumor_area_mm2": round(float(t1_mask.sum()) * pixel_area, 4)})
     notes.warn()

@@ -3,7 +3,9 @@
 The paper divides its 233 patients at random into training and test sets "at a ratio of 9:1"
 (212 and 21 patients). Splitting by patient, never by slice, keeps every slice of a patient -
 its lesion slices and its free (contralateral gland) slices - on one side, so that no test
-patient is seen in training. Splits are stratified by histology and seeded.
+patient is seen in training. Splits are stratified and seeded: by the class of each patient's
+histology under the study's class scheme (:class:`parotidlib.study.ClassScheme`; under the
+paper's scheme the classes are the three histologies), or by histology without one.
 
 Note on sizes: the number of test patients is ``round(n * test_fraction)``; 0.1 x 233 gives 23.
 The paper's 212/21 is ``test_fraction`` 21/233 = 0.09.
@@ -32,7 +34,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from parotidlib.config import check_int
-from parotidlib.constants import HISTOLOGIES
+from parotidlib.data.tables import histology_order
+from parotidlib.study import ClassScheme
 
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Fewest patients a held-out group may have (:func:`group_table`).
@@ -60,6 +63,37 @@ def _patient_table(patients_df: pd.DataFrame) -> pd.DataFrame:
                          f"{list(mixed.index)}")
     table = patients_df.drop_duplicates("patient_id")[["patient_id", "histology"]]
     return table.sort_values("patient_id").reset_index(drop=True)
+
+
+def _ids(ids: list[str]) -> str:
+    """Up to three patient ids for a message, "..." after them when there are more."""
+    return ", ".join(ids[:_SHOWN_IDS]) + (", ..." if len(ids) > _SHOWN_IDS else "")
+
+
+def patient_strata(patients_df: pd.DataFrame, scheme: ClassScheme | None = None
+                   ) -> pd.Series:
+    """Each row's stratum: the class of its histology under ``scheme``, or the histology
+    itself without one (the paper's scheme gives the same strata: its classes are its three
+    histologies).
+
+    Raises
+    ------
+    ValueError
+        A histology the scheme gives no class (excluded, or not mapped): names it, how many
+        patients and up to three of their pseudonymous ids, the scheme and its classes.
+    """
+    hist = patients_df["histology"]
+    if scheme is None:
+        return hist.rename("stratum")
+    classes = dict(scheme.mapping)
+    bad = sorted(set(hist[~hist.isin(list(classes))].astype(str)))
+    if bad:
+        ids = sorted(set(patients_df.loc[hist.astype(str) == bad[0], "patient_id"].astype(str)))
+        raise ValueError(f"histology {bad[0]!r} of {len(ids)} patient(s) (e.g. {_ids(ids)}) "
+                         f"has no class in the class scheme {scheme.name!r} (classes "
+                         f"{list(scheme.classes)}" + (f"; {bad[1:]} neither" if bad[1:] else "")
+                         + ")")
+    return hist.map(classes).rename("stratum")
 
 
 def _text(value: object) -> str:
@@ -97,10 +131,9 @@ def patient_groups(patients_df: pd.DataFrame, column: str) -> pd.Series:
     text = rows[column].map(lambda v: "" if pd.isna(v) else _text(v))
     missing = sorted(set(rows.loc[text == "", "patient_id"].astype(str)))
     if missing:
-        shown = ", ".join(missing[:_SHOWN_IDS]) + (", ..." if len(missing) > _SHOWN_IDS else "")
         raise ValueError(f"cannot group the folds by {column!r}: {len(missing)} patient(s) "
-                         f"have no value in it (e.g. {shown}); fill the column or leave "
-                         f"them out of the manifest")
+                         f"have no value in it (e.g. {_ids(missing)}); fill the column or "
+                         f"leave them out of the manifest")
     values = text.groupby(rows["patient_id"], sort=True).unique()
     several = values[values.map(len) > 1]
     if len(several):
@@ -113,7 +146,8 @@ def patient_groups(patients_df: pd.DataFrame, column: str) -> pd.Series:
 
 
 def group_table(patients_df: pd.DataFrame, column: str,
-                min_patients: int = MIN_GROUP_PATIENTS) -> pd.DataFrame:
+                min_patients: int = MIN_GROUP_PATIENTS, scheme: ClassScheme | None = None
+                ) -> pd.DataFrame:
     """The folds of a grouped cross-validation: one per distinct value of ``column``.
 
     Each group is held out once and predicted by a model trained on the other groups
@@ -128,25 +162,38 @@ def group_table(patients_df: pd.DataFrame, column: str,
         The grouping column, e.g. ``scanner``.
     min_patients : int
         Fewest patients a group may have (>= 1).
+    scheme : ClassScheme, optional
+        The study's class scheme: patients of a histology it excludes are left out, and the
+        groups are counted and checked per lesion class. None: per histology.
 
     Returns
     -------
     pandas.DataFrame
         One row per group, sorted by its value as text: ``fold`` (0, 1, ...), ``group``,
-        ``patients`` and one count of patients per histology (HISTOLOGIES order).
+        ``patients`` and one count of patients per stratum present in the cohort: the
+        scheme's lesion classes in class order, or the histologies (the paper's three
+        first, :func:`parotidlib.data.tables.histology_order`). Under the paper's scheme
+        both are pleomorphic_adenoma, warthin, malignant.
 
     Raises
     ------
     ValueError
-        As :func:`patient_groups`; fewer than 2 groups; a group with fewer than
-        ``min_patients`` patients or without a patient of some histology (its held-out
-        results would lack that class): the message names the group and its counts.
+        As :func:`patient_groups` and :func:`patient_strata`; fewer than 2 groups; a group
+        with fewer than ``min_patients`` patients or without a patient of some class
+        present in the cohort (its held-out results would lack that class): the message
+        names the group and its counts.
     """
     check_int("min_patients", min_patients, 1)
+    if scheme is not None:
+        patients_df = patients_df[~patients_df["histology"].isin(scheme.exclude)]
     groups = patient_groups(patients_df, column)
-    hist = _patient_table(patients_df).set_index("patient_id")["histology"]
-    counts = pd.crosstab(groups, hist.reindex(groups.index)).reindex(
-        columns=list(HISTOLOGIES), fill_value=0)
+    table = _patient_table(patients_df)
+    strata = patient_strata(table, scheme).set_axis(table["patient_id"])
+    present = set(strata)
+    order = ([c for c in scheme.classes if c in present] if scheme is not None
+             else [h for h in histology_order(present) if h in present])
+    counts = pd.crosstab(groups, strata.reindex(groups.index)).reindex(
+        columns=order, fill_value=0)
     table = counts.reset_index()
     table.insert(1, "patients", counts.sum(axis=1).to_numpy())
     table.insert(0, "fold", np.arange(len(table)))
@@ -154,23 +201,25 @@ def group_table(patients_df: pd.DataFrame, column: str,
         raise ValueError(f"cannot group the folds by {column!r}: it has one value "
                          f"({table['group'].tolist()}), and leave-one-out needs at least 2")
     for _, row in table.iterrows():
-        has = ", ".join(f"{h} {int(row[h])}" for h in HISTOLOGIES)
+        has = ", ".join(f"{h} {int(row[h])}" for h in order)
         if row["patients"] < min_patients:
             raise ValueError(f"cannot group the folds by {column!r}: group {row['group']!r} "
                              f"has {int(row['patients'])} patient(s) ({has}), fewer than "
                              f"{min_patients}")
-        lacking = [h for h in HISTOLOGIES if row[h] == 0]
+        lacking = [h for h in order if row[h] == 0]
         if lacking:
+            kind = "class" if scheme is not None else "histology"
             raise ValueError(f"cannot group the folds by {column!r}: group {row['group']!r} "
                              f"has no {' or '.join(lacking)} patient ({has}); every held-out "
-                             f"group needs every histology")
+                             f"group needs every {kind} of the cohort")
     table.columns.name = None
     return table
 
 
 def split_patients(patients_df: pd.DataFrame, test_fraction: float = 0.1, seed: int = 0,
-                   cv_folds: int = 0, fold: int = 0, group_by: str = "") -> pd.Series:
-    """Assign every patient to "train" or "test", stratified by histology.
+                   cv_folds: int = 0, fold: int = 0, group_by: str = "",
+                   scheme: ClassScheme | None = None) -> pd.Series:
+    """Assign every patient to "train" or "test", stratified by class (or histology).
 
     Parameters
     ----------
@@ -194,6 +243,10 @@ def split_patients(patients_df: pd.DataFrame, test_fraction: float = 0.1, seed: 
         folds are its distinct values, sorted as text (:func:`patient_groups`), and fold
         ``fold`` holds out the patients of the ``fold``-th value (leave-one-group-out);
         ``cv_folds`` must be the number of values. ``seed`` plays no part.
+    scheme : ClassScheme, optional
+        The study's class scheme: the strata are the classes of the patients' histologies
+        (:func:`patient_strata`). None: the histologies. The paper's scheme gives the same
+        split as None (its classes are its histologies).
 
     Returns
     -------
@@ -236,16 +289,18 @@ def split_patients(patients_df: pd.DataFrame, test_fraction: float = 0.1, seed: 
         with warnings.catch_warnings():
             # sklearn warns when a class has fewer members than folds; the split is still valid
             warnings.simplefilter("ignore", UserWarning)
-            _, test_rows = list(folds.split(rows, rows["histology"], rows["patient_id"]))[fold]
+            _, test_rows = list(folds.split(rows, patient_strata(rows, scheme),
+                                            rows["patient_id"]))[fold]
         test_ids = set(rows["patient_id"].iloc[test_rows])
     else:
         n_test = min(max(1, int(round(n * test_fraction))), n - 1)
-        counts = table["histology"].value_counts()
+        stratify = patient_strata(table, scheme)
+        counts = stratify.value_counts()
         n_classes = len(counts)
-        stratify = table["histology"]
         if counts.min() < 2 or n_test < n_classes or n - n_test < n_classes:
+            by = "histology" if scheme is None else f"class ({scheme.name!r} scheme)"
             warnings.warn(f"cannot stratify {n} patients ({counts.to_dict()}) into {n - n_test} "
-                          f"train / {n_test} test by histology; splitting without "
+                          f"train / {n_test} test by {by}; splitting without "
                           f"stratification", stacklevel=2)
             stratify = None
         _, test = train_test_split(ids, test_size=n_test, random_state=seed, stratify=stratify)

@@ -159,15 +159,19 @@ def grouped_folds(params_path: str | Path, column: str,
     ------
     ValueError
         The grouping is refused (missing column, missing values, a small group, a group
-        without some histology: the message says which).
+        without some class of the profile's class scheme: the message says which).
     """
     from parotidlib.data.manifest import read_manifest_table
     from parotidlib.data.sources import manifest_path
     from parotidlib.data.split import group_table, patient_groups
     from parotidlib.params import load_params
+    from parotidlib.study import class_scheme
 
-    manifest = read_manifest_table(manifest_path(load_params(params_path)))
-    return (group_table(manifest, column, min_patients),
+    params = load_params(params_path)
+    scheme = class_scheme(params.get("classes", "paper"))
+    manifest = read_manifest_table(manifest_path(params))
+    manifest = manifest[~manifest["histology"].isin(scheme.exclude)]
+    return (group_table(manifest, column, min_patients, scheme),
             patient_groups(manifest, column))
 
 

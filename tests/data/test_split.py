@@ -11,8 +11,10 @@ from parotidlib.data.split import (
     check_no_leakage,
     group_table,
     patient_groups,
+    patient_strata,
     split_patients,
 )
+from parotidlib.study import PAPER_CLASSES, class_scheme
 
 
 def paper_patients() -> pd.DataFrame:
@@ -172,3 +174,69 @@ def test_grouped_split_needs_one_fold_per_group_and_reads_numbers_as_text():
     twice = pd.concat([patients, patients.assign(scanner="3")])
     with pytest.raises(ValueError, match="several values"):
         patient_groups(twice, "scanner")
+
+
+# --------------------------------------------------------------------------- class schemes
+
+
+def _five_histologies(n: int = 50) -> pd.DataFrame:
+    """n patients of five histologies (the paper's three and two further ones), seeded."""
+    names = ["pleomorphic_adenoma", "warthin", "malignant", "basal_cell_adenoma",
+             "mucoepidermoid_carcinoma"]
+    hist = np.random.default_rng(5).choice(names, n)
+    return pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(n)], "histology": hist,
+                         "scanner": np.where(np.arange(n) % 2, "GE", "Verio")})
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"cv_folds": 5, "fold": 2}])
+def test_the_paper_scheme_splits_as_the_histologies_do(kwargs):
+    patients = paper_patients()
+    for seed in range(3):
+        assert split_patients(patients, seed=seed, scheme=PAPER_CLASSES, **kwargs).equals(
+            split_patients(patients, seed=seed, **kwargs))
+
+
+def test_a_scheme_stratifies_by_class():
+    patients = _five_histologies(200)
+    scheme = class_scheme("benign_malignant")
+    split = split_patients(patients, test_fraction=0.2, seed=0, scheme=scheme)
+    strata = patient_strata(patients, scheme).set_axis(patients["patient_id"])
+    share = strata[split.index[split == "test"]].value_counts() / strata.value_counts()
+    assert share.round(2).tolist() == [0.2, 0.2]  # both classes 1:4, exactly
+    cv = split_patients(patients, cv_folds=4, fold=1, seed=0, scheme=scheme)
+    assert set(strata[cv.index[cv == "test"]]) == {"benign", "malignant"}
+
+
+def test_a_histology_without_a_class_is_refused_naming_patients_and_scheme():
+    patients = _five_histologies()
+    bca = sorted(patients.loc[patients["histology"] == "basal_cell_adenoma", "patient_id"])
+    with pytest.raises(ValueError, match=(
+            rf"histology 'basal_cell_adenoma' of {len(bca)} patient\(s\) \(e\.g\. "
+            rf"{', '.join(bca[:3])}, \.\.\.\) has no class in the class scheme 'paper' "
+            rf"\(classes \['free', 'pleomorphic_adenoma', 'warthin', 'malignant'\]; "
+            rf"\['mucoepidermoid_carcinoma'\] neither\)")):
+        split_patients(patients, scheme=PAPER_CLASSES)
+
+
+def test_group_table_counts_and_checks_the_classes_present():
+    patients = _five_histologies()
+    scheme = class_scheme({"pleomorphic_adenoma": "pa", "warthin": "warthin",
+                           "malignant": "malignant", "mucoepidermoid_carcinoma": "malignant",
+                           "exclude": ["basal_cell_adenoma"]})
+    table = group_table(patients, "scanner", scheme=scheme)
+    kept = patients[patients["histology"] != "basal_cell_adenoma"]
+    assert list(table.columns) == ["fold", "group", "patients", "pa", "warthin", "malignant"]
+    assert table["patients"].sum() == len(kept)
+    assert table["malignant"].sum() == kept["histology"].isin(
+        ["malignant", "mucoepidermoid_carcinoma"]).sum()
+    # by histology (no scheme): the paper's three first, then the others present
+    assert list(group_table(patients, "scanner").columns[3:]) == [
+        "pleomorphic_adenoma", "warthin", "malignant", "basal_cell_adenoma",
+        "mucoepidermoid_carcinoma"]
+    # a class no patient has is not asked of every group; one some group lacks is
+    no_warthin = patients[patients["histology"] != "warthin"]
+    assert "warthin" not in group_table(no_warthin, "scanner", scheme=scheme).columns
+    lacking = patients[~((patients["scanner"] == "GE") & (patients["histology"] == "warthin"))]
+    with pytest.raises(ValueError, match=r"group 'GE' has no warthin patient .* every "
+                                         r"held-out group needs every class of the cohort"):
+        group_table(lacking, "scanner", scheme=scheme)

@@ -59,6 +59,13 @@ def test_default_curation_is_byte_identical_to_before(tmp_path):
     digests = {name: hashlib.sha256((ds.path / name).read_bytes()).hexdigest()
                for name in DEFAULT_DIGESTS}
     assert digests == DEFAULT_DIGESTS
+    # the paper's classes as a mapping: the same labels and strata, so the same files
+    same = curate(manifest, tmp_path / "mapped", classes={
+        "pleomorphic_adenoma": "pleomorphic_adenoma", "warthin": "warthin",
+        "malignant": "malignant"})
+    assert same.meta["class_scheme"]["name"] == "custom"
+    assert {name: hashlib.sha256((same.path / name).read_bytes()).hexdigest()
+            for name in DEFAULT_DIGESTS} == DEFAULT_DIGESTS
 
 
 def test_a_manifest_without_a_series_column_is_refused_naming_column_and_manifest(
