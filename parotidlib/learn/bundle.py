@@ -3,8 +3,10 @@
 Everything needed to apply a run's model to new patients travels with its weights: the
 network's settings, the input channels and their order, the curation settings the inputs must
 be made with (image size, crop margin, normalisation and percentiles, masking, minimum tumour
-area), the class names, the decision rule's malignant-slice threshold, the kit's version and
-git commit, and the training cohort's fingerprint. The file holds plain tensors, dicts, lists,
+area), the class names and the class scheme that mapped the training cohort's histologies to
+them (a cohort the model is applied to is mapped with it), the decision rule's
+malignant-slice threshold, the kit's version and git commit, and the training cohort's
+fingerprint. The file holds plain tensors, dicts, lists,
 numbers and strings only, so it loads with ``torch.load(weights_only=True)`` and runs no code.
 
 The statistics stage (40-statistics) writes it, once the decision rule's threshold is fixed.
@@ -27,6 +29,7 @@ from parotidlib.constants import CLASSES
 from parotidlib.io import atomic_path
 from parotidlib.learn.checkpoint import describe_load_error, read_checkpoint
 from parotidlib.learn.model import ReducedResNet
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +38,12 @@ BUNDLE_FORMAT = "parotidlib.model-bundle/1"
 BUNDLE_NAME = "bundle.pt"
 #: Curation settings a new cohort must be curated with to be fed to the model (the rest of
 #: CurationConfig, the split and the job count, do not change a slice). The series and their
-#: label maps (parotidlib.study) come first: the channels are checked against them.
-INPUT_SETTINGS = ("series", "labels_from", "image_size", "channels", "crop_margin_mm",
-                  "mask_background", "min_tumor_area_mm2", "normalisation", "percentile_low",
-                  "percentile_high")
+#: label maps (parotidlib.study) come first: the channels are checked against them. The class
+#: scheme (``classes``) gives the slices' labels: a cohort's histologies are mapped with the
+#: model's.
+INPUT_SETTINGS = ("series", "labels_from", "classes", "image_size", "channels",
+                  "crop_margin_mm", "mask_background", "min_tumor_area_mm2", "normalisation",
+                  "percentile_low", "percentile_high")
 
 
 class BundleError(ValueError):
@@ -56,6 +61,13 @@ class Bundle:
     classes: tuple[str, ...]
     malignant_threshold: int
     meta: dict[str, Any]
+
+    @property
+    def class_scheme(self) -> ClassScheme:
+        """The class scheme of the training dataset (``meta["class_scheme"]``; a bundle
+        written before the scheme existed: its curation's, the paper's)."""
+        record = self.meta.get("class_scheme")
+        return ClassScheme.from_record(record) if record else self.curation.class_scheme
 
     def internal_predictions(self):
         """The training run's test predictions (a predictions.csv frame), None when the
@@ -90,12 +102,24 @@ def write_bundle(run_dir: str | Path, checkpoint: str = "best", malignant_thresh
         The decision rule's threshold (Figure 5) the run's patient results used.
     git_commit : str
         The kit's commit (``parotidlib.run.provenance.git_commit``).
+
+    Raises
+    ------
+    ValueError
+        The checkpoint's classes are not the dataset's (a model trained on another
+        curation).
     """
     run_dir = Path(run_dir)
     ckpt = read_checkpoint(run_dir / "model" / "checkpoints" / f"{checkpoint}.pt")
     dataset = json.loads((run_dir / "data" / "dataset.json").read_text())
     curation = {k: dataset["config"][k] for k in INPUT_SETTINGS if k in dataset["config"]}
     curation["channels"] = list(ckpt.get("channels") or dataset["channels"])
+    classes = list(ckpt.get("classes") or CLASSES)
+    scheme = dataset.get("class_scheme") or PAPER_CLASSES.record()
+    if classes != list(dataset.get("classes") or CLASSES):
+        raise ValueError(f"the checkpoint {checkpoint!r} of {run_dir} was trained on the "
+                         f"classes {classes}, but {run_dir / 'data'} has "
+                         f"{dataset.get('classes')} (class scheme {scheme['name']!r})")
     cohort = {}
     if (run_dir / "cohort.json").is_file():
         cohort = json.loads((run_dir / "cohort.json").read_text())
@@ -105,7 +129,8 @@ def write_bundle(run_dir: str | Path, checkpoint: str = "best", malignant_thresh
         "model_args": ckpt["model_args"],
         "channels": curation["channels"],
         "curation": curation,
-        "classes": list(ckpt.get("classes") or CLASSES),
+        "classes": classes,
+        "class_scheme": scheme,
         "malignant_threshold": int(malignant_threshold),
         "checkpoint": checkpoint,
         "epoch": int(ckpt["epoch"]),
@@ -115,7 +140,7 @@ def write_bundle(run_dir: str | Path, checkpoint: str = "best", malignant_thresh
         "training_cohort_fingerprint": cohort.get("fingerprint") or dataset.get("cohort_sha256"),
         "training_counts": dataset.get("counts", {}),
     }
-    internal = _internal_test(run_dir)
+    internal = _internal_test(run_dir, classes)
     if internal is not None:
         bundle["internal_test"] = internal
     path = run_dir / BUNDLE_NAME
@@ -124,13 +149,13 @@ def write_bundle(run_dir: str | Path, checkpoint: str = "best", malignant_thresh
     return path
 
 
-#: Columns of the training run's test predictions kept in the bundle (``internal_test``).
+#: Columns of the training run's test predictions kept in the bundle (``internal_test``),
+#: with ``prob_<class>`` of each of the model's classes after ``split``.
 INTERNAL_COLUMNS = ("patient_id", "slice_index", "true_label", "histology", "split",
-                    "prob_free", "prob_pleomorphic_adenoma", "prob_warthin", "prob_malignant",
                     "predicted_label")
 
 
-def _internal_test(run_dir: Path) -> dict[str, Any] | None:
+def _internal_test(run_dir: Path, classes: list[str]) -> dict[str, Any] | None:
     """The training run's test-split predictions (predictions.csv) as plain lists, so that an
     external report shows the internal results beside its own, computed the same way, from
     the bundle file alone."""
@@ -142,7 +167,8 @@ def _internal_test(run_dir: Path) -> dict[str, Any] | None:
     table = pd.read_csv(path, dtype={"patient_id": str, "split": str, "true_label": str,
                                      "predicted_label": str, "histology": str})
     test = table[table["split"] == "test"]
-    columns = [c for c in INTERNAL_COLUMNS if c in test.columns]
+    wanted = [*INTERNAL_COLUMNS[:-1], *(f"prob_{c}" for c in classes), INTERNAL_COLUMNS[-1]]
+    columns = [c for c in wanted if c in test.columns]
     synthetic = None
     try:
         from parotidlib.data.sources import run_is_synthetic
@@ -173,6 +199,9 @@ def load_bundle(source: str | Path, device: str | torch.device = "cpu") -> Bundl
         raise BundleError(f"{path} has bundle format {found!r}; this kit reads "
                           f"{BUNDLE_FORMAT!r}")
     args = raw["model_args"]
+    if len(raw["classes"]) != int(args["num_classes"]):
+        raise BundleError(f"{path} names {len(raw['classes'])} classes {list(raw['classes'])} "
+                          f"but its network has {args['num_classes']} outputs")
     model = ReducedResNet(in_channels=int(args["in_channels"]),
                           num_classes=int(args["num_classes"]),
                           widths=tuple(int(w) for w in args["widths"]),

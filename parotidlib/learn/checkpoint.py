@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from parotidlib.config import paper_lr_factor
+from parotidlib.constants import CLASSES
 from parotidlib.io import atomic_path
 from parotidlib.learn.model import ReducedResNet
 
@@ -234,8 +235,9 @@ LR_SCHEDULE = ("lr_decay_start", "lr_decay_every", "lr_decay_factor")
 
 
 def check_resumable(ckpt: dict, config: dict[str, Any], channels: list[str],
-                    val_patients: list, path: Path) -> None:
-    """Raise ValueError unless ``ckpt`` comes from the same run as ``config`` and the data.
+                    val_patients: list, path: Path, classes: list[str] | None = None) -> None:
+    """Raise ValueError unless ``ckpt`` comes from the same run as ``config`` and the data
+    (and, when given, the same ``classes``: a checkpoint without them has the paper's).
 
     A learning-rate schedule that differs only after the checkpoint's epoch is accepted
     (:func:`parotidlib.config.paper_lr_factor` agrees on epochs ``0..ckpt["epoch"]``).
@@ -254,6 +256,8 @@ def check_resumable(ckpt: dict, config: dict[str, Any], channels: list[str],
     problems = [f"{k}: {old.get(k)!r} -> {config[k]!r}" for k in changed]
     if list(ckpt["channels"]) != channels:
         problems.append(f"channels: {list(ckpt['channels'])} -> {channels}")
+    if classes is not None and list(ckpt.get("classes") or CLASSES) != list(classes):
+        problems.append(f"classes: {list(ckpt.get('classes') or CLASSES)} -> {list(classes)}")
     if list(ckpt["val_patient_ids"]) != val_patients:
         problems.append("val_patient_ids differ (the training data changed)")
     if problems:

@@ -49,7 +49,8 @@ class ReducedResNet(nn.Module):
     in_channels : int
         Input channels (4 for the paper's t1, ce_t1, t2, gland; fewer in the ablation).
     num_classes : int
-        Output logits (4: free, pleomorphic_adenoma, warthin, malignant).
+        Output logits, one per class of the dataset's class scheme (the paper's 4: free,
+        pleomorphic_adenoma, warthin, malignant).
     widths : sequence of int
         Channels of each residual stage. The stem has ``widths[0]`` channels (64 in
         ResNet18). The first stage keeps the stem's resolution, every later one halves it.
@@ -159,7 +160,7 @@ def build_model(
     in_channels : int
         Number of input channels (the selected subset of ``CHANNELS``).
     num_classes : int
-        Number of classes (``len(CLASSES)`` = 4).
+        Number of classes: the dataset's (``len(CLASSES)`` = 4 for the paper's scheme).
     widths : sequence of int
         Stage widths; the paper's network is ``(64, 128)``.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,8 @@ def predict_proba(
     Returns
     -------
     ndarray, shape (N, num_classes), float32
-        Rows sum to 1; columns in ``CLASSES`` order.
+        Rows sum to 1; columns in the order of the classes the model was trained on (the
+        checkpoint's ``classes``).
 
     Example
     -------
@@ -116,34 +118,41 @@ def predict_proba(
     return torch.softmax(logits, dim=1).cpu().numpy()
 
 
-def probability_columns() -> list[str]:
-    """Names of the per-class probability columns of predictions.csv, in CLASSES order."""
-    return [f"prob_{c}" for c in CLASSES]
+def probability_columns(classes: Sequence[str] = CLASSES) -> list[str]:
+    """Names of the per-class probability columns of predictions.csv (``prob_<class>``), in
+    the order of ``classes`` (default the paper's :data:`~parotidlib.constants.CLASSES`)."""
+    return [f"prob_{c}" for c in classes]
 
 
-def predictions_frame(slices: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
+def predictions_frame(slices: pd.DataFrame, probabilities: np.ndarray,
+                      classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Assemble predictions.csv: one row per slice with true label, probabilities, prediction.
 
     Parameters
     ----------
     slices : DataFrame
         The curated slices table (patient_id, slice_index, label, split, ...), N rows.
-    probabilities : ndarray, shape (N, 4)
-        Softmax outputs in CLASSES order.
+    probabilities : ndarray, shape (N, K)
+        Softmax outputs, columns in ``classes`` order.
+    classes : sequence of str, optional
+        The model's classes in output order (a dataset's ``classes``), K of them: the
+        columns ``prob_<class>`` in this order, and ``predicted_label`` among them. Default
+        the paper's four (:data:`~parotidlib.constants.CLASSES`).
     """
+    classes = list(CLASSES if classes is None else classes)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    if probabilities.shape != (len(slices), len(CLASSES)):
+    if probabilities.shape != (len(slices), len(classes)):
         raise ValueError(
-            f"probabilities must have shape ({len(slices)}, {len(CLASSES)}), "
-            f"got {probabilities.shape}"
+            f"probabilities must have shape ({len(slices)}, {len(classes)}) (slices x the "
+            f"classes {classes}), got {probabilities.shape}"
         )
     keep = [c for c in ("patient_id", "slice_index", "z_mm", "side", "histology", "split")
             if c in slices]
     out = slices[keep].reset_index(drop=True).copy()
     out.insert(2, "true_label", slices["label"].to_numpy())
-    for j, col in enumerate(probability_columns()):
+    for j, col in enumerate(probability_columns(classes)):
         out[col] = probabilities[:, j]
-    out["predicted_label"] = np.asarray(CLASSES)[probabilities.argmax(axis=1)]
+    out["predicted_label"] = np.asarray(classes)[probabilities.argmax(axis=1)]
     return out
 
 
@@ -169,6 +178,17 @@ def predict_run(run_dir: str | Path, channels=None, checkpoint: str = "best",
         Run folder holding ``data/`` (curated) and ``model/checkpoints/{best,last}.pt``.
     channels : sequence of str, optional
         Channels the model was trained on (default: those stored in the checkpoint).
+
+    Returns
+    -------
+    pandas.DataFrame
+        predictions.csv, with ``prob_<class>`` in the dataset's class order.
+
+    Raises
+    ------
+    ValueError
+        The channels, or the classes, of the checkpoint and of the dataset differ (a
+        checkpoint without classes has the paper's four).
     """
     run_dir = Path(run_dir)
     model, meta, dev = load_run_model(run_dir, checkpoint, device)
@@ -179,6 +199,12 @@ def predict_run(run_dir: str | Path, channels=None, checkpoint: str = "best",
         raise ValueError(f"channels {list(channels)} differ from the channels the model in "
                          f"{ckpt} was trained on: {list(trained_on)}")
     dataset = load_dataset(run_dir / "data", channels=channels or None)
+    trained_classes = tuple(meta.get("classes") or CLASSES)
+    if trained_classes != dataset.classes:
+        raise ValueError(f"the model in {ckpt} was trained on the classes "
+                         f"{list(trained_classes)}, but the dataset {dataset.path} has the "
+                         f"classes {list(dataset.classes)} (class scheme "
+                         f"{dataset.class_scheme.name!r}); train again on this dataset")
     logger.info("predicting %d slices with %s on %s", len(dataset.slices), ckpt.name, dev)
     probs = predict_proba(model, np.asarray(dataset.images), batch_size=batch_size, device=dev)
-    return predictions_frame(dataset.slices, probs)
+    return predictions_frame(dataset.slices, probs, dataset.classes)

@@ -202,9 +202,23 @@ def compile_for_training(model: nn.Module, mode: str | None = None) -> nn.Module
     return torch.compile(model, mode=mode, dynamic=False)
 
 
+def _check_classes(classes: Sequence[str] | None) -> list[str]:
+    """The class names (default :data:`~parotidlib.constants.CLASSES`): at least 2,
+    distinct strings."""
+    if classes is None:
+        return list(CLASSES)
+    if isinstance(classes, str) or not all(isinstance(c, str) and c for c in classes):
+        raise ValueError(f"classes must be a sequence of class names, got {classes!r}")
+    names = list(classes)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"classes must name at least 2 distinct classes (a dataset's "
+                         f"classes), got {names}")
+    return names
+
+
 def _validate_inputs(
     images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
-    config: TrainConfig, channels: Sequence[str] | None,
+    config: TrainConfig, channels: Sequence[str] | None, classes: list[str],
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -220,13 +234,13 @@ def _validate_inputs(
             f"{labels.shape} and {patient_ids.shape}"
         )
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= len(
-        CLASSES
+        classes
     ):
         raise ValueError(
-            f"labels must be integers 0..{len(CLASSES) - 1} (CLASSES order), got dtype "
-            f"{labels.dtype}, values {np.unique(labels)[:10].tolist()}"
+            f"labels must be integers 0..{len(classes) - 1} (indices into classes {classes}), "
+            f"got dtype {labels.dtype}, values {np.unique(labels)[:10].tolist()}"
         )
-    missing = [CLASSES[k] for k in range(len(CLASSES)) if not np.any(labels == k)]
+    missing = [classes[k] for k in range(len(classes)) if not np.any(labels == k)]
     if missing:
         warnings.warn(f"labels: no training slice of class {missing}", stacklevel=3)
     if channels is None:
@@ -259,6 +273,7 @@ def train_model(
     *,
     progress: bool = True,
     on_epoch_end: Callable[[int, Mapping[str, float]], None] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train the reduced ResNet18 on the TRAINING slices; checkpoint, resume, keep the best.
 
@@ -268,7 +283,7 @@ def train_model(
         Training-split slices only, uint8 0..255 (or float in [0, 1]). The model's
         ``in_channels`` is C. The test patients must never be passed here.
     labels : ndarray of int, shape (N,)
-        Class indices in ``CLASSES`` order.
+        Class indices into ``classes``.
     patient_ids : ndarray, shape (N,)
         Patient of each slice; validation patients (``config.val_fraction``) are drawn from
         these, whole patients, stratified by the patient's tumour class.
@@ -292,6 +307,10 @@ def train_model(
         ``on_epoch_end(epoch, row)`` after each epoch's checkpointing (``epoch`` from 1,
         ``row`` the history row). An exception raised there stops training cleanly: the
         files on disk are those of a run killed at that moment.
+    classes : sequence of str, optional
+        The slice classes in model-output order (a dataset's ``classes``, from its class
+        scheme); the network has one output per class, and the checkpoints record them.
+        Default :data:`~parotidlib.constants.CLASSES` (the paper's four).
 
     Returns
     -------
@@ -300,12 +319,14 @@ def train_model(
     Raises
     ------
     ValueError
-        Bad inputs (shapes, dtypes, labels, channels vs images.shape[1]), unavailable device,
-        or a ``last.pt`` from an incompatible run.
+        Bad inputs (shapes, dtypes, labels outside the classes, channels vs images.shape[1]),
+        unavailable device, or a ``last.pt`` from an incompatible run (other classes among
+        them).
     """
     t_start = time.perf_counter()
+    classes = _check_classes(classes)
     labels, patient_ids, channels = _validate_inputs(images, labels, patient_ids, config,
-                                                     channels)
+                                                     channels, classes)
     device = resolve_device(config.device)
     amp_dtype = resolve_amp_dtype(config.mixed_precision, device)
     out_dir = Path(out_dir)
@@ -325,7 +346,7 @@ def train_model(
 
     with torch_settings(device, config.num_threads):
         torch.manual_seed(config.seed)  # model initialisation
-        model = ReducedResNet(images.shape[1], len(CLASSES), config.model_widths)
+        model = ReducedResNet(images.shape[1], len(classes), config.model_widths)
         model.to(device=device, memory_format=torch.channels_last)
         optimizer = build_optimizer(model.parameters(), config.optimizer, config.lr,
                                     config.weight_decay, fused=device.type == "cuda")
@@ -343,7 +364,7 @@ def train_model(
         if resume and last_path.is_file():
             # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
             ckpt = read_checkpoint(last_path, map_location="cpu")
-            check_resumable(ckpt, config.to_dict(), channels, val_list, last_path)
+            check_resumable(ckpt, config.to_dict(), channels, val_list, last_path, classes)
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             for group in optimizer.param_groups:  # a run moved between devices
@@ -390,7 +411,7 @@ def train_model(
                 "scaler": scaler.state_dict(), "rng": capture_rng(generators),
                 "best_metric": best_metric, "best_epoch": best_epoch,
                 "select_metric": config.select_metric, "config": config.to_dict(),
-                "channels": channels, "classes": list(CLASSES), "val_patient_ids": val_list,
+                "channels": channels, "classes": classes, "val_patient_ids": val_list,
                 "history": history, "device": str(device), "amp_dtype": str(amp_dtype),
             }
 
