@@ -27,6 +27,9 @@ grouped by patient, on the rows the caller passes (the training slices only), sc
 defined for every fold, unlike the log loss when a fold lacks a class). The best setting is
 refitted on all the given rows. Everything is seeded, so a seed gives identical predictions.
 
+The classes are the run's (``classes``, :class:`parotidlib.study.ClassScheme`: the paper's
+four by default), in model-output order; the labels are indices into them and the
+predictions carry one ``prob_<class>`` column per class, as the CNN's predictions.csv.
 A class absent from the training labels is simply not learned: the classifier is fitted on
 the classes present, and :meth:`BaselineModel.predict_proba` gives that class probability 0
 (the other columns still sum to 1). At least two classes must be present (ValueError).
@@ -35,6 +38,7 @@ the classes present, and :meth:`BaselineModel.predict_proba` gives that class pr
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,17 +57,23 @@ from parotidlib.config import check_int
 from parotidlib.constants import CLASSES
 
 __all__ = ["MODELS", "SCORING", "BaselineModel", "baseline_predictions", "fit_baseline",
-           "param_grid"]
+           "param_grid", "predictions_columns"]
 
 #: Classifiers :func:`fit_baseline` can fit.
 MODELS: tuple[str, ...] = ("logistic", "random_forest")
 #: Inner-CV scoring (scikit-learn scorer name).
 SCORING = "balanced_accuracy"
-#: Columns of predictions.csv, in order (as written by parotidlib.learn.predict).
-PREDICTIONS_COLUMNS: tuple[str, ...] = (
-    "patient_id", "slice_index", "true_label", "z_mm", "side", "histology", "split",
-    *(f"prob_{c}" for c in CLASSES), "predicted_label",
-)
+
+
+def predictions_columns(classes: Sequence[str] = CLASSES) -> tuple[str, ...]:
+    """Columns of predictions.csv, in order (as written by parotidlib.learn.predict), with one
+    ``prob_<class>`` per class in ``classes`` order."""
+    return ("patient_id", "slice_index", "true_label", "z_mm", "side", "histology", "split",
+            *(f"prob_{c}" for c in classes), "predicted_label")
+
+
+#: Columns of predictions.csv of the paper's classes.
+PREDICTIONS_COLUMNS: tuple[str, ...] = predictions_columns()
 _SLICE_COLUMNS: tuple[str, ...] = ("patient_id", "slice_index", "z_mm", "label", "side",
                                    "histology", "split")
 
@@ -88,6 +98,8 @@ class BaselineModel:
         The seed of the inner folds and of the classifier.
     inner_splits : list of (ndarray, ndarray)
         The inner (train, validation) row indices used by the grid search, for inspection.
+    class_names : tuple of str
+        The run's classes, in model-output order; the labels index them.
     """
 
     pipeline: Pipeline
@@ -97,14 +109,15 @@ class BaselineModel:
     model: str = "logistic"
     seed: int = 0
     inner_splits: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
+    class_names: tuple[str, ...] = CLASSES
 
     @property
     def classes(self) -> np.ndarray:
-        """Class indices (into CLASSES) the classifier was trained on."""
+        """Class indices (into :attr:`class_names`) the classifier was trained on."""
         return np.asarray(self.pipeline.classes_, dtype=int)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Class probabilities of each row, shape (N, 4), columns in CLASSES order.
+        """Class probabilities of each row, shape (N, C), columns in :attr:`class_names` order.
 
         Parameters
         ----------
@@ -113,11 +126,11 @@ class BaselineModel:
 
         Returns
         -------
-        numpy.ndarray of float64, shape (N, 4)
+        numpy.ndarray of float64, shape (N, C)
             Rows sum to 1; a class absent from training has probability 0.
         """
         x = _feature_matrix(features, self.feature_names)
-        probs = np.zeros((len(x), len(CLASSES)), dtype=np.float64)
+        probs = np.zeros((len(x), len(self.class_names)), dtype=np.float64)
         probs[:, self.classes] = self.pipeline.predict_proba(x)
         return probs / probs.sum(axis=1, keepdims=True)
 
@@ -136,12 +149,13 @@ def _feature_matrix(features: pd.DataFrame, names: list[str] | None = None) -> p
     return x
 
 
-def _labels(labels: Any, n: int) -> np.ndarray:
+def _labels(labels: Any, n: int, classes: Sequence[str]) -> np.ndarray:
     y = np.asarray(labels)
     if y.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
-    if y.dtype.kind not in "iu" or y.min(initial=0) < 0 or y.max(initial=0) >= len(CLASSES):
-        raise ValueError(f"labels must be integer class indices 0..{len(CLASSES) - 1}")
+    if y.dtype.kind not in "iu" or y.min(initial=0) < 0 or y.max(initial=0) >= len(classes):
+        raise ValueError(f"labels must be integer class indices 0..{len(classes) - 1} (the "
+                         f"classes {list(classes)})")
     return y.astype(np.int64)
 
 
@@ -196,6 +210,7 @@ def fit_baseline(
     model: str = "logistic",
     inner_folds: int = 3,
     n_jobs: int = 1,
+    classes: Sequence[str] = CLASSES,
 ) -> BaselineModel:
     """Fit the radiomics baseline on training slices, tuning it by patient-grouped inner CV.
 
@@ -205,7 +220,7 @@ def fit_baseline(
         Per-slice features (``dataset_features`` output) of the training slices only; NaN
         where an ROI is degenerate (median-imputed inside the pipeline).
     labels : numpy.ndarray of int, shape (N,)
-        Class indices 0-3 in :data:`parotidlib.constants.CLASSES` order.
+        Class indices into ``classes``.
     patient_ids : numpy.ndarray, shape (N,)
         Patient of each slice: the inner folds never split a patient.
     seed : int
@@ -216,6 +231,8 @@ def fit_baseline(
         Number of inner ``StratifiedGroupKFold`` folds (>= 2, <= number of patients).
     n_jobs : int
         Cores for the random forest (the grid search itself runs serially).
+    classes : sequence of str
+        The run's classes in model-output order (the dataset's; the paper's four by default).
 
     Returns
     -------
@@ -233,7 +250,7 @@ def fit_baseline(
     """
     x = _feature_matrix(features)
     n = len(x)
-    y = _labels(labels, n)
+    y = _labels(labels, n, classes)
     groups = np.asarray(patient_ids)
     if groups.shape != (n,):
         raise ValueError(f"patient_ids must have shape ({n},), got {groups.shape}")
@@ -261,7 +278,7 @@ def fit_baseline(
     return BaselineModel(pipeline=search.best_estimator_, params=dict(search.best_params_),
                          cv_score=float(search.best_score_),
                          feature_names=[str(c) for c in x.columns], model=model, seed=seed,
-                         inner_splits=splits)
+                         inner_splits=splits, class_names=tuple(classes))
 
 
 def baseline_predictions(model: BaselineModel, features: pd.DataFrame,
@@ -281,8 +298,9 @@ def baseline_predictions(model: BaselineModel, features: pd.DataFrame,
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`PREDICTIONS_COLUMNS`: patient_id, slice_index, true_label (the slices'
-        ``label``), z_mm, side, histology, split, the four ``prob_<class>`` in CLASSES order,
+        Columns :func:`predictions_columns` of the model's classes: patient_id, slice_index,
+        true_label (the slices' ``label``), z_mm, side, histology, split, one
+        ``prob_<class>`` per class in :attr:`BaselineModel.class_names` order,
         predicted_label (arg-max class name); accepted by
         :func:`parotidlib.evaluation.decision.check_predictions`.
     """
@@ -302,7 +320,7 @@ def baseline_predictions(model: BaselineModel, features: pd.DataFrame,
         "histology": s["histology"].to_numpy(),
         "split": s["split"].to_numpy(),
     })
-    for j, c in enumerate(CLASSES):
+    for j, c in enumerate(model.class_names):
         out[f"prob_{c}"] = probs[:, j]
-    out["predicted_label"] = np.asarray(CLASSES, dtype=object)[probs.argmax(axis=1)]
-    return out[list(PREDICTIONS_COLUMNS)]
+    out["predicted_label"] = np.asarray(model.class_names, dtype=object)[probs.argmax(axis=1)]
+    return out[list(predictions_columns(model.class_names))]

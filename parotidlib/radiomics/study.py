@@ -43,7 +43,8 @@ def radiomics_baseline(data_dir: str | Path, channels: tuple[str, ...] | None = 
     Returns
     -------
     predictions : DataFrame
-        predictions.csv's columns, train and test slices.
+        predictions.csv's columns (one ``prob_<class>`` per class of the dataset, in its
+        order), train and test slices.
     info : dict
         ``model``, chosen ``params``, inner-CV ``cv_score`` (balanced accuracy), ``n_features``,
         ``seconds`` (features, fit), JSON-able.
@@ -54,7 +55,8 @@ def radiomics_baseline(data_dir: str | Path, channels: tuple[str, ...] | None = 
     features_s = time.perf_counter() - start
     train = ds.indices("train")
     fitted = fit_baseline(features.iloc[train].reset_index(drop=True), ds.labels[train],
-                          ds.slices["patient_id"].to_numpy()[train], seed=seed, model=model)
+                          ds.slices["patient_id"].to_numpy()[train], seed=seed, model=model,
+                          classes=ds.classes)
     fit_s = time.perf_counter() - start - features_s
     predictions = baseline_predictions(fitted, features, ds.slices)
     info = {"model": model, "params": {k: (v if isinstance(v, int | float | str) else str(v))

@@ -93,13 +93,16 @@ def saliency_warnings(summary: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def saliency_table(summary: Mapping[str, Any], classes: Sequence[str] = CLASSES
+def saliency_table(summary: Mapping[str, Any], classes: Sequence[str] | None = None
                    ) -> pd.DataFrame:
     """Per true class: test slices, the map's mean share inside the ROI, the ROI's mean share
-    of the image (what an evenly spread map would give) and their ratio."""
+    of the image (what an evenly spread map would give) and their ratio.
+
+    ``classes`` default: the run's, as the summary lists them (every class of the dataset's
+    scheme, in model-output order; the paper's four for an empty summary)."""
     rows = []
     per_class = summary["mask_fraction"]["per_class"]
-    for name in classes:
+    for name in classes if classes is not None else (list(per_class) or CLASSES):
         entry = per_class.get(name, {})
         inside, area = entry.get("mean"), entry.get("mean_roi_area")
         rows.append({

@@ -16,7 +16,9 @@ from parotidlib.radiomics.baseline import (
     PREDICTIONS_COLUMNS,
     baseline_predictions,
     fit_baseline,
+    predictions_columns,
 )
+from parotidlib.study import SCHEMES
 
 N_FEATURES = 24
 
@@ -173,6 +175,24 @@ def test_baseline_predictions_has_predictions_csv_columns():
     assert (out["predicted_label"] == out["true_label"]).mean() > 0.9
     with pytest.raises(ValueError, match="rows"):
         baseline_predictions(model, feats[test][:-1], slices)
+
+
+def test_a_class_scheme_gives_its_classes_and_prob_columns():
+    table, feats, _ = _cohort()
+    scheme = SCHEMES["benign_malignant"]
+    table["label"] = [c if c == "free" else scheme.class_of(c) for c in table["label"]]
+    y = np.array([scheme.classes.index(c) for c in table["label"]])
+    feats["f0"] = 3.0 * y + np.random.default_rng(1).normal(scale=0.3, size=len(y))
+    model, test = _fit(table, feats, y, classes=scheme.classes)
+    out = baseline_predictions(model, feats[test], table[test].reset_index(drop=True))
+    assert model.class_names == ("free", "benign", "malignant")
+    assert list(out.columns) == list(predictions_columns(scheme.classes))
+    assert [c for c in out.columns if c.startswith("prob_")] == [
+        "prob_free", "prob_benign", "prob_malignant"]
+    assert set(out["predicted_label"]) <= set(scheme.classes)
+    assert (out["predicted_label"] == out["true_label"]).mean() > 0.9
+    with pytest.raises(ValueError, match=r"0\.\.2 \(the classes"):
+        _fit(table, feats, np.where(y == 2, 3, y), classes=scheme.classes)
 
 
 def test_baseline_is_torch_free():

@@ -162,3 +162,46 @@ def test_patient_strip_bad_input(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         plot_patient_strip(**args)
+
+
+def test_example_inputs_follow_the_datasets_classes_and_channels():
+    labels = ["free", "benign", "malignant", "free", "benign", "malignant"]
+    ds = fake_dataset(labels, channels=("t1", "adc", "gland"))
+    ds.classes = ("free", "benign", "malignant")
+    fig = plot_example_inputs(ds)
+    axes = np.array(fig.axes).reshape(3, 3)
+    assert [ax.get_title() for ax in axes[0]] == ["T1", "ADC", "Gland"]
+    assert [axes[r, 0].get_ylabel() for r in range(3)] == ["Free of tumour", "Benign",
+                                                           "Malignant"]
+    assert all(labels[shown(axes[r, 0])] == name for r, name in enumerate(ds.classes))
+    assert fig._suptitle.get_text().startswith("Three-channel inputs")
+    plt.close(fig)
+
+
+def test_patient_strip_with_a_class_scheme(tmp_path):
+    from parotidlib.report.figures.style import class_colours
+    from parotidlib.study import class_scheme
+
+    scheme = class_scheme({"pleomorphic_adenoma": "benign", "warthin": "benign",
+                           "acinic_cell_carcinoma": "low_grade", "malignant": "high_grade"})
+    assert scheme.classes == ("free", "benign", "low_grade", "high_grade")
+    images = np.random.default_rng(0).integers(0, 256, (3, 1, 8, 8), dtype=np.uint8)
+    probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    fig = plot_patient_strip(images, probs, ["adc"], "P3", "low_grade", 2, 1,
+                             slice_labels=["free", "low_grade", None], scheme=scheme)
+    images_axes = _image_axes(fig)
+    colours = class_colours(scheme.classes)
+    framed = [matplotlib.colors.to_hex(ax.spines["left"].get_edgecolor()) for ax in images_axes]
+    assert framed[1:] == [colours["low_grade"], colours["high_grade"]]  # malignant classes
+    assert images_axes[0].get_ylabel() == "ADC"
+    titles = [ax.get_title() for ax in fig.axes if not ax.images]
+    assert titles == ["Free 0.70", "Low grade 0.70", "High grade 0.70"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "Free (no tumour)", "Benign", "Low grade", "High grade"]
+    assert fig.legends[0].get_title().get_text() == "Predicted class"
+    _renders(fig, tmp_path / "strip.png")
+    with pytest.raises(ValueError, match=r"\(3, 4\) in the order of the classes"):
+        plot_patient_strip(images, probs[:, :3], ["adc"], "P3", "benign", 0, 1, scheme=scheme)
+    with pytest.raises(ValueError, match="slice_labels"):
+        plot_patient_strip(images, probs, ["adc"], "P3", "benign", 0, 1,
+                           slice_labels=["warthin", None, None], scheme=scheme)

@@ -114,3 +114,14 @@ def test_the_run_figures_draw_the_stored_examples_with_patient_and_slice_labels(
     write_saliency(tmp_path, None, synthetic=True)  # saliency: false draws nothing
     (tmp_path / "figures" / "saliency_examples.png").unlink()
     assert draw_run_figures(tmp_path, {}, synthetic=True) == []
+
+
+def test_any_class_name_of_a_row_label_is_pretty_printed(examples):
+    images, maps, _ = examples
+    titles = ["P1 slice 3: acinic_cell (predicted benign), 0.71 in ROI",
+              "P2 slice 4: benign, 0.40 in ROI", "P3 slice 5: free, undefined"]
+    fig = plot_saliency_examples(images[:, :2], maps, ("t1", "adc"), titles)
+    labels = [fig.axes[r * 3].get_ylabel() for r in range(3)]
+    assert labels[0] == "P1 slice 3:\nAcinic cell\n(predicted Benign)\n0.71 in ROI"
+    assert labels[1].split("\n")[1] == "Benign" and "Free (no tumour)" in labels[2]
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["T1", "T1 + map", "ADC + map"]

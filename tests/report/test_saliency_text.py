@@ -51,9 +51,18 @@ def test_the_table_gives_each_class_its_share_and_the_even_spread_ratio():
         "free": {"n_slices": 4, "n_undefined": 0, "mean": 0.6, "mean_roi_area": 0.2},
         "malignant": {"n_slices": 2, "n_undefined": 2, "mean": None, "mean_roi_area": 0.1},
     }}}
-    table = text.saliency_table(summary)
+    assert list(text.saliency_table(summary).index) == ["free", "malignant"]  # the run's
+    table = text.saliency_table(summary, ["free", "pleomorphic_adenoma", "warthin", "malignant"])
     assert list(table.index) == ["free", "pleomorphic_adenoma", "warthin", "malignant"]
     assert table.loc["free", "ratio"] == pytest.approx(3.0)
     assert table.loc["free", "test slices"] == 4
     assert pd.isna(table.loc["malignant", "ratio"])
     assert table.loc["pleomorphic_adenoma", "test slices"] == 0
+
+
+def test_the_table_has_the_classes_of_the_runs_scheme():
+    per_class = {name: {"n_slices": 1, "n_undefined": 0, "mean": 0.5, "mean_roi_area": 0.25}
+                 for name in ("free", "benign", "malignant")}
+    table = text.saliency_table({"mask_fraction": {"per_class": per_class}})
+    assert list(table.index) == ["free", "benign", "malignant"]
+    assert (table["ratio"] == 2.0).all()

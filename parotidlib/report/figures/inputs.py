@@ -1,10 +1,14 @@
 """Input figures: the model's input crops, as the network sees them.
 
-- :func:`plot_example_inputs`: Figure 3 of Xia et al. 2021, example four-channel inputs, one
-  row per class;
+- :func:`plot_example_inputs`: Figure 3 of Xia et al. 2021, example inputs (the paper's four
+  channels, or the run's), one row per class of the run's class scheme;
 - :func:`plot_patient_strip`: the input crops of one patient, one column per slice and one
   row per channel, with each slice's predicted class and probability, titled with the
   patient-level diagnosis of the paper's rule (Xia et al. 2021, Figure 5).
+
+Classes beyond the paper's four (a ``classes`` param, :class:`parotidlib.study.ClassScheme`)
+take their names and colours from :mod:`~parotidlib.report.figures.style`; channels beyond
+the paper's are titled from their names (``adc`` -> "ADC").
 
 References
 ----------
@@ -27,9 +31,11 @@ from matplotlib.patches import Patch
 
 from parotidlib.config import check_int
 from parotidlib.constants import CLASSES
-from parotidlib.report.figures.style import CLASS_COLOURS, FIGURE_RC, pretty_name
+from parotidlib.report.figures.style import FIGURE_RC, class_colours, pretty_name
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
-__all__ = ["CHANNEL_TITLES", "CLASS_TITLES", "plot_example_inputs", "plot_patient_strip"]
+__all__ = ["CHANNEL_TITLES", "CLASS_TITLES", "channel_title", "plot_example_inputs",
+           "plot_patient_strip"]
 
 #: Titles of the input channels, as in the paper's Figure 3 (others are upper-cased).
 CHANNEL_TITLES = {"t1": "T1", "ce_t1": "CE-T1", "t2": "T2", "stir": "STIR", "gland": "Gland"}
@@ -38,6 +44,21 @@ CLASS_TITLES = {"free": "Free of tumour", "pleomorphic_adenoma": "Pleomorphic ad
 #: Short class names, for the narrow columns of the patient strip (the legend spells them out).
 _SHORT_NAMES = {"free": "Free", "pleomorphic_adenoma": "PA", "warthin": "Warthin",
                 "malignant": "Malignant"}
+_COUNT_WORDS = ("One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight")
+
+
+def channel_title(channel: str) -> str:
+    """A channel's title: the paper's Figure 3 for its channels, else the name in capitals
+    with hyphens (``adc`` -> "ADC", ``ce_t2`` -> "CE-T2")."""
+    return CHANNEL_TITLES.get(channel) or channel.upper().replace("_", "-")
+
+
+def _class_title(name: str) -> str:
+    return CLASS_TITLES.get(name) or pretty_name(name)
+
+
+def _short_name(name: str) -> str:
+    return _SHORT_NAMES.get(name) or pretty_name(name)
 
 
 def plot_example_inputs(dataset, per_class: int = 1, seed: int = 0,
@@ -47,7 +68,8 @@ def plot_example_inputs(dataset, per_class: int = 1, seed: int = 0,
     Parameters
     ----------
     dataset : parotidlib.data.dataset.CuratedDataset
-        ``images`` (N, C, H, W) uint8 and ``slices`` with a ``label`` column.
+        ``images`` (N, C, H, W) uint8, ``slices`` with a ``label`` column and ``classes``
+        (the rows, in order; the paper's four for an object without them).
     per_class : int
         Examples per class (>= 1), drawn at random without replacement.
     seed : int
@@ -67,11 +89,12 @@ def plot_example_inputs(dataset, per_class: int = 1, seed: int = 0,
     slices = dataset.slices
     pool = np.ones(len(slices), bool) if split is None else (slices["split"] == split).to_numpy()
     channels = list(dataset.channels)
+    classes = tuple(getattr(dataset, "classes", None) or CLASSES)
     rng = np.random.default_rng(seed)
-    n_rows, n_cols = len(CLASSES) * per_class, len(channels)
+    n_rows, n_cols = len(classes) * per_class, len(channels)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols + 1.2, 1.9 * n_rows),
                              squeeze=False)
-    for c, name in enumerate(CLASSES):
+    for c, name in enumerate(classes):
         candidates = np.flatnonzero(pool & (slices["label"] == name).to_numpy())
         chosen = rng.choice(candidates, size=min(per_class, len(candidates)), replace=False) \
             if len(candidates) else []
@@ -82,9 +105,9 @@ def plot_example_inputs(dataset, per_class: int = 1, seed: int = 0,
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if row == 0:
-                    ax.set_title(CHANNEL_TITLES[channel])
+                    ax.set_title(channel_title(channel))
                 if col == 0:
-                    ax.set_ylabel(CLASS_TITLES[name] if r == 0 else "", fontsize=9)
+                    ax.set_ylabel(_class_title(name) if r == 0 else "", fontsize=9)
                 if r < len(chosen):
                     ax.imshow(dataset.images[chosen[r], col], cmap="gray", vmin=0, vmax=255,
                               interpolation="nearest")
@@ -95,13 +118,15 @@ def plot_example_inputs(dataset, per_class: int = 1, seed: int = 0,
                 elif col == 0:
                     ax.text(0.5, 0.5, "no slices", ha="center", va="center",
                             transform=ax.transAxes, fontsize=8)
-    fig.suptitle("Four-channel inputs (Xia et al. 2021, Figure 3)")
+    count = (_COUNT_WORDS[n_cols - 1] if n_cols <= len(_COUNT_WORDS) else str(n_cols))
+    fig.suptitle(f"{count}-channel inputs (Xia et al. 2021, Figure 3)")
     fig.tight_layout()
     return fig
 
 
 def _check_strip_args(images: Any, probabilities: Any, channels: Any, slice_labels: Any,
-                      max_slices: Any, n_malignant: Any, threshold: Any
+                      max_slices: Any, n_malignant: Any, threshold: Any,
+                      classes: tuple[str, ...] = CLASSES
                       ) -> tuple[np.ndarray, np.ndarray, list[str], list[str | None] | None]:
     if not isinstance(images, np.ndarray) or images.ndim != 4 or images.dtype != np.uint8:
         shape = getattr(images, "shape", None)
@@ -119,11 +144,11 @@ def _check_strip_args(images: Any, probabilities: Any, channels: Any, slice_labe
         raise ValueError(f"channels must name the {c} channels of images (shape "
                          f"{images.shape}), got {names!r}")
     prob = np.asarray(probabilities)
-    if prob.shape != (n, len(CLASSES)) or prob.dtype == bool or not np.issubdtype(
+    if prob.shape != (n, len(classes)) or prob.dtype == bool or not np.issubdtype(
             prob.dtype, np.number):
         raise ValueError(f"probabilities must be a numeric array of shape (n_slices, "
-                         f"{len(CLASSES)}) = ({n}, {len(CLASSES)}) in CLASSES order, got "
-                         f"shape {prob.shape}, dtype {prob.dtype}")
+                         f"{len(classes)}) = ({n}, {len(classes)}) in the order of the classes "
+                         f"{list(classes)}, got shape {prob.shape}, dtype {prob.dtype}")
     prob = prob.astype(np.float64)
     bad = ~(np.isfinite(prob) & (prob >= 0.0) & (prob <= 1.0))
     if np.any(bad):
@@ -137,10 +162,10 @@ def _check_strip_args(images: Any, probabilities: Any, channels: Any, slice_labe
         for i, label in enumerate(slice_labels):
             if label is None or (isinstance(label, float) and math.isnan(label)):
                 labels.append(None)
-            elif isinstance(label, str) and label in CLASSES:
+            elif isinstance(label, str) and label in classes:
                 labels.append(label)
             else:
-                raise ValueError(f"slice_labels[{i}] must be one of {list(CLASSES)} or None, "
+                raise ValueError(f"slice_labels[{i}] must be one of {list(classes)} or None, "
                                  f"got {label!r}")
     for name, value, low in (("max_slices", max_slices, 1), ("n_malignant", n_malignant, 0),
                              ("threshold", threshold, 0)):
@@ -167,16 +192,16 @@ def plot_patient_strip(images: np.ndarray, probabilities: np.ndarray, channels: 
                        patient_id: str, predicted: str, n_malignant: int, threshold: int,
                        true_histology: str | None = None,
                        slice_labels: Sequence[str | None] | None = None,
-                       max_slices: int = 10) -> Figure:
+                       max_slices: int = 10, scheme: ClassScheme = PAPER_CLASSES) -> Figure:
     """One patient's model inputs, slice by slice, with each slice's prediction.
 
     Parameters
     ----------
     images : numpy.ndarray of uint8, shape (n_slices, C, H, W)
         The model's input crops of one patient, channels in ``channels`` order.
-    probabilities : array-like of float in [0, 1], shape (n_slices, 4)
-        Predicted class probabilities per slice, columns in
-        :data:`parotidlib.constants.CLASSES` order; the predicted class is the largest.
+    probabilities : array-like of float in [0, 1], shape (n_slices, n_classes)
+        Predicted class probabilities per slice, columns in ``scheme.classes`` order; the
+        predicted class is the largest.
     channels : sequence of str, length C
         Channel names (e.g. ``("t1", "t2", "stir", "gland")``), shown on the rows.
     patient_id : str
@@ -191,21 +216,23 @@ def plot_patient_strip(images: np.ndarray, probabilities: np.ndarray, channels: 
         The patient's histology; None for a patient without one (the title then says
         ``no histology (unvalidated)``).
     slice_labels : sequence of (str or None), optional
-        The true label of each slice (``"free"`` or a histology, a class of CLASSES; None or
-        NaN where unknown), written under its column.
+        The true label of each slice (a class of ``scheme``; None or NaN where unknown),
+        written under its column.
     max_slices : int
         At most this many columns (>= 1): with more slices, ``max_slices`` evenly spaced
         ones are shown and the title says ``k of n slices shown``.
+    scheme : ClassScheme
+        The model's classes (the paper's four by default) and which are malignant.
 
     Returns
     -------
     matplotlib.figure.Figure
         A grid of ``C + 1`` rows and one column per shown slice: C rows of grey images (0-255,
-        channel name on the row) and a row of horizontal stacked bars of the four class
+        channel name on the row) and a row of horizontal stacked bars of the class
         probabilities (colours of the class, explained in the figure's legend), with the
         predicted class and its probability above the bar and, with ``slice_labels``, the
-        true label under it. The images of a slice predicted malignant are framed in the
-        malignant colour. Title: ``Patient <id>: predicted <diagnosis> — <n_malignant>
+        true label under it. The images of a slice predicted in a malignant class are framed
+        in that class' colour. Title: ``Patient <id>: predicted <diagnosis> — <n_malignant>
         slice(s) predicted malignant, threshold > <threshold>`` and ``histology: <...>`` or
         ``no histology (unvalidated)``.
 
@@ -213,7 +240,7 @@ def plot_patient_strip(images: np.ndarray, probabilities: np.ndarray, channels: 
     ------
     ValueError
         If ``images`` is not uint8 of shape (n, C, H, W) with n, C >= 1, ``channels`` does
-        not name C channels, ``probabilities`` is not (n, 4) in [0, 1], ``slice_labels`` is
+        not name C channels, ``probabilities`` is not (n, classes) in [0, 1], ``slice_labels`` is
         not n known labels, or ``max_slices``, ``n_malignant`` or ``threshold`` is not a
         non-negative integer (``max_slices`` >= 1).
 
@@ -221,15 +248,17 @@ def plot_patient_strip(images: np.ndarray, probabilities: np.ndarray, channels: 
     ----------
     Xia X et al. Front Oncol 2021; 11:632104 (Figure 3, inputs; Figure 5, the rule).
     """
+    classes = scheme.classes
+    colours = class_colours(classes)
     images, prob, names, labels = _check_strip_args(images, probabilities, channels,
                                                     slice_labels, max_slices, n_malignant,
-                                                    threshold)
+                                                    threshold, classes)
     n, c = images.shape[:2]
     k = min(n, int(max_slices))
     # Evenly spaced: the slice at the middle of each of k equal stretches of the stack.
     shown = np.floor((np.arange(k) + 0.5) * n / k).astype(int)
     predicted_idx = prob.argmax(axis=1)
-    malignant = CLASSES.index("malignant")
+    malignant = [classes.index(name) for name in scheme.malignant]
     aspect = images.shape[2] / images.shape[3]
     col_w = 1.15
     width = max(col_w * k + 0.8, 4.2)
@@ -246,7 +275,8 @@ def plot_patient_strip(images: np.ndarray, probabilities: np.ndarray, channels: 
                                 height_ratios=[col_w * aspect] * c + [0.75])
         first = 1 if len(ratios) > k else 0
         for j, s in enumerate(shown):
-            is_malignant = predicted_idx[s] == malignant
+            best = classes[predicted_idx[s]]
+            is_malignant = predicted_idx[s] in malignant
             for r, channel in enumerate(names):
                 ax = fig.add_subplot(grid[r, first + j])
                 ax.imshow(images[s, r], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
@@ -254,32 +284,32 @@ def plot_patient_strip(images: np.ndarray, probabilities: np.ndarray, channels: 
                 ax.set_yticks([])
                 if is_malignant:
                     for spine in ax.spines.values():
-                        spine.set(color=CLASS_COLOURS["malignant"], linewidth=2.2)
+                        spine.set(color=colours[best], linewidth=2.2)
                 if r == 0:
                     ax.set_title(f"Slice {s + 1}", fontsize=10)
                 if j == 0:
-                    ax.set_ylabel(CHANNEL_TITLES.get(channel, channel.upper()))
+                    ax.set_ylabel(channel_title(channel))
             bar = fig.add_subplot(grid[c, first + j])
             left = 0.0
-            for q, name in enumerate(CLASSES):
-                bar.barh(0, prob[s, q], left=left, height=0.8, color=CLASS_COLOURS[name], lw=0)
+            for q, name in enumerate(classes):
+                bar.barh(0, prob[s, q], left=left, height=0.8, color=colours[name], lw=0)
                 left += prob[s, q]
-            best = CLASSES[predicted_idx[s]]
             bar.set(xlim=(0, max(1.0, left)), ylim=(-0.5, 0.5))
             bar.set_xticks([])
             bar.set_yticks([])
             for spine in bar.spines.values():
                 spine.set_visible(False)
-            bar.set_title(f"{_SHORT_NAMES[best]} {prob[s, predicted_idx[s]]:.2f}", fontsize=9,
-                          color=CLASS_COLOURS[best], fontweight="bold", pad=2)
+            bar.set_title(f"{_short_name(best)} {prob[s, predicted_idx[s]]:.2f}", fontsize=9,
+                          color=colours[best], fontweight="bold", pad=2)
             if labels is not None:
-                truth = _SHORT_NAMES[labels[s]] if labels[s] is not None else "unknown"
+                truth = _short_name(labels[s]) if labels[s] is not None else "unknown"
                 bar.set_xlabel(f"true: {truth}", fontsize=8, labelpad=2)
             if j == 0:
                 bar.set_ylabel("P(class)", fontsize=8)
-        handles = [Patch(color=CLASS_COLOURS[name], label=pretty_name(name)) for name in CLASSES]
+        handles = [Patch(color=colours[name], label=pretty_name(name)) for name in classes]
+        legend = ("Predicted class (PA: pleomorphic adenoma)"
+                  if "pleomorphic_adenoma" in classes else "Predicted class")
         fig.legend(handles=handles, loc="outside lower center", ncol=2 if k < 4 else 4,
-                   frameon=False, fontsize=8, title="Predicted class (PA: pleomorphic adenoma)",
-                   title_fontsize=8)
+                   frameon=False, fontsize=8, title=legend, title_fontsize=8)
         fig.suptitle(title_text, fontsize=11)
     return fig

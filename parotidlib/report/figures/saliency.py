@@ -18,14 +18,17 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from parotidlib.constants import CLASSES
-from parotidlib.report.figures.inputs import CHANNEL_TITLES
+from parotidlib.report.figures.inputs import channel_title
 from parotidlib.report.figures.style import FIGURE_RC, pretty_name
 
 __all__ = ["plot_saliency_examples"]
 
 #: Colour map of the heat maps (perceptually uniform, readable in grey scale).
 SALIENCY_CMAP = "inferno"
-_CLASS_WORD = re.compile(r"\b(" + "|".join(CLASSES) + r")\b")
+#: Class names in a row label: the paper's anywhere, any class name (a scheme's) where the
+#: label names the true class (after "<slice>: ") or the predicted one ("(predicted <class>)").
+_CLASS_WORD = re.compile(r"\b(" + "|".join(CLASSES) + r")\b"
+                         r"|(?<=:\n)[a-z][a-z0-9_]*(?=\n|$)|(?<=\(predicted )[a-z][a-z0-9_]*(?=\))")
 
 
 def _raw_channel(channels: Sequence[str]) -> int:
@@ -97,8 +100,8 @@ def plot_saliency_examples(images: np.ndarray, maps: np.ndarray, channels: Seque
         n_cols = len(channels) + 1
         fig = Figure(figsize=(1.9 * n_cols + 4.0, 1.9 * n + 0.6), layout="constrained")
         axes = fig.subplots(n, n_cols, squeeze=False)
-        name = CHANNEL_TITLES.get(channels[raw], channels[raw])
-        col_titles = [name] + [f"{CHANNEL_TITLES.get(c, c)} + map" for c in channels]
+        name = channel_title(channels[raw])
+        col_titles = [name] + [f"{channel_title(c)} + map" for c in channels]
         for r in range(n):
             peak = float(maps[r].max()) if maps[r].size else 0.0
             heat = maps[r] / peak if peak > 0 else np.zeros_like(maps[r])
