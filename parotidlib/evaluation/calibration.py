@@ -562,7 +562,8 @@ def one_vs_rest(
         True class name of each item; each must be one of ``classes``.
     probabilities : array-like of float in [0, 1], shape (N, K)
         Predicted probability of each class, columns in ``classes`` order (e.g. the
-        ``prob_<class>`` columns of predictions.csv in ``constants.CLASSES`` order).
+        ``prob_<class>`` columns of predictions.csv in the class scheme's order,
+        :func:`parotidlib.evaluation.classes.probability_columns`).
     classes : sequence of str, length K
         Distinct class names.
 

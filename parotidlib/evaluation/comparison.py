@@ -23,7 +23,6 @@ from typing import Any
 
 import pandas as pd
 
-from parotidlib.constants import HISTOLOGIES
 from parotidlib.evaluation.decision import diagnose_patients
 from parotidlib.evaluation.diagnostic_accuracy import patient_confusion, patient_table5, table4
 from parotidlib.evaluation.metrics import select_split
@@ -31,6 +30,7 @@ from parotidlib.evaluation.paired import aligned_pair, paired_bootstrap_differen
 from parotidlib.evaluation.results import slice_block
 from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.evaluation.stats import mcnemar_exact
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 __all__ = ["MCNEMAR_CAVEAT", "compare_models", "paired_comparison"]
 
@@ -39,7 +39,8 @@ MCNEMAR_CAVEAT = "slices of a patient are correlated; treats them as independent
 
 
 def paired_comparison(cnn: pd.DataFrame, baseline: pd.DataFrame, resamples: int, seed: int,
-                      slices: str = "test") -> dict[str, Any]:
+                      slices: str = "test", scheme: ClassScheme = PAPER_CLASSES
+                      ) -> dict[str, Any]:
     """CNN minus baseline on the same slices: ``cnn_vs_radiomics`` of metrics.json.
 
     Parameters
@@ -53,6 +54,8 @@ def paired_comparison(cnn: pd.DataFrame, baseline: pd.DataFrame, resamples: int,
         (:func:`parotidlib.evaluation.paired.paired_bootstrap_difference`; Field & Welsh 2007).
     slices : str
         Which slices these are, for ``method`` (``"test"``, ``"out-of-fold"``).
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes).
 
     Returns
     -------
@@ -62,12 +65,14 @@ def paired_comparison(cnn: pd.DataFrame, baseline: pd.DataFrame, resamples: int,
         McNemar 1947: ``only_cnn_correct``, ``only_radiomics_correct``, ``pvalue``,
         ``caveat``) and ``method``.
     """
-    pair = aligned_pair(cnn, baseline)
+    pair = aligned_pair(cnn, baseline, scheme=scheme)
     mcnemar = mcnemar_exact((pair["predicted_label_a"] == pair["true_label"]).to_numpy(bool),
                             (pair["predicted_label_b"] == pair["true_label"]).to_numpy(bool))
     return {
-        "accuracy": paired_bootstrap_difference(cnn, baseline, resamples, seed, "accuracy"),
-        "micro_auc": paired_bootstrap_difference(cnn, baseline, resamples, seed, "micro_auc"),
+        "accuracy": paired_bootstrap_difference(cnn, baseline, resamples, seed, "accuracy",
+                                                scheme),
+        "micro_auc": paired_bootstrap_difference(cnn, baseline, resamples, seed, "micro_auc",
+                                                 scheme),
         "mcnemar": {"only_cnn_correct": mcnemar["b"], "only_radiomics_correct": mcnemar["c"],
                     "pvalue": mcnemar["pvalue"], "caveat": MCNEMAR_CAVEAT},
         "method": f"CNN minus radiomics on the same {slices} slices; patient-level paired "
@@ -76,7 +81,8 @@ def paired_comparison(cnn: pd.DataFrame, baseline: pd.DataFrame, resamples: int,
 
 
 def compare_models(cnn: pd.DataFrame, baseline: pd.DataFrame, params: Mapping[str, Any],
-                   info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   info: Mapping[str, Any] | None = None,
+                   scheme: ClassScheme = PAPER_CLASSES) -> dict[str, Any]:
     """The baseline's results and its paired comparison with the CNN on the test split.
 
     Parameters
@@ -87,6 +93,9 @@ def compare_models(cnn: pd.DataFrame, baseline: pd.DataFrame, params: Mapping[st
         ``malignant_threshold``, ``bootstrap_resamples``, ``bootstrap_seed``.
     info : mapping, optional
         What the baseline is (``radiomics.study.radiomics_baseline``'s info).
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes); both models predict its
+        classes.
 
     Returns
     -------
@@ -97,16 +106,16 @@ def compare_models(cnn: pd.DataFrame, baseline: pd.DataFrame, params: Mapping[st
     """
     resamples, seed = int(params["bootstrap_resamples"]), int(params["bootstrap_seed"])
     threshold = int(params["malignant_threshold"])
-    test_b = select_split(baseline, "test")
-    test_c = select_split(cnn, "test")
-    patients = diagnose_patients(test_b, malignant_threshold=threshold)
+    test_b = select_split(baseline, "test", scheme)
+    test_c = select_split(cnn, "test", scheme)
+    patients = diagnose_patients(test_b, malignant_threshold=threshold, scheme=scheme)
     block = {
         "info": dict(info or {}),
-        "slice": {"test": slice_block(baseline, "test", resamples, seed)},
-        "table4": table4(test_b),
-        "patient": {"table5": patient_table5(patients),
-                    "confusion_matrix": patient_confusion(patients).tolist(),
-                    "confusion_labels": list(HISTOLOGIES)},
+        "slice": {"test": slice_block(baseline, "test", resamples, seed, scheme)},
+        "table4": table4(test_b, scheme=scheme),
+        "patient": {"table5": patient_table5(patients, scheme=scheme),
+                    "confusion_matrix": patient_confusion(patients, scheme).tolist(),
+                    "confusion_labels": list(scheme.classes[1:])},
     }
-    comparison = paired_comparison(test_c, test_b, resamples, seed)
+    comparison = paired_comparison(test_c, test_b, resamples, seed, scheme=scheme)
     return to_jsonable({"radiomics": block, "cnn_vs_radiomics": comparison})

@@ -73,9 +73,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import label_binarize
 
-from parotidlib.constants import CLASSES, HISTOLOGIES
+from parotidlib.evaluation.classes import (
+    SCHEME_KEY,
+    is_paper,
+    one_hot,
+    patient_class,
+    probability_columns,
+)
 from parotidlib.evaluation.comparison import paired_comparison
 from parotidlib.evaluation.decision import (
     PROBABILITY_COLUMNS,
@@ -88,6 +93,7 @@ from parotidlib.evaluation.metrics import micro_auc, slice_accuracy
 from parotidlib.evaluation.results import slice_block
 from parotidlib.evaluation.schema import to_jsonable
 from parotidlib.evaluation.stats import UNDEFINED_KEY, proportion_or_undefined, wilson_width
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +117,16 @@ __all__ = [
 
 #: Format tag of cv-metrics.json.
 CV_FORMAT = "parotidlib.cv-metrics/1"
-#: Columns of cv_predictions.csv: those of predictions.csv plus ``fold`` and ``seed``.
+#: Columns of cv_predictions.csv: those of predictions.csv plus ``fold`` and ``seed`` (the
+#: paper scheme's probability columns; another scheme has its own,
+#: :func:`parotidlib.evaluation.classes.probability_columns`).
 CV_COLUMNS: tuple[str, ...] = (
     "patient_id", "slice_index", "z_mm", "true_label", "side", "histology", "split",
     *PROBABILITY_COLUMNS, "predicted_label", "fold", "seed",
 )
 #: Columns :func:`check_cv_predictions` requires (``side``, if present, is part of a slice's
-#: key; ``z_mm``, ``histology`` and ``split`` are optional; ``split`` is ignored).
+#: key; ``z_mm``, ``histology`` and ``split`` are optional; ``split`` is ignored), for the
+#: paper's scheme.
 REQUIRED_CV_COLUMNS: tuple[str, ...] = (
     "patient_id", "slice_index", "true_label", *PROBABILITY_COLUMNS, "predicted_label",
     "fold", "seed",
@@ -213,11 +222,12 @@ def _as_int_column(frame: pd.DataFrame, column: str) -> pd.Series:
     return numeric.astype(np.int64)
 
 
-def check_cv_predictions(frame: pd.DataFrame) -> None:
+def check_cv_predictions(frame: pd.DataFrame, scheme: ClassScheme = PAPER_CLASSES) -> None:
     """Check a pooled out-of-fold predictions table; raise ValueError naming the problem.
 
-    The rules: the :data:`REQUIRED_CV_COLUMNS` are present, labels and probabilities are
-    those of a predictions table (:func:`parotidlib.evaluation.decision.check_predictions`),
+    The rules: the :data:`REQUIRED_CV_COLUMNS` (with the probability columns of ``scheme``,
+    default the paper's) are present, labels and probabilities are those of a predictions
+    table (:func:`parotidlib.evaluation.decision.check_predictions`),
     ``fold`` and ``seed`` are integers (``fold`` >= 0), every slice (:func:`slice_keys`)
     appears once per seed, every patient lies in one fold per seed, every seed has at least 2
     folds and the same number of folds, and every seed covers the same slices.
@@ -229,11 +239,14 @@ def check_cv_predictions(frame: pd.DataFrame) -> None:
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"cv_predictions must be a pandas DataFrame, got {type(frame)}")
-    missing = [c for c in REQUIRED_CV_COLUMNS if c not in frame.columns]
+    required = [c for c in REQUIRED_CV_COLUMNS if c not in PROBABILITY_COLUMNS]
+    required[required.index("predicted_label"):required.index("predicted_label")] = \
+        probability_columns(scheme)
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"cv_predictions is missing columns {missing}; has "
                          f"{list(frame.columns)}")
-    check_predictions(frame, require_probabilities=True)
+    check_predictions(frame, require_probabilities=True, scheme=scheme)
     fold, seed = _as_int_column(frame, "fold"), _as_int_column(frame, "seed")
     if (fold < 0).any():
         raise ValueError(f"cv_predictions.fold must be >= 0, got {int(fold.min())}")
@@ -287,30 +300,31 @@ def _width(block: Mapping[str, Any] | None) -> float | None:
     return None if ci is None else float(ci[1]) - float(ci[0])
 
 
-def _patient_block(rows: pd.DataFrame, malignant_threshold: int) -> dict[str, Any]:
-    patients = diagnose_patients(rows, malignant_threshold=malignant_threshold)
+def _patient_block(rows: pd.DataFrame, malignant_threshold: int,
+                   scheme: ClassScheme) -> dict[str, Any]:
+    patients = diagnose_patients(rows, malignant_threshold=malignant_threshold, scheme=scheme)
     correct = int((patients["true_histology"] == patients["predicted_histology"]).sum())
     return {
-        "table5": patient_table5(patients),
-        "confusion_matrix": patient_confusion(patients).tolist(),
-        "confusion_labels": list(HISTOLOGIES),
+        "table5": patient_table5(patients, scheme=scheme),
+        "confusion_matrix": patient_confusion(patients, scheme).tolist(),
+        "confusion_labels": list(scheme.classes[1:]),
         "accuracy": proportion_or_undefined(correct, len(patients), "no patient"),
     }
 
 
 def _pooled_block(rows: pd.DataFrame, malignant_threshold: int, bootstrap_resamples: int,
-                  bootstrap_seed: int) -> dict[str, Any]:
+                  bootstrap_seed: int, scheme: ClassScheme) -> dict[str, Any]:
     """One seed's pooled out-of-fold results: ``slice``, ``table4``, ``patient``."""
     return {
-        "slice": slice_block(rows, "test", bootstrap_resamples, bootstrap_seed),
-        "table4": table4(rows),
-        "patient": _patient_block(rows, malignant_threshold),
+        "slice": slice_block(rows, "test", bootstrap_resamples, bootstrap_seed, scheme),
+        "table4": table4(rows, scheme=scheme),
+        "patient": _patient_block(rows, malignant_threshold, scheme),
     }
 
 
-def _prepared(cv_predictions: pd.DataFrame) -> pd.DataFrame:
+def _prepared(cv_predictions: pd.DataFrame, scheme: ClassScheme) -> pd.DataFrame:
     """A checked pooled table with integer ``fold`` and ``seed`` and every row ``test``."""
-    check_cv_predictions(cv_predictions)
+    check_cv_predictions(cv_predictions, scheme)
     return cv_predictions.assign(
         fold=_as_int_column(cv_predictions, "fold").to_numpy(),
         seed=_as_int_column(cv_predictions, "seed").to_numpy(),
@@ -338,8 +352,8 @@ def _check_same_folds(cnn: pd.DataFrame, radiomics: pd.DataFrame) -> None:
 
 def _radiomics_blocks(cnn: pd.DataFrame, radiomics: pd.DataFrame, seeds: Sequence[int],
                       malignant_threshold: int, bootstrap_resamples: int,
-                      bootstrap_seed: int, info: Mapping[str, Any] | None
-                      ) -> dict[str, Any]:
+                      bootstrap_seed: int, info: Mapping[str, Any] | None,
+                      scheme: ClassScheme) -> dict[str, Any]:
     """``radiomics`` and ``cnn_vs_radiomics`` of cv-metrics.json."""
     _check_same_folds(cnn, radiomics)
     per_seed: dict[str, Any] = {}
@@ -347,10 +361,11 @@ def _radiomics_blocks(cnn: pd.DataFrame, radiomics: pd.DataFrame, seeds: Sequenc
     for s in seeds:
         rows_c, rows_r = cnn[cnn["seed"] == s], radiomics[radiomics["seed"] == s]
         per_seed[str(s)] = _pooled_block(rows_r, malignant_threshold, bootstrap_resamples,
-                                         bootstrap_seed)
+                                         bootstrap_seed, scheme)
         try:
             paired[str(s)] = paired_comparison(rows_c, rows_r, bootstrap_resamples,
-                                               bootstrap_seed, slices="out-of-fold")
+                                               bootstrap_seed, slices="out-of-fold",
+                                               scheme=scheme)
         except ValueError as err:
             raise ValueError(f"seed {s}: CNN and radiomics out-of-fold predictions: {err}"
                              ) from err
@@ -358,14 +373,16 @@ def _radiomics_blocks(cnn: pd.DataFrame, radiomics: pd.DataFrame, seeds: Sequenc
             "cnn_vs_radiomics": {"per_seed": paired, "method": CV_RADIOMICS_METHOD}}
 
 
-def _fold_row(rows: pd.DataFrame, seed: int, fold: int) -> dict[str, Any]:
+def _fold_row(rows: pd.DataFrame, seed: int, fold: int, scheme: ClassScheme
+              ) -> dict[str, Any]:
     row: dict[str, Any] = {"seed": seed, "fold": fold,
                            "patients": int(rows["patient_id"].nunique()),
-                           "slices": int(len(rows)), "accuracy": slice_accuracy(rows)}
-    y = label_binarize(as_class_names(rows["true_label"], "cv_predictions.true_label"),
-                       classes=list(CLASSES))
-    scores = rows[list(PROBABILITY_COLUMNS)].to_numpy(float)
-    try:  # defined for any non-empty fold: each slice is a positive and three negatives
+                           "slices": int(len(rows)),
+                           "accuracy": slice_accuracy(rows, scheme=scheme)}
+    y = one_hot(as_class_names(rows["true_label"], "cv_predictions.true_label", scheme),
+                scheme.classes)
+    scores = rows[list(probability_columns(scheme))].to_numpy(float)
+    try:  # defined for any non-empty fold: each slice is a positive and K - 1 negatives
         row["micro_auc"] = micro_auc(y, scores)
     except ValueError as err:
         row["micro_auc"], row[f"micro_auc_{UNDEFINED_KEY}"] = None, str(err)
@@ -390,8 +407,8 @@ def _spread(values: Sequence[float | None]) -> dict[str, Any]:
 
 
 def _grouping_blocks(frame: pd.DataFrame, seeds: Sequence[int], grouping: Mapping[str, Any],
-                     malignant_threshold: int, bootstrap_resamples: int, bootstrap_seed: int
-                     ) -> dict[str, Any]:
+                     malignant_threshold: int, bootstrap_resamples: int, bootstrap_seed: int,
+                     scheme: ClassScheme) -> dict[str, Any]:
     """``grouping`` and ``per_group`` of cv-metrics.json (folds grouped by a column)."""
     try:
         column = str(grouping["column"])
@@ -409,13 +426,14 @@ def _grouping_blocks(frame: pd.DataFrame, seeds: Sequence[int], grouping: Mappin
         for f in folds:
             part = rows[rows["fold"] == f]
             block = _pooled_block(part, malignant_threshold, bootstrap_resamples,
-                                  bootstrap_seed)
-            hist = part.drop_duplicates("patient_id")["histology"] if "histology" in part \
+                                  bootstrap_seed, scheme)
+            hist = part.drop_duplicates("patient_id")["histology"].map(
+                lambda h: patient_class(h, scheme)) if "histology" in part \
                 else pd.Series(dtype=str)
             per_group.append({
                 "seed": int(s), "fold": f, "group": names[f],
                 "patients": int(part["patient_id"].nunique()), "slices": int(len(part)),
-                "histology": {h: int((hist == h).sum()) for h in HISTOLOGIES},
+                "histology": {h: int((hist == h).sum()) for h in scheme.classes[1:]},
                 "slice": block["slice"], "patient_accuracy": block["patient"]["accuracy"]})
     return {"grouping": {"column": column, "label": grouping_label(column),
                          "groups": [dict(g) for g in grouping["groups"]],
@@ -466,7 +484,8 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
                        single_split: Mapping[str, Any] | None = None,
                        radiomics_predictions: pd.DataFrame | None = None,
                        radiomics_info: Mapping[str, Any] | None = None,
-                       grouping: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                       grouping: Mapping[str, Any] | None = None,
+                       scheme: ClassScheme = PAPER_CLASSES) -> dict[str, Any]:
     """Everything cv-metrics.json holds; plain JSON types.
 
     Parameters
@@ -493,6 +512,9 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         ``cv_groups.json`` (:func:`read_cv_groups`) when the folds are the values of a
         manifest column (``column``; ``groups``: ``fold``, ``group``, counts); None for k
         folds.
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes); recorded as
+        ``class_scheme`` unless it is the paper's.
 
     Returns
     -------
@@ -519,7 +541,7 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         With ``grouping`` also ``grouping`` (``column``, ``label`` (:func:`grouping_label`),
         ``groups`` as given, ``method``: :data:`GROUPED_CV_METHOD`) and ``per_group`` (one
         record per seed and held-out group: ``seed``, ``fold``, ``group``, ``patients``,
-        ``slices``, ``histology`` (patients per histology), ``slice`` (as ``per_seed``'s, on
+        ``slices``, ``histology`` (patients per lesion class), ``slice`` (as ``per_seed``'s, on
         the group's rows), ``patient_accuracy``), and ``method`` is
         :data:`GROUPED_CV_METHOD`.
 
@@ -530,16 +552,16 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         ``cv_radiomics_predictions``), or the baseline's rows are not the CNN's slices, seeds
         and folds, or the folds are not the grouping's.
     """
-    frame = _prepared(cv_predictions)
+    frame = _prepared(cv_predictions, scheme)
     seeds = sorted(int(s) for s in frame["seed"].unique())
     per_seed: dict[str, Any] = {}
     per_fold: list[dict[str, Any]] = []
     for s in seeds:
         rows = frame[frame["seed"] == s]
         per_seed[str(s)] = _pooled_block(rows, malignant_threshold, bootstrap_resamples,
-                                         bootstrap_seed)
+                                         bootstrap_seed, scheme)
         for f in sorted(int(f) for f in rows["fold"].unique()):
-            per_fold.append(_fold_row(rows[rows["fold"] == f], s, f))
+            per_fold.append(_fold_row(rows[rows["fold"] == f], s, f, scheme))
     first = per_seed[str(seeds[0])]["slice"]
     spread = {
         "slice_accuracy": {
@@ -567,16 +589,19 @@ def compute_cv_metrics(cv_predictions: pd.DataFrame, malignant_threshold: int = 
         "interval_width": _interval_width(first["accuracy"], single_split),
         "method": CV_METHOD if grouping is None else GROUPED_CV_METHOD,
     }
+    if not is_paper(scheme):
+        out[SCHEME_KEY] = scheme.record()
     if grouping is not None:
         out.update(_grouping_blocks(frame, seeds, grouping, malignant_threshold,
-                                    bootstrap_resamples, bootstrap_seed))
+                                    bootstrap_resamples, bootstrap_seed, scheme))
     if radiomics_predictions is not None:
         try:
-            radiomics = _prepared(radiomics_predictions)
+            radiomics = _prepared(radiomics_predictions, scheme)
         except ValueError as err:
             raise ValueError(f"cv_radiomics_predictions: {err}") from err
         out.update(_radiomics_blocks(frame, radiomics, seeds, malignant_threshold,
-                                     bootstrap_resamples, bootstrap_seed, radiomics_info))
+                                     bootstrap_resamples, bootstrap_seed, radiomics_info,
+                                     scheme))
     logger.info("CV: %d folds x %d seeds, %d patients, pooled slice accuracy %.4f (seed %d)",
                 out["folds"], len(seeds), out["n_patients"], first["accuracy"]["value"],
                 seeds[0])

@@ -31,6 +31,13 @@ false negative for a positive-class slice and a false positive for a negative-cl
 so tp + fn + fp + tn is the number of slices of the task and accuracy is correct/all.
 ``n_other`` in each row counts these slices.
 
+For any other class scheme (:class:`parotidlib.study.ClassScheme`; the ``classes`` param)
+the tasks follow the scheme (:func:`table4_tasks`): benign vs malignant where both groups
+exist, one task per pair of benign classes (the first-named class positive, as in the
+paper's pleomorphic-vs-Warthin row), and lesion vs none always; Table 5 has a row per lesion
+class, plus the benign (malignant) group when there are several benign (malignant) classes.
+The paper's scheme keeps the paper's three tasks, their names and order.
+
 A small test set may lack a class. Every task then still has its row, and a measure whose
 denominator is empty is written as undefined with its reason
 (:func:`parotidlib.evaluation.stats.proportion_or_undefined`; docs/metrics.md, "Undefined
@@ -44,16 +51,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from parotidlib.constants import BENIGN, CLASSES, HISTOLOGIES
+from parotidlib.constants import BENIGN, CLASSES
+from parotidlib.evaluation.classes import is_paper
 from parotidlib.evaluation.decision import as_class_names, diagnose_patients
 from parotidlib.evaluation.metrics import select_split
 from parotidlib.evaluation.stats import UNDEFINED_KEY, proportion_or_undefined
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +75,15 @@ __all__ = [
     "patient_table5",
     "table4",
     "table4_row",
+    "table4_tasks",
+    "table5_groups",
     "threshold_sweep",
 ]
 
 
 @dataclass(frozen=True)
 class BinaryTask:
-    """A binary task carved out of the four slice classes."""
+    """A binary task carved out of the scheme's slice classes."""
 
     # Task name as in metrics.json ("benign_vs_malignant", ...).
     name: str
@@ -95,14 +107,38 @@ TABLE4_TASKS: tuple[BinaryTask, ...] = (
 )
 
 
-def binary_counts(y_true: Any, y_pred: Any, task: BinaryTask) -> dict[str, int]:
+def table4_tasks(scheme: ClassScheme = PAPER_CLASSES) -> tuple[BinaryTask, ...]:
+    """Table 4's binary tasks for a class scheme, positive = the first-named group.
+
+    The paper's scheme: :data:`TABLE4_TASKS` (names and order as in metrics.json today).
+    Any other: ``benign_vs_malignant`` (benign classes vs malignant classes) where the scheme
+    has both, ``<a>_vs_<b>`` for each pair of benign classes in class order, and
+    ``lesion_vs_none`` (``free`` vs every lesion class) always, in that order.
+    """
+    if is_paper(scheme):
+        return TABLE4_TASKS
+    free, lesion = scheme.classes[0], scheme.classes[1:]
+    tasks = []
+    if scheme.benign and scheme.malignant:
+        tasks.append(BinaryTask("benign_vs_malignant", "benign", "malignant", scheme.benign,
+                                scheme.malignant))
+    tasks += [BinaryTask(f"{a}_vs_{b}", a, b, (a,), (b,))
+              for a, b in combinations(scheme.benign, 2)]
+    tasks.append(BinaryTask("lesion_vs_none", free, "lesion", (free,), lesion))
+    return tuple(tasks)
+
+
+def binary_counts(y_true: Any, y_pred: Any, task: BinaryTask,
+                  scheme: ClassScheme = PAPER_CLASSES) -> dict[str, int]:
     """2 x 2 counts of a binary task over the slices whose true class belongs to it.
 
     Parameters
     ----------
     y_true, y_pred : array-like, shape (N,)
-        Four-class true and predicted labels (names or indices).
+        True and predicted labels over the scheme's classes (names or indices).
     task : BinaryTask
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes).
 
     Returns
     -------
@@ -111,8 +147,8 @@ def binary_counts(y_true: Any, y_pred: Any, task: BinaryTask) -> dict[str, int]:
         ``tn`` (negative predicted negative), ``fp`` (negative predicted anything else),
         ``n`` and ``n_other`` (slices of the task predicted in neither group).
     """
-    t = as_class_names(y_true, "y_true")
-    p = as_class_names(y_pred, "y_pred")
+    t = as_class_names(y_true, "y_true", scheme)
+    p = as_class_names(y_pred, "y_pred", scheme)
     if t.shape != p.shape:
         raise ValueError(f"y_true and y_pred must have the same length, got {t.size}, {p.size}")
     pos_t, neg_t = np.isin(t, task.positive_classes), np.isin(t, task.negative_classes)
@@ -123,8 +159,8 @@ def binary_counts(y_true: Any, y_pred: Any, task: BinaryTask) -> dict[str, int]:
     return {"tp": tp, "fn": fn, "fp": fp, "tn": tn, "n": tp + fn + fp + tn, "n_other": other}
 
 
-def table4_row(y_true: Any, y_pred: Any, task: BinaryTask,
-               confidence: float = 0.95) -> dict[str, Any]:
+def table4_row(y_true: Any, y_pred: Any, task: BinaryTask, confidence: float = 0.95,
+               scheme: ClassScheme = PAPER_CLASSES) -> dict[str, Any]:
     """One Table 4 row: counts plus accuracy (Wilson) and sensitivity, specificity, PPV and
     NPV (Wilson with continuity correction, Newcombe method 4), as in the paper.
 
@@ -140,7 +176,7 @@ def table4_row(y_true: Any, y_pred: Any, task: BinaryTask,
         (sensitivity), ``"no <negative> slice"`` (specificity) or ``"no slice predicted
         <positive>"`` / ``"<negative>"`` (PPV / NPV).
     """
-    c = binary_counts(y_true, y_pred, task)
+    c = binary_counts(y_true, y_pred, task, scheme)
     tp, fn, fp, tn = c["tp"], c["fn"], c["fp"], c["tn"]
     pos, neg = task.positive, task.negative
     return {
@@ -159,8 +195,10 @@ def table4_row(y_true: Any, y_pred: Any, task: BinaryTask,
 
 
 def table4(predictions: pd.DataFrame, split: str | None = None,
-           confidence: float = 0.95) -> list[dict[str, Any]]:
-    """The paper's Table 4 from 4-class slice predictions (see the module docstring).
+           confidence: float = 0.95, scheme: ClassScheme = PAPER_CLASSES
+           ) -> list[dict[str, Any]]:
+    """The paper's Table 4 from slice predictions over the scheme's classes (see the module
+    docstring).
 
     Parameters
     ----------
@@ -168,17 +206,20 @@ def table4(predictions: pd.DataFrame, split: str | None = None,
         Predictions table (``true_label``, ``predicted_label``; ``split`` if ``split``).
     split : str, optional
         Restrict to this split (the paper reports the test set).
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes).
 
     Returns
     -------
     list of dict
-        One :func:`table4_row` per task of :data:`TABLE4_TASKS`, in that order; a task
+        One :func:`table4_row` per task of :func:`table4_tasks`, in that order; a task
         without slices has ``n == 0`` and every block undefined.
     """
-    frame = select_split(predictions, split)
+    frame = select_split(predictions, split, scheme)
     rows = []
-    for task in TABLE4_TASKS:
-        row = table4_row(frame["true_label"], frame["predicted_label"], task, confidence)
+    for task in table4_tasks(scheme):
+        row = table4_row(frame["true_label"], frame["predicted_label"], task, confidence,
+                         scheme)
         undefined = [k for k in ("accuracy", "sensitivity", "specificity")
                      if UNDEFINED_KEY in row[k]]
         if undefined:
@@ -188,19 +229,22 @@ def table4(predictions: pd.DataFrame, split: str | None = None,
     return rows
 
 
-def _check_patient_df(patient_df: pd.DataFrame) -> None:
+def _check_patient_df(patient_df: pd.DataFrame, scheme: ClassScheme) -> None:
     cols = ("true_histology", "predicted_histology")
     if not isinstance(patient_df, pd.DataFrame) or any(c not in patient_df for c in cols):
         raise ValueError(f"patient_df must be a DataFrame with columns {list(cols)} "
                          "(see decision.diagnose_patients)")
+    lesion = scheme.classes[1:]
     for col in cols:
-        bad = sorted(set(patient_df[col]) - set(HISTOLOGIES))
+        bad = sorted(set(patient_df[col]) - set(lesion))
         if bad:
-            raise ValueError(f"patient_df.{col} must hold {list(HISTOLOGIES)}, got {bad}")
+            raise ValueError(f"patient_df.{col} must hold {list(lesion)}, got {bad}")
 
 
-def patient_confusion(patient_df: pd.DataFrame) -> np.ndarray:
-    """3 x 3 patient confusion matrix, rows true and columns predicted, in HISTOLOGIES order.
+def patient_confusion(patient_df: pd.DataFrame,
+                      scheme: ClassScheme = PAPER_CLASSES) -> np.ndarray:
+    """Patient confusion matrix over the scheme's lesion classes, rows true and columns
+    predicted (the paper's 3 x 3 in HISTOLOGIES order by default).
 
     Parameters
     ----------
@@ -210,30 +254,55 @@ def patient_confusion(patient_df: pd.DataFrame) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray of int64, shape (3, 3)
-        Element (i, j) counts patients of histology ``HISTOLOGIES[i]`` (pleomorphic adenoma,
-        Warthin, malignant) diagnosed as ``HISTOLOGIES[j]``, as in the paper's Table 5;
-        ``sklearn.metrics.confusion_matrix`` with ``labels=HISTOLOGIES``.
+    numpy.ndarray of int64, shape (K - 1, K - 1)
+        Element (i, j) counts patients of lesion class ``scheme.classes[1:][i]`` (paper:
+        pleomorphic adenoma, Warthin, malignant) diagnosed as ``scheme.classes[1:][j]``, as
+        in the paper's Table 5; ``sklearn.metrics.confusion_matrix`` with those labels.
     """
-    _check_patient_df(patient_df)
+    _check_patient_df(patient_df, scheme)
+    lesion = list(scheme.classes[1:])
     if patient_df.empty:  # sklearn refuses empty input; no patient is a matrix of zeros
-        return np.zeros((len(HISTOLOGIES), len(HISTOLOGIES)), dtype=np.int64)
+        return np.zeros((len(lesion), len(lesion)), dtype=np.int64)
     return confusion_matrix(patient_df["true_histology"], patient_df["predicted_histology"],
-                            labels=list(HISTOLOGIES))
+                            labels=lesion)
 
 
-def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95) -> list[dict[str, Any]]:
+def table5_groups(scheme: ClassScheme = PAPER_CLASSES
+                  ) -> tuple[tuple[str, tuple[str, ...], bool], ...]:
+    """Table 5's rows for a scheme: ``(name, classes, exact)``.
+
+    Each benign class, then the benign group when there are several benign classes, then
+    each malignant class, then the malignant group when there are several; ``exact``: a
+    patient is correct when diagnosed as its own class, else (a group) as any class of the
+    group, as in the paper's 13/12 benign row. A group is named ``benign`` (``malignant``),
+    or ``all_benign`` (``all_malignant``) where a class has that name. The paper's scheme
+    gives its rows: pleomorphic adenoma, Warthin, benign, malignant.
+    """
+    rows: list[tuple[str, tuple[str, ...], bool]] = []
+    for group, members in (("benign", scheme.benign), ("malignant", scheme.malignant)):
+        rows += [(c, (c,), True) for c in members]
+        if len(members) > 1:
+            name = group if group not in scheme.classes else f"all_{group}"
+            rows.append((name, tuple(members), False))
+    return tuple(rows)
+
+
+def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95,
+                   scheme: ClassScheme = PAPER_CLASSES) -> list[dict[str, Any]]:
     """The paper's Table 5: patients and correctly diagnosed patients per tumour type.
 
-    Rows: ``pleomorphic_adenoma``, ``warthin`` (correct = exact type), ``benign`` (PA +
-    Warthin; correct = diagnosed as either benign type, as in the paper's 13/12 row) and
-    ``malignant``, always all four. A type without patients has ``patients == 0`` and an
-    undefined ``accuracy`` with the reason ``"no <type> patient"``.
+    Rows (:func:`table5_groups`), always all of them; for the paper's scheme
+    ``pleomorphic_adenoma``, ``warthin`` (correct = exact type), ``benign`` (PA + Warthin;
+    correct = diagnosed as either benign type, as in the paper's 13/12 row) and
+    ``malignant``. A type without patients has ``patients == 0`` and an undefined
+    ``accuracy`` with the reason ``"no <type> patient"``.
 
     Parameters
     ----------
     patient_df : pandas.DataFrame
         Output of :func:`parotidlib.evaluation.decision.diagnose_patients`.
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes).
 
     Returns
     -------
@@ -241,16 +310,12 @@ def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95) -> list[d
         ``{"type", "patients", "correct", "accuracy"}``; ``accuracy`` is a
         :func:`parotidlib.evaluation.stats.proportion_or_undefined` (Wilson interval).
     """
-    _check_patient_df(patient_df)
+    _check_patient_df(patient_df, scheme)
     true, pred = patient_df["true_histology"], patient_df["predicted_histology"]
-    groups = [
-        ("pleomorphic_adenoma", true == "pleomorphic_adenoma", true == pred),
-        ("warthin", true == "warthin", true == pred),
-        ("benign", true.isin(BENIGN), pred.isin(BENIGN)),
-        ("malignant", true == "malignant", true == pred),
-    ]
     rows = []
-    for name, member, correct in groups:
+    for name, members, exact in table5_groups(scheme):
+        member = true.isin(members)
+        correct = true == pred if exact else pred.isin(members)
         n, k = int(member.sum()), int((member & correct).sum())
         if not n:
             logger.warning("table5: no %s patient; its accuracy is undefined", name)
@@ -261,11 +326,13 @@ def patient_table5(patient_df: pd.DataFrame, confidence: float = 0.95) -> list[d
 
 
 def threshold_sweep(predictions: pd.DataFrame, thresholds: Iterable[int] = range(0, 11),
-                    split: str | None = None, confidence: float = 0.95) -> pd.DataFrame:
+                    split: str | None = None, confidence: float = 0.95,
+                    scheme: ClassScheme = PAPER_CLASSES) -> pd.DataFrame:
     """Patient-level detection of malignancy as the decision rule's threshold varies.
 
     For each ``malignant_threshold`` the patients are diagnosed with
-    :func:`parotidlib.evaluation.decision.diagnose_patients`; malignant is the positive class.
+    :func:`parotidlib.evaluation.decision.diagnose_patients`; malignant (any malignant class
+    of ``scheme``) is the positive class.
 
     Returns
     -------
@@ -278,12 +345,12 @@ def threshold_sweep(predictions: pd.DataFrame, thresholds: Iterable[int] = range
         gives the reason, ``"no malignant patient"`` (``"no benign patient"``); the
         column is present only then.
     """
-    frame = select_split(predictions, split)
+    frame = select_split(predictions, split, scheme)
     rows = []
     for threshold in thresholds:
-        patients = diagnose_patients(frame, malignant_threshold=threshold)
-        is_mal = patients["true_histology"] == "malignant"
-        said_mal = patients["predicted_histology"] == "malignant"
+        patients = diagnose_patients(frame, malignant_threshold=threshold, scheme=scheme)
+        is_mal = patients["true_histology"].isin(scheme.malignant)
+        said_mal = patients["predicted_histology"].isin(scheme.malignant)
         row: dict[str, Any] = {
             "malignant_threshold": int(threshold),
             "tp": int((is_mal & said_mal).sum()), "fn": int((is_mal & ~said_mal).sum()),

@@ -13,10 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from parotidlib.constants import CLASSES, HISTOLOGIES
+from parotidlib.constants import HISTOLOGIES
 from parotidlib.evaluation.metrics import confusion, select_split
 from parotidlib.evaluation.stats import UNDEFINED_KEY
 from parotidlib.evaluation.text import block_text, number_text, undefined_text
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 __all__ = [
     "confusion_frame",
@@ -101,12 +102,14 @@ def threshold_sweep_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def confusion_frame(predictions: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The 4 x 4 slice confusion matrix of one split (rows true class, columns predicted)."""
-    part = select_split(predictions, split)
-    return pd.DataFrame(confusion(part["true_label"], part["predicted_label"]),
-                        index=pd.Index(CLASSES, name=f"{split}: true \\ predicted"),
-                        columns=list(CLASSES))
+def confusion_frame(predictions: pd.DataFrame, split: str,
+                    scheme: ClassScheme = PAPER_CLASSES) -> pd.DataFrame:
+    """The K x K slice confusion matrix of one split over the scheme's classes (rows true
+    class, columns predicted; the paper's 4 x 4 by default)."""
+    part = select_split(predictions, split, scheme)
+    return pd.DataFrame(confusion(part["true_label"], part["predicted_label"], scheme),
+                        index=pd.Index(scheme.classes, name=f"{split}: true \\ predicted"),
+                        columns=list(scheme.classes))
 
 
 def model_column(slices: Mapping[str, Any], block: Mapping[str, Any]) -> dict[str, str]:

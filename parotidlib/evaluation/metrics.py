@@ -4,7 +4,10 @@ These reproduce the paper's slice-level results (Xia et al. 2021, Results; Figur
 curves with micro-AUC 0.98 train / 0.93 test; Figure 7: confusion matrix; slice accuracy
 92.94% / 82.18% with 95% CIs). Functions take the predictions table described in
 :mod:`parotidlib.evaluation.decision` (one row per slice) and, where they take ``split``,
-filter it on its ``split`` column first. Binary tables (Table 4) and patient-level results
+filter it on its ``split`` column first. Every function takes the run's class scheme
+(``scheme``, :class:`parotidlib.study.ClassScheme`; default the paper's four classes): the
+confusion matrix, the one-vs-rest curves and the micro- and macro-averages run over its
+classes. Binary tables (Table 4) and patient-level results
 (Table 5) are in :mod:`parotidlib.evaluation.diagnostic_accuracy`.
 
 References
@@ -28,13 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, confusion_matrix, roc_auc_score, roc_curve
-from sklearn.preprocessing import label_binarize
 
 from parotidlib.config import check_int
-from parotidlib.constants import CLASSES
-from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions
+from parotidlib.evaluation.classes import one_hot, probability_columns
+from parotidlib.evaluation.decision import as_class_names, check_predictions
 from parotidlib.evaluation.stats import UndefinedError, proportion_summary
 from parotidlib.progress import tqdm  # a widget in a notebook, plain text in a run
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,8 @@ __all__ = [
 MIN_BOOTSTRAP_PATIENTS = 2
 
 
-def select_split(predictions: pd.DataFrame, split: str | None) -> pd.DataFrame:
+def select_split(predictions: pd.DataFrame, split: str | None,
+                 scheme: ClassScheme = PAPER_CLASSES) -> pd.DataFrame:
     """Rows of ``predictions`` whose ``split`` column equals ``split`` (all rows if None).
 
     Raises
@@ -62,7 +66,7 @@ def select_split(predictions: pd.DataFrame, split: str | None) -> pd.DataFrame:
         If the table fails :func:`parotidlib.evaluation.decision.check_predictions`, has no
         ``split`` column while one is asked for, or no row of that split.
     """
-    check_predictions(predictions)
+    check_predictions(predictions, scheme=scheme)
     if split is None:
         return predictions
     if "split" not in predictions.columns:
@@ -76,8 +80,9 @@ def select_split(predictions: pd.DataFrame, split: str | None) -> pd.DataFrame:
     return out
 
 
-def confusion(y_true: Any, y_pred: Any) -> np.ndarray:
-    """4 x 4 confusion matrix in CLASSES order (rows: true class, columns: predicted).
+def confusion(y_true: Any, y_pred: Any, scheme: ClassScheme = PAPER_CLASSES) -> np.ndarray:
+    """K x K confusion matrix in the scheme's class order (rows: true class, columns:
+    predicted; the paper's 4 x 4 in CLASSES order by default).
 
     Parameters
     ----------
@@ -86,36 +91,38 @@ def confusion(y_true: Any, y_pred: Any) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray of int, shape (4, 4)
+    numpy.ndarray of int, shape (K, K)
         Element (i, j) counts slices of true class i predicted as class j, as in the paper's
         Figure 7.
     """
-    t = as_class_names(y_true, "y_true")
-    p = as_class_names(y_pred, "y_pred")
+    t = as_class_names(y_true, "y_true", scheme)
+    p = as_class_names(y_pred, "y_pred", scheme)
     if t.shape != p.shape:
         raise ValueError(f"y_true and y_pred must have the same length, got {t.size}, {p.size}")
-    return confusion_matrix(t, p, labels=list(CLASSES))
+    return confusion_matrix(t, p, labels=list(scheme.classes))
 
 
 def slice_accuracy(
-    predictions: pd.DataFrame, split: str | None = None, confidence: float = 0.95
+    predictions: pd.DataFrame, split: str | None = None, confidence: float = 0.95,
+    scheme: ClassScheme = PAPER_CLASSES,
 ) -> dict[str, Any]:
-    """Four-class slice accuracy with its Wilson score interval (metrics.json block).
+    """Slice accuracy over the scheme's classes (the paper: four) with its Wilson score
+    interval (metrics.json block).
 
     Returns
     -------
     dict
         :func:`parotidlib.evaluation.stats.proportion_summary` of correct slices over all slices.
     """
-    frame = select_split(predictions, split)
-    t = as_class_names(frame["true_label"], "predictions.true_label")
-    p = as_class_names(frame["predicted_label"], "predictions.predicted_label")
+    frame = select_split(predictions, split, scheme)
+    t = as_class_names(frame["true_label"], "predictions.true_label", scheme)
+    p = as_class_names(frame["predicted_label"], "predictions.predicted_label", scheme)
     return proportion_summary(int(np.sum(t == p)), int(t.size), confidence)
 
 
 @dataclass(frozen=True)
 class RocResult:
-    """One-vs-rest ROC curves of a 4-class prediction.
+    """One-vs-rest ROC curves of a prediction over the scheme's classes.
 
     Attributes
     ----------
@@ -125,7 +132,7 @@ class RocResult:
     auc : dict[str, float]
         Area under each curve, same keys.
     classes : tuple[str, ...]
-        The classes that have a curve, in CLASSES order.
+        The classes that have a curve, in the scheme's class order.
     undefined : dict[str, str]
         Why a curve is missing, keyed by class name (``"no warthin slice"``, ``"only
         malignant slices"``) and ``"macro"`` (when no class has a curve); the reasons of
@@ -139,11 +146,12 @@ class RocResult:
     undefined: dict[str, str] = field(default_factory=dict)
 
 
-def _labels_and_scores(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    check_predictions(frame, require_probabilities=True)
-    y = label_binarize(as_class_names(frame["true_label"], "predictions.true_label"),
-                       classes=list(CLASSES))
-    scores = frame[list(PROBABILITY_COLUMNS)].to_numpy(float)
+def _labels_and_scores(frame: pd.DataFrame, scheme: ClassScheme
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    check_predictions(frame, require_probabilities=True, scheme=scheme)
+    y = one_hot(as_class_names(frame["true_label"], "predictions.true_label", scheme),
+                scheme.classes)
+    scores = frame[list(probability_columns(scheme))].to_numpy(float)
     if not np.all(np.isfinite(scores)):
         raise ValueError("predictions probability columns must be finite")
     return y, scores
@@ -154,15 +162,17 @@ def micro_auc(y_binary: np.ndarray, scores: np.ndarray) -> float:
 
     Parameters
     ----------
-    y_binary : numpy.ndarray of {0, 1}, shape (N, 4)
-        One-hot true classes (``label_binarize`` in CLASSES order).
-    scores : numpy.ndarray, shape (N, 4)
+    y_binary : numpy.ndarray of {0, 1}, shape (N, K)
+        One-hot true classes in the scheme's class order
+        (:func:`parotidlib.evaluation.classes.one_hot`).
+    scores : numpy.ndarray, shape (N, K)
         Predicted probabilities, same column order.
     """
     return float(roc_auc_score(np.ravel(y_binary), np.ravel(scores)))
 
 
-def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult:
+def roc_curves(predictions: pd.DataFrame, split: str | None = None,
+               scheme: ClassScheme = PAPER_CLASSES) -> RocResult:
     """Per-class one-vs-rest ROC curves plus micro- and macro-averages (paper's Figure 6).
 
     The micro-average pools every (slice, class) decision (``roc_curve`` of the raveled
@@ -174,7 +184,7 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
     A class absent from the split, or making up all of it, has no one-vs-rest curve; when
     that leaves no class with a curve (a split of one class), the macro-average is
     undefined too. The micro-average is defined for any non-empty split (each slice is a
-    positive for its class and a negative for the other three). What is missing is named,
+    positive for its class and a negative for the others). What is missing is named,
     with its reason, in :attr:`RocResult.undefined`.
 
     Parameters
@@ -183,6 +193,8 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
         Predictions table with the ``prob_<class>`` columns.
     split : str, optional
         Restrict to this split.
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes).
 
     Warns
     -----
@@ -190,14 +202,14 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
         For each class absent from the true labels (or the only class present): it gets no
         curve and is left out of the macro-average.
     """
-    frame = select_split(predictions, split)
-    y, scores = _labels_and_scores(frame)
+    frame = select_split(predictions, split, scheme)
+    y, scores = _labels_and_scores(frame, scheme)
     fprs: dict[str, np.ndarray] = {}
     tprs: dict[str, np.ndarray] = {}
     aucs: dict[str, float] = {}
     undefined: dict[str, str] = {}
     present = []
-    for j, name in enumerate(CLASSES):
+    for j, name in enumerate(scheme.classes):
         positives = int(y[:, j].sum())
         if positives in (0, len(y)):
             warnings.warn(
@@ -213,7 +225,7 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
     fprs["micro"], tprs["micro"], _ = roc_curve(y.ravel(), scores.ravel())
     aucs["micro"] = float(auc(fprs["micro"], tprs["micro"]))
     if not present:  # one class only: a positive for it has no negative to be ranked against
-        only = next(c for j, c in enumerate(CLASSES) if y[:, j].any())
+        only = next(c for j, c in enumerate(scheme.classes) if y[:, j].any())
         undefined["macro"] = f"only {only} slices"
         return RocResult(fpr=fprs, tpr=tprs, auc=aucs, classes=(), undefined=undefined)
 
@@ -223,7 +235,7 @@ def roc_curves(predictions: pd.DataFrame, split: str | None = None) -> RocResult
     # One-vs-rest macro AUC on the one-hot columns of the classes present: the quantity of
     # roc_auc_score(multi_class="ovr", average="macro") (tested equal), without its check
     # that rows sum to 1 within 1e-5, which probabilities rounded in a CSV can fail.
-    cols = [CLASSES.index(c) for c in present]
+    cols = [scheme.classes.index(c) for c in present]
     aucs["macro"] = float(roc_auc_score(y[:, cols], scores[:, cols], average="macro"))
     return RocResult(fpr=fprs, tpr=tprs, auc=aucs, classes=tuple(present),
                      undefined=undefined)
@@ -236,6 +248,7 @@ def bootstrap_micro_auc_ci(
     confidence: float = 0.95,
     split: str | None = None,
     progress: bool = False,
+    scheme: ClassScheme = PAPER_CLASSES,
 ) -> dict[str, Any]:
     """Micro-AUC with a patient-clustered percentile bootstrap confidence interval.
 
@@ -258,6 +271,8 @@ def bootstrap_micro_auc_ci(
         Restrict to this split.
     progress : bool
         Show a tqdm progress bar over the resamples.
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes).
 
     Returns
     -------
@@ -279,8 +294,8 @@ def bootstrap_micro_auc_ci(
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) \
             or not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must be in (0, 1) exclusive, got {confidence!r}")
-    frame = select_split(predictions, split)
-    y, scores = _labels_and_scores(frame)
+    frame = select_split(predictions, split, scheme)
+    y, scores = _labels_and_scores(frame, scheme)
     patient_codes, patients = pd.factorize(frame["patient_id"], sort=True)
     if len(patients) < MIN_BOOTSTRAP_PATIENTS:
         raise UndefinedError(

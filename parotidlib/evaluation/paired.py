@@ -34,14 +34,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import label_binarize
 
 from parotidlib.config import check_int
-from parotidlib.constants import CLASSES
-from parotidlib.evaluation.decision import PROBABILITY_COLUMNS, as_class_names, check_predictions
+from parotidlib.evaluation.classes import one_hot, probability_columns
+from parotidlib.evaluation.decision import as_class_names, check_predictions
 from parotidlib.evaluation.metrics import MIN_BOOTSTRAP_PATIENTS, micro_auc
 from parotidlib.evaluation.stats import UNDEFINED_KEY, mcnemar_exact, undefined_block
 from parotidlib.evaluation.text import block_text
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +76,14 @@ def _check_seed(seed: Any) -> int:
     return int(check_int("seed", seed, 0))
 
 
-def aligned_pair(a: pd.DataFrame, b: pd.DataFrame,
-                 require_probabilities: bool = False) -> pd.DataFrame:
+def aligned_pair(a: pd.DataFrame, b: pd.DataFrame, require_probabilities: bool = False,
+                 scheme: ClassScheme = PAPER_CLASSES) -> pd.DataFrame:
     """The slices of ``a`` with ``b``'s predictions beside them, matched on the slice key.
 
     The key is ``(patient_id, slice_index)``, plus ``side`` when both tables have it. The
     result keeps ``a``'s row order and has the key columns, ``true_label``,
-    ``predicted_label_a``/``_b`` and, if required or present in both, ``prob_<class>_a``/``_b``.
+    ``predicted_label_a``/``_b`` and, if required or present in both, ``prob_<class>_a``/``_b``
+    for the classes of ``scheme`` (default the paper's four).
 
     Raises
     ------
@@ -93,7 +94,8 @@ def aligned_pair(a: pd.DataFrame, b: pd.DataFrame,
     """
     for name, frame in (("a", a), ("b", b)):
         try:
-            check_predictions(frame, require_probabilities=require_probabilities)
+            check_predictions(frame, require_probabilities=require_probabilities,
+                              scheme=scheme)
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from err
         if "slice_index" not in frame.columns:
@@ -101,8 +103,9 @@ def aligned_pair(a: pd.DataFrame, b: pd.DataFrame,
                              f"{list(frame.columns)}")
     keys = [k for k in ("patient_id", "slice_index", "side")
             if k in a.columns and k in b.columns]
-    probs = list(PROBABILITY_COLUMNS) if require_probabilities or all(
-        c in a.columns and c in b.columns for c in PROBABILITY_COLUMNS) else []
+    columns = probability_columns(scheme)
+    probs = list(columns) if require_probabilities or all(
+        c in a.columns and c in b.columns for c in columns) else []
     parts = []
     for name, frame in (("a", a), ("b", b)):
         part = frame[[*keys, "true_label", "predicted_label", *probs]].copy()
@@ -112,9 +115,9 @@ def aligned_pair(a: pd.DataFrame, b: pd.DataFrame,
         if len(dup):
             example = ", ".join(f"{k}={dup.iloc[0][k]!r}" for k in keys)
             raise ValueError(f"{name} repeats slices ({len(dup)} rows), e.g. {example}")
-        part["true_label"] = as_class_names(part["true_label"], f"{name}.true_label")
+        part["true_label"] = as_class_names(part["true_label"], f"{name}.true_label", scheme)
         part["predicted_label"] = as_class_names(part["predicted_label"],
-                                                 f"{name}.predicted_label")
+                                                 f"{name}.predicted_label", scheme)
         parts.append(part.rename(columns={c: f"{c}_{name}" for c in
                                           ("true_label", "predicted_label", *probs)}))
     merged = parts[0].reset_index(drop=True).merge(parts[1], on=keys, how="outer",
@@ -180,7 +183,8 @@ def _micro_auc_diffs(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, codes: np.nd
 
 
 def paired_bootstrap_difference(a: pd.DataFrame, b: pd.DataFrame, resamples: int = 1000,
-                                seed: int = 0, measure: str = "accuracy") -> dict[str, Any]:
+                                seed: int = 0, measure: str = "accuracy",
+                                scheme: ClassScheme = PAPER_CLASSES) -> dict[str, Any]:
     """Difference of a measure between two models on the same slices, with a paired
     patient-clustered bootstrap interval.
 
@@ -210,6 +214,8 @@ def paired_bootstrap_difference(a: pd.DataFrame, b: pd.DataFrame, resamples: int
         Seed of the ``numpy.random.Generator``; the same seed gives the same result.
     measure : str
         ``"accuracy"`` or ``"micro_auc"``.
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes): the micro-AUC's classes.
 
     Returns
     -------
@@ -229,7 +235,7 @@ def paired_bootstrap_difference(a: pd.DataFrame, b: pd.DataFrame, resamples: int
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
     resamples, seed = _check_resamples(resamples), _check_seed(seed)
-    pair = aligned_pair(a, b, require_probabilities=measure == "micro_auc")
+    pair = aligned_pair(a, b, require_probabilities=measure == "micro_auc", scheme=scheme)
     codes, patients = pd.factorize(pair["patient_id"], sort=True)
     n_patients = len(patients)
     base: dict[str, Any] = {"measure": measure, "n_patients": int(n_patients),
@@ -247,13 +253,13 @@ def paired_bootstrap_difference(a: pd.DataFrame, b: pd.DataFrame, resamples: int
         reason = f"fewer than {MIN_BOOTSTRAP_PATIENTS} patients"
         return undefined({**undefined_block(reason), **base}, reason)
 
-    y = label_binarize(pair["true_label"].to_numpy(object), classes=list(CLASSES))
+    y = one_hot(pair["true_label"].to_numpy(object), scheme.classes)
     if measure == "accuracy":
         value_a = float(np.mean(pair["predicted_label_a"] == pair["true_label"]))
         value_b = float(np.mean(pair["predicted_label_b"] == pair["true_label"]))
     else:
-        sa = pair[[f"{c}_a" for c in PROBABILITY_COLUMNS]].to_numpy(float)
-        sb = pair[[f"{c}_b" for c in PROBABILITY_COLUMNS]].to_numpy(float)
+        sa = pair[[f"{c}_a" for c in probability_columns(scheme)]].to_numpy(float)
+        sb = pair[[f"{c}_b" for c in probability_columns(scheme)]].to_numpy(float)
         if not (np.all(np.isfinite(sa)) and np.all(np.isfinite(sb))):
             raise ValueError("probability columns of a and b must be finite")
         value_a, value_b = micro_auc(y, sa), micro_auc(y, sb)
@@ -278,7 +284,8 @@ def paired_bootstrap_difference(a: pd.DataFrame, b: pd.DataFrame, resamples: int
 
 
 def paired_table(pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], reference: str,
-                 resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+                 resamples: int = 1000, seed: int = 0,
+                 scheme: ClassScheme = PAPER_CLASSES) -> pd.DataFrame:
     """One row per composition against the reference, on the same slices.
 
     Parameters
@@ -291,6 +298,8 @@ def paired_table(pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], referen
         The reference's name (design.md: ``t1+ce_t1+t2+gland``), written in each row.
     resamples, seed : int
         As in :func:`paired_bootstrap_difference` (the same seed for every row).
+    scheme : ClassScheme
+        The run's class scheme (default the paper's four classes).
 
     Returns
     -------
@@ -308,8 +317,9 @@ def paired_table(pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], referen
     for name, (composition, ref) in pairs.items():
         if name == reference:
             continue
-        diff = paired_bootstrap_difference(composition, ref, resamples=resamples, seed=seed)
-        pair = aligned_pair(composition, ref)
+        diff = paired_bootstrap_difference(composition, ref, resamples=resamples, seed=seed,
+                                           scheme=scheme)
+        pair = aligned_pair(composition, ref, scheme=scheme)
         correct_a = (pair["predicted_label_a"] == pair["true_label"]).to_numpy(bool)
         correct_b = (pair["predicted_label_b"] == pair["true_label"]).to_numpy(bool)
         test = mcnemar_exact(correct_a, correct_b)

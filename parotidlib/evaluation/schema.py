@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from jsonschema import Draft202012Validator, ValidationError, validators
 
+from parotidlib.constants import CLASSES
 from parotidlib.evaluation.stats import UNDEFINED_KEY
 
 __all__ = ["METRICS_SCHEMA", "validate_metrics", "to_jsonable"]
@@ -138,7 +139,44 @@ def _unique_tasks_errors(value: Sequence[Mapping[str, Any]]) -> Iterator[Validat
         yield ValidationError(f"must list each task once, got {tasks}")
 
 
-_RULES = {"interval": _interval_errors, "proportion": _proportion_errors,
+def _square_errors(matrix: Sequence[Sequence[Any]], size: int, what: str,
+                   path: list[Any]) -> Iterator[ValidationError]:
+    if len(matrix) != size or any(len(row) != size for row in matrix):
+        yield ValidationError(f"must be {size} x {size} ({what}), got "
+                              f"{len(matrix)} rows of {[len(r) for r in matrix]}", path=path)
+
+
+def _class_scheme_errors(value: Mapping[str, Any]) -> Iterator[ValidationError]:
+    # The slice matrices are K x K and the patient matrix (K - 1) x (K - 1), K the classes of
+    # class_scheme (the paper's CLASSES when absent); Table 4's tasks and Table 5's rows are
+    # among the scheme's (diagnostic_accuracy.table4_tasks, table5_groups).
+    from parotidlib.evaluation.classes import scheme_of
+    from parotidlib.evaluation.diagnostic_accuracy import table4_tasks, table5_groups
+
+    scheme = scheme_of(value)
+    classes = list(value.get("class_scheme", {}).get("classes", CLASSES))
+    tasks = [t.name for t in table4_tasks(scheme)]
+    for i, row in enumerate(value["table4"]):
+        if row["task"] not in tasks:
+            yield ValidationError(f"must be one of {tasks}, got {row['task']!r}",
+                                  path=["table4", i, "task"])
+    types = [name for name, _, _ in table5_groups(scheme)]
+    for i, row in enumerate(value["patient"]["table5"]):
+        if row["type"] not in types:
+            yield ValidationError(f"must be one of {types}, got {row['type']!r}",
+                                  path=["patient", "table5", i, "type"])
+    for split, block in value["slice"].items():
+        if isinstance(block, Mapping) and "confusion_matrix" in block:
+            yield from _square_errors(block["confusion_matrix"], len(classes),
+                                      f"classes {classes}", ["slice", split, "confusion_matrix"])
+    matrix = value["patient"].get("confusion_matrix")
+    if matrix is not None:
+        yield from _square_errors(matrix, len(classes) - 1, f"lesion classes {classes[1:]}",
+                                  ["patient", "confusion_matrix"])
+
+
+_RULES = {"class_scheme": _class_scheme_errors, "interval": _interval_errors,
+          "proportion": _proportion_errors,
           "table5_row": _table5_row_errors, "unique_tasks": _unique_tasks_errors,
           "reasons": _reasons_errors}
 

@@ -21,10 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from parotidlib.evaluation.classes import is_paper, scheme_of
 from parotidlib.evaluation.frames import model_column, table4_frame, table5_frame
 from parotidlib.evaluation.paired import MCNEMAR_COLUMN
 from parotidlib.evaluation.text import block_text, number_text
 from parotidlib.report.paper import PAPER
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 __all__ = ["RADIOMICS_SECTION", "draw_cv_figures", "fold_frame", "group_frames",
            "group_paragraph", "pooled_frame",
@@ -55,15 +57,18 @@ def _first_seed(metrics: Mapping[str, Any]) -> str:
 def pooled_frame(metrics: Mapping[str, Any], single: Mapping[str, Any] | None = None
                  ) -> pd.DataFrame:
     """Pooled out-of-fold results per seed beside the paper's test split and the
-    single-split run's (slice accuracy, micro- and macro-AUC, patient accuracy)."""
+    single-split run's (slice accuracy, micro- and macro-AUC, patient accuracy); the paper's
+    column only for the paper's class scheme."""
     columns: dict[str, dict[str, str]] = {}
     paper_acc, paper_ci = PAPER["slice_accuracy"]["test"]
-    columns["paper (21 test patients)"] = {
-        "patients": "21", "slice accuracy [95% CI]": f"{paper_acc:.3f} [{paper_ci[0]:.2f}, "
-        f"{paper_ci[1]:.2f}]", "micro-AUC [95% CI]": f"{PAPER['micro_auc']['test']:.2f}",
-        "macro-AUC": "not reported", "patient accuracy (3 types)": (
-            f"{sum(PAPER['table5'][t][1] for t in _TYPES)}/"
-            f"{sum(PAPER['table5'][t][0] for t in _TYPES)} (Table 5)")}
+    if is_paper(scheme_of(metrics)):
+        columns["paper (21 test patients)"] = {
+            "patients": "21", "slice accuracy [95% CI]": f"{paper_acc:.3f} "
+            f"[{paper_ci[0]:.2f}, {paper_ci[1]:.2f}]",
+            "micro-AUC [95% CI]": f"{PAPER['micro_auc']['test']:.2f}",
+            "macro-AUC": "not reported", "patient accuracy (3 types)": (
+                f"{sum(PAPER['table5'][t][1] for t in _TYPES)}/"
+                f"{sum(PAPER['table5'][t][0] for t in _TYPES)} (Table 5)")}
     if single:
         test = single["slice"]["test"]
         columns[f"single split ({single.get('run', 'run')})"] = {
@@ -90,10 +95,15 @@ def table4_by_seed(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
 
 def table5_by_seed(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """Table 5 on every patient (out-of-fold diagnoses), one table per seed, with the
-    paper's 21-patient counts beside."""
+    paper's 21-patient counts beside for the paper's class scheme (another scheme's rows are
+    not the paper's: they stand alone)."""
+    paper = is_paper(scheme_of(metrics))
     out = {}
     for seed, block in metrics["per_seed"].items():
         frame = table5_frame(block)
+        if not paper:
+            out[seed] = frame
+            continue
         frame["paper (correct/patients)"] = [
             f"{PAPER['table5'][t][1]}/{PAPER['table5'][t][0]}"
             for t in ("pleomorphic_adenoma", "warthin", "benign", "malignant")]
@@ -155,8 +165,11 @@ def summary_paragraph(metrics: Mapping[str, Any]) -> str:
 def _group_column(row: Mapping[str, Any]) -> dict[str, str]:
     s = row["slice"]
     hist = row.get("histology", {})
+    types = _TYPES if set(hist) <= set(_TYPES) else tuple(hist)
+    label = ("PA / Warthin / malignant" if types == _TYPES
+             else " / ".join(t.replace("_", " ") for t in types))
     return {"patients": str(row["patients"]),
-            "patients PA / Warthin / malignant": "/".join(str(hist.get(t, "")) for t in _TYPES),
+            f"patients {label}": "/".join(str(hist.get(t, "")) for t in types),
             "slices": str(row["slices"]),
             "slice accuracy [95% Wilson CI]": block_text(s["accuracy"]),
             "micro-AUC [95% CI]": block_text(s["micro_auc"]),
@@ -209,9 +222,10 @@ def group_paragraph(metrics: Mapping[str, Any]) -> str:
     return text
 
 
-def draw_cv_figures(run_dir: str | Path, predictions: pd.DataFrame, synthetic: bool
-                    ) -> list[str]:
-    """Confusion matrices and ROC curves of the pooled out-of-fold slices (first seed)."""
+def draw_cv_figures(run_dir: str | Path, predictions: pd.DataFrame, synthetic: bool,
+                    scheme: ClassScheme = PAPER_CLASSES) -> list[str]:
+    """Confusion matrices and ROC curves of the pooled out-of-fold slices (first seed), over
+    the classes of ``scheme`` (default the paper's four)."""
     import warnings
 
     from parotidlib.evaluation.metrics import confusion, roc_curves
@@ -221,13 +235,15 @@ def draw_cv_figures(run_dir: str | Path, predictions: pd.DataFrame, synthetic: b
     seed = sorted(predictions["seed"].unique())[0]
     part = predictions[predictions["seed"] == seed]
     title = f"Out-of-fold slices, seed {seed}" + (" (synthetic cohort)" if synthetic else "")
-    save_figure(plot_confusion_matrices(confusion(part["true_label"], part["predicted_label"]),
-                                        title=title), run_dir, "cv_confusion_matrix",
-                synthetic=synthetic)
+    save_figure(plot_confusion_matrices(confusion(part["true_label"], part["predicted_label"],
+                                                  scheme),
+                                        classes=scheme.classes, title=title),
+                run_dir, "cv_confusion_matrix", synthetic=synthetic)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a class without slices is named in the legend
-        roc = roc_curves(part)
-    save_figure(plot_roc(roc, title=title), run_dir, "cv_roc", synthetic=synthetic)
+        roc = roc_curves(part, scheme=scheme)
+    save_figure(plot_roc(roc, title=title, classes=scheme.classes), run_dir, "cv_roc",
+                synthetic=synthetic)
     return ["cv_confusion_matrix", "cv_roc"]
 
 

@@ -4,6 +4,11 @@ the side-by-side comparisons of a run with them (headline table, slice counts, R
 A quantity that a small run leaves undefined (docs/metrics.md, "Undefined quantities") is
 shown as ``undefined (<reason>)`` and said so in the Results text; nothing here assumes that
 every class or tumour type is present.
+
+The published values stand beside a run's only where the run's tasks and classes are the
+paper's, i.e. for the paper's class scheme (the ``classes`` param's default). A run with
+another scheme (metrics.json's ``class_scheme``) gets its own results alone, with a sentence
+saying that its scheme differs from the paper's (:func:`scheme_note`).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from parotidlib.constants import CLASSES
+from parotidlib.evaluation.classes import is_paper, scheme_of
 from parotidlib.evaluation.stats import UNDEFINED_KEY
 from parotidlib.evaluation.text import block_text, undefined_text
+from parotidlib.study import PAPER_CLASSES, ClassScheme
 
 #: Published values (Xia et al. 2021: Abstract, Results, Tables 3-5, Methods).
 PAPER: dict[str, Any] = {
@@ -68,6 +74,39 @@ def _reason(block: Mapping[str, Any] | None) -> str:
     return (block or {}).get(UNDEFINED_KEY) or "not computed"
 
 
+def scheme_note(scheme: ClassScheme) -> str | None:
+    """None for the paper's class scheme; else a sentence saying that the run's scheme
+    differs from the paper's and that its results are shown alone."""
+    if is_paper(scheme):
+        return None
+    return (f"This run's class scheme ({scheme.name}: "
+            f"{', '.join(c.replace('_', ' ') for c in scheme.classes)}) differs from the "
+            f"paper's four classes (free, pleomorphic adenoma, Warthin, malignant), so its "
+            f"tasks and classes are not the paper's: its results are shown alone, without "
+            f"the published values.")
+
+
+def _run_only(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """The quantities of :func:`paper_vs_run` for this run alone (another class scheme)."""
+    rows = []
+    for split in ("train", "test"):
+        rows.append((f"Slice accuracy, {split} [95% CI]",
+                     block_text(metrics["slice"][split]["accuracy"], counts=False)))
+        auc = metrics["slice"][split]["micro_auc"]
+        rows.append((f"Micro-AUC, {split}" + (" [95% CI]" if auc.get("ci95") else ""),
+                     block_text(auc, counts=False)))
+    for row in metrics.get("table4", []):
+        for measure in ("accuracy", "sensitivity", "specificity"):
+            rows.append((f"Table 4 {row['task'].replace('_', ' ')}: {measure}",
+                         block_text(row.get(measure), counts=False)))
+    for row in metrics.get("patient", {}).get("table5", []):
+        ours = f"{row['correct']} / {row['patients']}"
+        if not row["patients"]:
+            ours += f", {undefined_text(_reason(row.get('accuracy')))}"
+        rows.append((f"Table 5 {row['type'].replace('_', ' ')}: correct / patients", ours))
+    return pd.DataFrame(rows, columns=["quantity", "this run"]).set_index("quantity")
+
+
 def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Headline numbers of the paper beside this run's, one row per quantity.
 
@@ -79,8 +118,11 @@ def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``quantity``, ``paper``, ``this run``.
+        Columns ``quantity``, ``paper``, ``this run``; for a run of another class scheme
+        (metrics.json's ``class_scheme``) ``quantity`` and ``this run`` only.
     """
+    if not is_paper(scheme_of(metrics)):
+        return _run_only(metrics)
     rows = []
     for split in ("train", "test"):
         acc = metrics["slice"][split]["accuracy"]
@@ -113,17 +155,20 @@ def paper_vs_run(metrics: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantity", "paper", "this run"]).set_index("quantity")
 
 
-def slice_counts_vs_paper(slices: pd.DataFrame) -> pd.DataFrame:
-    """Slices per class and split in this run beside the paper's (Methods)."""
+def slice_counts_vs_paper(slices: pd.DataFrame,
+                          scheme: ClassScheme = PAPER_CLASSES) -> pd.DataFrame:
+    """Slices per class and split in this run beside the paper's (Methods); for another
+    class scheme the run's counts per class of the scheme alone (no ``paper`` column)."""
     counts = slices.groupby(["split", "label"]).size()
+    paper = is_paper(scheme)
     rows = []
     for split in ("train", "test"):
-        for cls in CLASSES:
+        for cls in scheme.classes:
             rows.append({"split": split, "class": cls,
-                         "paper": PAPER["slices"][split][cls],
+                         **({"paper": PAPER["slices"][split][cls]} if paper else {}),
                          "this run": int(counts.get((split, cls), 0))})
         rows.append({"split": split, "class": "total",
-                     "paper": sum(PAPER["slices"][split].values()),
+                     **({"paper": sum(PAPER["slices"][split].values())} if paper else {}),
                      "this run": int(counts.loc[split].sum()) if split in counts.index else 0})
     return pd.DataFrame(rows).set_index(["split", "class"])
 
@@ -132,8 +177,12 @@ def results_paragraph(metrics: Mapping[str, Any]) -> str:
     """A Markdown paragraph that reads like the paper's Results, with this run's numbers.
 
     The paper's values follow in parentheses; a synthetic run says so in its first words. A
-    quantity the run leaves undefined is said to be undefined, with its reason.
+    quantity the run leaves undefined is said to be undefined, with its reason. A run of
+    another class scheme gets its own numbers alone, after :func:`scheme_note`.
     """
+    scheme = scheme_of(metrics)
+    if not is_paper(scheme):
+        return _results_alone(metrics, scheme)
     s = metrics["slice"]
     tr, te = s["train"], s["test"]
     prefix = "On the synthetic cohort, the" if metrics.get("synthetic") else "The"
@@ -193,4 +242,37 @@ def results_paragraph(metrics: Mapping[str, Any]) -> str:
         if absent:
             text += "; its accuracy is undefined for " + " and ".join(absent)
         text += " (paper: 6 of 8, 3 of 5, 8 of 8)."
+    return text
+
+
+def _percent(block: Mapping[str, Any]) -> str:
+    if block.get("value") is None:
+        return undefined_text(_reason(block))
+    return f"{100 * block['value']:.2f}%"
+
+
+def _results_alone(metrics: Mapping[str, Any], scheme: ClassScheme) -> str:
+    """:func:`results_paragraph` for a run of another class scheme: no published values."""
+    tr, te = metrics["slice"]["train"], metrics["slice"]["test"]
+    prefix = "On the synthetic cohort, the" if metrics.get("synthetic") else "The"
+    auc = te["micro_auc"]
+    auc_text = (undefined_text(_reason(auc)) if auc.get("value") is None
+                else f"{auc['value']:.2f}")
+    text = (f"{scheme_note(scheme)} {prefix} accuracy of slice classification over the "
+            f"{len(scheme.classes)} classes was {_percent(tr['accuracy'])} for the training "
+            f"set and {_percent(te['accuracy'])} "
+            f"({te['accuracy'].get('successes')}/{te['accuracy'].get('total')} slices) for "
+            f"the test set; the test micro-AUC was {auc_text}.")
+    rows = {r["task"]: r for r in metrics.get("table4", [])}
+    if "benign_vs_malignant" in rows:
+        acc = rows["benign_vs_malignant"]["accuracy"]
+        text += (" Benign and malignant test slices were told apart with an accuracy of "
+                 + (f"{acc['value']:.3f}." if acc.get("value") is not None
+                    else f"{undefined_text(_reason(acc))}."))
+    parts = [f"{r['correct']} of {r['patients']} {r['type'].replace('_', ' ')}"
+             for r in metrics.get("patient", {}).get("table5", [])
+             if r["type"] in scheme.classes and r["patients"]]
+    if parts:
+        text += (" At the patient level, the decision rule of Figure 5 classified "
+                 + ", ".join(parts) + " test patients correctly.")
     return text

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import CLASSES, HISTOLOGIES
 from parotidlib.data.dataset import load_dataset
-from parotidlib.evaluation.decision import PROBABILITY_COLUMNS
+from parotidlib.evaluation.classes import probability_columns, scheme_of
 from parotidlib.evaluation.external import labelled
 from parotidlib.evaluation.metrics import confusion, roc_curves
 from parotidlib.evaluation.results import read_predictions
@@ -85,6 +84,7 @@ def draw_predict_figures(run_dir: str | Path, results: Mapping[str, Any], strip_
 
     dataset = load_dataset(run_dir / "data")
     predictions = read_predictions(run_dir / "predictions.csv")
+    scheme = scheme_of(results)  # external.json's class_scheme; the paper's when absent
     by_patient = {d["patient_id"]: d for d in results["diagnoses"]}
     slices = dataset.slices
     for pid in strip_patients_shown(results["diagnoses"], strip_patients):
@@ -93,20 +93,23 @@ def draw_predict_figures(run_dir: str | Path, results: Mapping[str, Any], strip_
         pred = predictions[predictions["patient_id"] == pid]
         labels = [None if not isinstance(v, str) else v for v in slices["label"].iloc[rows]]
         save(plot_patient_strip(np.asarray(dataset.images[rows]),
-                                pred[list(PROBABILITY_COLUMNS)].to_numpy(float),
+                                pred[list(probability_columns(scheme))].to_numpy(float),
                                 dataset.channels, str(pid), d["predicted_histology"],
-                                int(d["n_pred_malignant"]), int(results["malignant_threshold"]),
+                                sum(int(d[f"n_pred_{c}"]) for c in scheme.malignant),
+                                int(results["malignant_threshold"]),
                                 true_histology=d["histology"], slice_labels=labels),
              f"patient_{pid}")
     if not results.get("validated"):
         return saved
-    scored = labelled(predictions)
-    save(plot_confusion_matrices(confusion(scored["true_label"], scored["predicted_label"]),
+    scored = labelled(predictions, scheme)
+    save(plot_confusion_matrices(confusion(scored["true_label"], scored["predicted_label"],
+                                           scheme), classes=scheme.classes,
                                  title=f"External slices{suffix}"), "external_confusion_matrix")
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")  # a class without slices is named in the legend
-        roc = roc_curves(scored)
-    save(plot_roc(roc, title=f"External slices{suffix}"), "external_roc")
+        roc = roc_curves(scored, scheme=scheme)
+    save(plot_roc(roc, title=f"External slices{suffix}", classes=scheme.classes),
+         "external_roc")
     save(plot_reliability({
         "Slices: malignant vs benign": _calibration(results, "slice", "malignant_vs_benign"),
         "Patients: malignant vs benign": _calibration(results, "patient",
@@ -114,9 +117,10 @@ def draw_predict_figures(run_dir: str | Path, results: Mapping[str, Any], strip_
     }, title=f"Calibration{suffix}"), "calibration_malignant")
     panels = {f"Slices: {pretty_name(c)} vs rest": _calibration(results, "slice",
                                                                  "one_vs_rest", c)
-              for c in CLASSES}
+              for c in scheme.classes}
     panels.update({f"Patients: {pretty_name(h)} vs rest": _calibration(
-        results, "patient", "one_vs_rest", h) for h in HISTOLOGIES if h != "malignant"})
+        results, "patient", "one_vs_rest", h) for h in scheme.classes[1:]
+        if scheme.malignant != (h,)})
     save(plot_reliability(panels, title=f"Calibration, one-vs-rest{suffix}"),
          "calibration_one_vs_rest")
     curves = {}

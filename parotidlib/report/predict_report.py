@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from parotidlib.constants import CLASSES, HISTOLOGIES
+from parotidlib.evaluation.classes import is_paper, scheme_of
 from parotidlib.evaluation.text import block_text as _ci
 from parotidlib.evaluation.text import number_text, undefined_text
 from parotidlib.report.figures.style import pretty_name
@@ -35,18 +35,21 @@ def diagnoses_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     """One row per patient: histology (or "none: unvalidated"), diagnosis, the slice counts
     the rule used, the malignant-slice count against the threshold, the patient's malignant
     probability and whether the diagnosis is right."""
+    scheme = scheme_of(results)  # external.json's class_scheme; the paper's when absent
     rows = []
     for d in results["diagnoses"]:
+        p_bad = ([d.get(f"p_{c}") for c in scheme.malignant] if not is_paper(scheme)
+                 else [d.get("p_malignant")])
         rows.append({
             "patient": d["patient_id"],
             "histology": d["histology"] or "none (unvalidated)",
             "diagnosis": d["predicted_histology"],
             "correct": "" if d["correct"] is None else ("yes" if d["correct"] else "no"),
             "slices": d["n_slices"], "lesion slices": d["n_lesion_slices"],
-            **{f"predicted {c}": d[f"n_pred_{c}"] for c in CLASSES},
+            **{f"predicted {c}": d[f"n_pred_{c}"] for c in scheme.classes},
             "rule": d["rule"],
-            "p(malignant)": (None if d.get("p_malignant") is None
-                             else round(float(d["p_malignant"]), 3)),
+            "p(malignant)": (None if not p_bad or any(p is None for p in p_bad)
+                             else round(float(sum(p_bad)), 3)),
         })
     return pd.DataFrame(rows).set_index("patient")
 
@@ -162,18 +165,20 @@ def _side(rows: Mapping[str, Mapping[Any, Any]], index_name: Any) -> pd.DataFram
     return frame
 
 
-def _calibration_rows(block: Mapping[str, Any] | None) -> dict[tuple[str, str], str]:
+def _calibration_rows(block: Mapping[str, Any] | None,
+                      classes: tuple[str, ...], malignant: tuple[str, ...]
+                      ) -> dict[tuple[str, str], str]:
     if not block:
         return {}
     cal = block["calibration"]
     items = [("slices", "malignant vs benign (lesion slices)",
               cal["slice"]["malignant_vs_benign"])]
     items += [("slices", f"{pretty_name(c)} vs rest", cal["slice"]["one_vs_rest"][c])
-              for c in CLASSES]
+              for c in classes]
     items += [("patients", "malignant vs benign", cal["patient"]["malignant_vs_benign"])]
-    # (the patients' malignant-vs-rest is malignant vs benign, the row above)
+    # (a single malignant class's patients-vs-rest is malignant vs benign, the row above)
     items += [("patients", f"{pretty_name(h)} vs rest", cal["patient"]["one_vs_rest"][h])
-              for h in HISTOLOGIES if h != "malignant"]
+              for h in classes[1:] if malignant != (h,)]
     out = {}
     for level, what, summary in items:
         if summary.get("brier") is None:
@@ -190,7 +195,9 @@ def calibration_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     external side by side, for slices and patients; empty for an unvalidated cohort."""
     if not results.get("validated"):
         return pd.DataFrame()
-    rows = {label: _calibration_rows(block) for label, block in _blocks(results).items()}
+    scheme = scheme_of(results)
+    rows = {label: _calibration_rows(block, scheme.classes, scheme.malignant)
+            for label, block in _blocks(results).items()}
     return _side(rows, ("level", "outcome"))
 
 

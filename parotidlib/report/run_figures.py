@@ -23,6 +23,7 @@ import pandas as pd
 
 from parotidlib.data.dataset import load_dataset
 from parotidlib.data.sources import run_manifest
+from parotidlib.evaluation.classes import run_scheme
 from parotidlib.evaluation.frames import threshold_sweep_frame
 from parotidlib.evaluation.metrics import RocResult, confusion, roc_curves, select_split
 from parotidlib.evaluation.results import read_predictions
@@ -37,7 +38,7 @@ from parotidlib.report.figures.evaluation import (
 from parotidlib.report.figures.inputs import plot_example_inputs
 from parotidlib.report.figures.saliency import plot_saliency_examples
 from parotidlib.report.figures.training import plot_training_curves
-from parotidlib.study import Study
+from parotidlib.study import PAPER_CLASSES, ClassScheme, Study
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,12 @@ def _title(split: str, synthetic: bool) -> str:
         " (synthetic cohort)" if synthetic else "")
 
 
-def _roc(predictions: pd.DataFrame, split: str) -> RocResult:
+def _roc(predictions: pd.DataFrame, split: str,
+         scheme: ClassScheme = PAPER_CLASSES) -> RocResult:
     # A class without a curve is named in the figure's legend; its warning is only logged.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        roc = roc_curves(predictions, split=split)
+        roc = roc_curves(predictions, split=split, scheme=scheme)
     for warning in caught:
         logger.info("%s split: %s", split, warning.message)
     return roc
@@ -118,12 +120,15 @@ def draw_run_figures(run_dir: str | Path, params: Mapping[str, Any], synthetic: 
         save(plot_training_curves(pd.read_csv(history)), "training_curves")
     if (run_dir / "predictions.csv").is_file():
         predictions = read_predictions(run_dir / "predictions.csv")
+        scheme = run_scheme(run_dir)  # the paper's four classes for a run before the scheme
         for split in ("test", "train"):
-            part = select_split(predictions, split)
-            save(plot_confusion_matrices(confusion(part["true_label"], part["predicted_label"]),
-                                         title=_title(split, synthetic)),
+            part = select_split(predictions, split, scheme)
+            save(plot_confusion_matrices(confusion(part["true_label"], part["predicted_label"],
+                                                   scheme),
+                                         classes=scheme.classes, title=_title(split, synthetic)),
                  f"fig7_confusion_matrix_{split}")
-            save(plot_roc(_roc(predictions, split), title=_title(split, synthetic)),
+            save(plot_roc(_roc(predictions, split, scheme), title=_title(split, synthetic),
+                          classes=scheme.classes),
                  f"fig6_roc_{split}")
     if (run_dir / "metrics.json").is_file():
         metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -507,12 +507,12 @@ def test_metrics_schema_file_is_shipped_valid_and_agrees_with_constants():
     assert json.loads(resource.read_text()) == METRICS_SCHEMA
     assert METRICS_SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(METRICS_SCHEMA)
-    defs = METRICS_SCHEMA["$defs"]
-    for name, size in (("matrix_classes", len(CLASSES)),
-                       ("matrix_histologies", len(HISTOLOGIES))):
-        matrix = defs[name]
-        assert matrix["minItems"] == matrix["maxItems"] == size
-        assert matrix["items"]["minItems"] == matrix["items"]["maxItems"] == size
-    assert defs["table5_row"]["properties"]["type"]["enum"] == [*HISTOLOGIES[:2], "benign",
-                                                                HISTOLOGIES[2]]
-    assert defs["table4_row"]["properties"]["task"]["enum"] == [t.name for t in TABLE4_TASKS]
+    # Sizes and names follow the class scheme (x-check "class_scheme"); for the paper's:
+    from parotidlib.evaluation.diagnostic_accuracy import table5_groups
+
+    assert METRICS_SCHEMA["x-check"] == "class_scheme"
+    assert [name for name, _, _ in table5_groups()] == [*HISTOLOGIES[:2], "benign",
+                                                        HISTOLOGIES[2]]
+    assert [t.name for t in TABLE4_TASKS] == ["benign_vs_malignant", "pleomorphic_vs_warthin",
+                                              "lesion_vs_none"]
+    assert len(CLASSES) == 4

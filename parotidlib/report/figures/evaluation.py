@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.metrics import RocResult
-from parotidlib.report.figures.style import CLASS_COLOURS, FIGURE_RC, pretty_name
+from parotidlib.report.figures.style import CLASS_COLOURS, FIGURE_RC, class_colours, pretty_name
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ def plot_confusion_matrices(cm: Any, classes: Sequence[str] = CLASSES,
     return fig
 
 
-def plot_roc(roc_result: RocResult, title: str | None = None) -> Figure:
+def plot_roc(roc_result: RocResult, title: str | None = None,
+             classes: Sequence[str] | None = None) -> Figure:
     """One-vs-rest ROC curves per class with micro- and macro-averages (paper's Figure 6).
 
     Parameters
@@ -132,6 +133,9 @@ def plot_roc(roc_result: RocResult, title: str | None = None) -> Figure:
     roc_result : RocResult
         From :func:`parotidlib.evaluation.metrics.roc_curves`.
     title : str, optional
+    classes : sequence of str, optional
+        The run's classes in their order (``ClassScheme.classes``); by default the paper's
+        CLASSES when they hold every class of ``roc_result``, else its classes as they come.
 
     Returns
     -------
@@ -142,16 +146,20 @@ def plot_roc(roc_result: RocResult, title: str | None = None) -> Figure:
     """
     if not isinstance(roc_result, RocResult):
         raise ValueError(f"roc_result must be a RocResult, got {type(roc_result).__name__}")
+    if classes is None:
+        named = [*roc_result.classes, *(k for k in roc_result.undefined if k != "macro")]
+        classes = CLASSES if set(named) <= set(CLASSES) else list(dict.fromkeys(named))
+    colours = class_colours(classes)
     with mpl.rc_context(FIGURE_RC):
         fig = Figure(figsize=(5.6, 5.2), layout="constrained")
         ax = fig.add_subplot()
-        for name in CLASSES:
+        for name in classes:
             if name in roc_result.classes:
                 ax.plot(roc_result.fpr[name], roc_result.tpr[name], lw=1.6,
-                        color=CLASS_COLOURS[name],
+                        color=colours[name],
                         label=f"{pretty_name(name)} (AUC = {roc_result.auc[name]:.3f})")
             elif name in roc_result.undefined:
-                ax.plot([], [], lw=0, color=CLASS_COLOURS[name],
+                ax.plot([], [], lw=0, color=colours[name],
                         label=f"{pretty_name(name)}: no curve ({roc_result.undefined[name]})")
         for name, style in (("micro", ":"), ("macro", "--")):
             if name in roc_result.fpr:
