@@ -39,7 +39,7 @@ import pandas as pd
 from nibabel.processing import resample_from_to
 
 from parotidlib.constants import (
-    HISTOLOGIES,
+    KNOWN_HISTOLOGIES,
     LABEL_LEFT_GLAND,
     LABEL_RIGHT_GLAND,
     LABEL_TUMOR,
@@ -131,13 +131,23 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
     repeated = sorted(table[key][table[key].duplicated()].unique())
     if repeated:
         raise ValueError(f"clinical table {path}: {key} repeated for {len(repeated)} row(s)")
-    allowed = {"histology": HISTOLOGIES, "tumor_side": SIDES, "sex": ("M", "F")}
+    allowed = {"tumor_side": SIDES, "sex": ("M", "F")}
     for col, values in allowed.items():
         if col in table.columns:
             bad = table[(table[col] != "") & ~table[col].isin(values)]
             if len(bad):
                 raise ValueError(f"clinical table {path}: column {col} holds "
                                  f"{sorted(set(bad[col]))[:5]}; allowed: {list(values)}")
+    # Any histology name: the study's class scheme (the classes param) maps it at curation.
+    if "histology" in table.columns:
+        bad = table[(table["histology"] != "")
+                    & ~table["histology"].str.fullmatch(r"[a-z][a-z0-9_]*")]
+        if len(bad):
+            raise ValueError(f"clinical table {path}: column histology holds "
+                             f"{sorted(set(bad['histology']))[:5]}; a histology is a name of "
+                             f"lower-case letters, digits and underscores, e.g. "
+                             f"{list(KNOWN_HISTOLOGIES)[:4]} (the classes param maps it to a "
+                             f"class)")
     return table.set_index(key, drop=False)
 
 

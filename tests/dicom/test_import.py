@@ -137,3 +137,21 @@ def test_awkward_export_oblique_anisotropic_shuffled_contours_on_t1(tmp_path):
     manifest = pd.read_csv(result.manifest, dtype=str)
     assert set(manifest["t2_labels_source"]) == {"carried over from t1"}
     assert json.loads((src / "SOURCE.json").read_text())
+
+
+@pytest.mark.parametrize(("histology", "ok"), [
+    ("warthin", True), ("basal_cell_adenoma", True), ("lymphoma", True), ("", True),
+    ("Pleomorphic adenoma", False), ("warthin tumour", False), ("PA", False),
+])
+def test_the_clinical_table_takes_any_histology_name_the_class_scheme_can_map(
+        tmp_path, histology, ok):
+    from parotidlib.dicom.importer import read_clinical
+
+    path = tmp_path / "clinical.csv"
+    path.write_text("patient_id,histology,tumor_side,age,sex\n"
+                    f"P1,{histology},left,60,F\n")
+    if ok:
+        assert read_clinical(path).loc["P1", "histology"] == histology
+    else:
+        with pytest.raises(ValueError, match="lower-case letters, digits and underscores"):
+            read_clinical(path)
