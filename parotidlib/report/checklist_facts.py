@@ -34,9 +34,10 @@ import pandas as pd
 import yaml
 
 from parotidlib import __version__
-from parotidlib.constants import CHANNELS, CLASSES, HISTOLOGIES
+from parotidlib.constants import CHANNELS, HISTOLOGIES, SERIES
 from parotidlib.io import sha256_file
 from parotidlib.notebook import manifest_label
+from parotidlib.study import PAPER_CLASSES, ClassScheme, Study
 
 logger = logging.getLogger(__name__)
 
@@ -166,13 +167,52 @@ def _splits(frame: pd.DataFrame) -> list[str]:
     return [s for s in order if s in present] + [s for s in present if s not in order]
 
 
-def _per_split(slices: pd.DataFrame) -> str:
+def _class_word(name: str) -> str:
+    """A class in the answers' words: the paper's names, another by its words."""
+    return _PRETTY.get(name, name.replace("_", " ")).split(" (")[0]
+
+
+def _scheme(dataset: Mapping[str, Any]) -> ClassScheme:
+    """The class scheme dataset.json records; the paper's for a dataset made before it."""
+    record = dataset.get("class_scheme")
+    return ClassScheme.from_record(record) if record else PAPER_CLASSES
+
+
+def _malignant(patients: pd.DataFrame, scheme: ClassScheme) -> pd.Series:
+    """Whether each patient's histology is of a malignant class of the scheme."""
+    return patients["histology"].map(
+        lambda h: isinstance(h, str) and h in scheme.histologies
+        and scheme.class_of(h) in scheme.malignant).astype(bool)
+
+
+def _scheme_facts(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """The class scheme, the excluded histologies with their patients, and the study's
+    series, as the answers name them; the paper's scheme and series say nothing new."""
+    scheme = _scheme(dataset)
+    paper = (scheme.classes == PAPER_CLASSES.classes
+             and scheme.malignant == PAPER_CLASSES.malignant)
+    members = {c: [h for h, k in scheme.mapping if k == c] for c in scheme.classes[1:]}
+    words = "; ".join(
+        f"{_class_word(c)} ({'malignant' if c in scheme.malignant else 'benign'}: "
+        f"{', '.join(_PRETTY.get(h, h.replace('_', ' ')) for h in members[c])})"
+        for c in scheme.classes[1:])
+    excluded = dataset.get("excluded_histologies") or {}
+    study = Study.from_config(dataset.get("config", {}))
+    return {"classes": list(scheme.classes), "scheme": scheme.name, "paper_scheme": paper,
+            "scheme_text": None if paper else f"`classes: {scheme.name}`: {words}",
+            "excluded": ", ".join(f"{_PRETTY.get(h, h.replace('_', ' '))} {int(n)}"
+                                  for h, n in excluded.items()) or None,
+            "study_series": list(study.series), "labels_from": study.labels_from,
+            "paper_series": study.series == SERIES and not study.labels_from}
+
+
+def _per_split(slices: pd.DataFrame, classes: Sequence[str] = PAPER_CLASSES.classes) -> str:
     """Patients and slices of each split: ``train: 9 patients (...), 45 slices (...)``."""
     parts = []
     for split in _splits(slices):
         part = slices[slices["split"] == split]
         counts = part["label"].fillna("").value_counts()
-        labels = [f"{_PRETTY[c].split(' (')[0]} {int(counts.get(c, 0))}" for c in CLASSES]
+        labels = [f"{_class_word(c)} {int(counts.get(c, 0))}" for c in classes]
         if int(counts.get("", 0)):
             labels.append(f"lesion without histology {int(counts[''])}")
         parts.append(f"{split}: {_patients_by_histology(part.drop_duplicates('patient_id'))}, "
@@ -357,15 +397,17 @@ def gather_facts(run_dir: str | Path, params: Mapping[str, Any] | None, syntheti
     cohort = _optional_json(run_dir / "cohort.json") or {}
     manifest = cohort.get("manifest") or dataset.get("manifest")
     counted = dataset.get("counts", {}).get("patients", {}).get("total", {}).get("all")
+    scheme = _scheme_facts(dataset)
     f: dict[str, Any] = {
-        "kind": kind, "p": p, "config": dataset.get("config", {}),
+        **scheme, "kind": kind, "p": p, "config": dataset.get("config", {}),
         "words": checklist_data()["words"], "suggest": checklist_data()["suggest"],
-        "version": __version__, "classes": list(CLASSES),
+        "version": __version__,
         "manifest": manifest_label(manifest), "skipped": _skipped(dataset, p),
         "fingerprint": cohort.get("fingerprint") or dataset.get("cohort_sha256"),
         "n_counted": None if counted is None else int(counted), "n_patients": len(patients),
         "by_histology": _patients_by_histology(patients), "scanners": _scanners(patients),
-        "centres": _centres(patients), "dates": _dates(patients), "per_split": _per_split(slices),
+        "centres": _centres(patients), "dates": _dates(patients),
+        "per_split": _per_split(slices, scheme["classes"]),
         "characteristics": _characteristics(patients),
         "curated_channels": dataset.get("channels", []),
         "n_warnings": len(dataset.get("warnings") or []),
@@ -407,7 +449,8 @@ def _study_facts(run_dir: Path, p: Mapping[str, Any], dataset: Mapping[str, Any]
     val_fraction = float(p.get("val_fraction", 0.0) or 0.0)
     commit = (bundle or {}).get("git_commit") or _commit_from_name(run_dir.name)
     saliency = _optional_json(run_dir / "saliency.json")
-    malignant = patients[patients["histology"] == "malignant"]
+    malignant = patients[_malignant(patients, _scheme(dataset))]
+    classes = _scheme(dataset).classes
     test = metrics.get("slice", {}).get("test")
     path = run_dir / "bundle.pt"
     return {
@@ -433,8 +476,8 @@ def _study_facts(run_dir: Path, p: Mapping[str, Any], dataset: Mapping[str, Any]
         "saliency": saliency if saliency and saliency.get("computed") else None,
         "evaluations": _evaluations_of(run_dir),
         "train_shares": ", ".join(
-            f"{_PRETTY[c].split(' (')[0]} {_pct(int((train['label'] == c).sum()), len(train))}"
-            for c in CLASSES),
+            f"{_class_word(c)} {_pct(int((train['label'] == c).sum()), len(train))}"
+            for c in classes),
         "events": ", ".join(f"{s} {int((malignant['split'] == s).sum())}"
                             for s in _splits(slices)),
         "bundle_file": {"sha256": sha256_file(path), "size": path.stat().st_size}
@@ -467,13 +510,13 @@ def _evaluation_facts(run_dir: Path, p: Mapping[str, Any], dataset: Mapping[str,
         "bundle_sha": sha256_file(bundle_path) if bundle_path is not None
         and bundle_path.is_file() else None,
         "channels": channels, "commit": commit, "kit_version": None,
-        "series": sorted({"t1" if c == "gland" else c for c in channels},
-                         key=["t1", "ce_t1", "t2"].index),
+        "series": [s for s in Study.from_config(dataset.get("config", {})).series
+                   if s in channels or (s == "t1" and "gland" in channels)],
         "commit_source": ("from this predict run's folder name" if commit else
                           "the predict run records none"),
         "threshold": results.get("malignant_threshold", model.get("malignant_threshold")),
         "unlabelled": int(patients["histology"].isna().sum()),
-        "n_malignant": int((patients["histology"] == "malignant").sum()),
+        "n_malignant": int(_malignant(patients, _scheme(dataset)).sum()),
         "trained": {s: trained[s] for s in ("train", "test") if s in trained},
         "here_shares": _shares(labelled, "histology", HISTOLOGIES),
         **_development(slices, p, bundle, results)}
