@@ -51,7 +51,7 @@ from parotidlib.checks import (  # noqa: F401
     is_int,
     is_real,
 )
-from parotidlib.constants import CHANNELS, SERIES
+from parotidlib.constants import CHANNELS, GLAND_CHANNEL, SERIES
 from parotidlib.study import ClassScheme, Study, class_scheme
 
 
@@ -325,7 +325,8 @@ class EvaluationConfig:
         check_int("predict_batch_size", self.predict_batch_size, 1)
 
 
-#: The paper's seven input compositions (Table 3, rows a-g), as "+"-joined channel names.
+#: The paper's seven input compositions (Table 3, rows a-g), as "+"-joined channel names: the
+#: ``compositions`` default for the paper's series (:func:`default_compositions`).
 COMPOSITIONS: tuple[str, ...] = (
     "t1", "ce_t1", "t2", "t1+ce_t1", "t1+t2", "ce_t1+t2", "t1+ce_t1+t2+gland",
 )
@@ -333,9 +334,40 @@ COMPOSITIONS: tuple[str, ...] = (
 REFERENCE = "t1+ce_t1+t2+gland"
 
 
-def composition_channels(composition: str) -> tuple[str, ...]:
-    """``"t1+t2"`` -> ``("t1", "t2")``, checked like the ``channels`` param."""
-    return check_channels(f"compositions entry {composition!r}", composition.split("+"))
+def composition_channels(composition: str, series: tuple[str, ...] = SERIES
+                         ) -> tuple[str, ...]:
+    """``"t1+t2"`` -> ``("t1", "t2")``, checked like the ``channels`` param: a subset of
+    ``series`` (the study's; the paper's by default) plus gland, in that order."""
+    return check_channels(f"compositions entry {composition!r}", composition.split("+"),
+                          (*series, GLAND_CHANNEL))
+
+
+def default_compositions(series: tuple[str, ...] = SERIES) -> tuple[str, ...]:
+    """The compositions an ablation compares when the params name none.
+
+    The paper's series: its Table 3 (:data:`COMPOSITIONS`). Other series: each series alone,
+    all series, and all series with the gland (the proposed model's counterpart).
+    """
+    series = tuple(series)
+    if series == SERIES:
+        return COMPOSITIONS
+    every = "+".join(series)
+    return tuple(dict.fromkeys((*series, every, f"{every}+{GLAND_CHANNEL}")))
+
+
+_CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _check_composition_names(composition: Any) -> None:
+    """A composition's form, before the series are known: "+"-joined series names (or gland,
+    last), none twice (:func:`composition_channels` checks them against the study's)."""
+    names = composition.split("+") if isinstance(composition, str) else None
+    series = [n for n in names or () if n != GLAND_CHANNEL]
+    if (not names or len(set(names)) != len(names) or GLAND_CHANNEL in names[:-1]
+            or any(not _CHANNEL_NAME.fullmatch(n) for n in series)):
+        raise ParamsError(f"compositions entry {composition!r} must be '+'-joined series names "
+                          f"(lower-case letters, digits and '_'), each once, {GLAND_CHANNEL!r} "
+                          f"last if at all (e.g. 't1+t2+gland')")
 
 
 @dataclass(frozen=True)
@@ -343,7 +375,9 @@ class AblationConfig:
     """Settings of the channel ablation batch (the paper's Table 3)."""
 
     seeds: tuple[int, ...] = (0,)  # training seeds per composition (mean and spread reported)
-    # Input compositions to compare, "+"-joined channel names in canonical order.
+    # Input compositions to compare, "+"-joined channel names in the order of series + gland.
+    # Not given: the paper's Table 3 for the paper's series, else each series alone, all
+    # series, all + gland (config.default_compositions)
     compositions: tuple[str, ...] = COMPOSITIONS
 
     def __post_init__(self) -> None:
@@ -357,7 +391,7 @@ class AblationConfig:
         if not self.compositions:
             raise ParamsError("compositions must hold at least one composition, got ()")
         for comp in self.compositions:
-            composition_channels(comp)
+            _check_composition_names(comp)
 
 
 @dataclass(frozen=True)

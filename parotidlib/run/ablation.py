@@ -1,12 +1,18 @@
 """The channel ablation of the paper's Table 3: one batch (:mod:`.batch`) over channel
 compositions and seeds.
 
-The dataset is curated once with all four channels (``reports/<run>/data``); each input
+The dataset is curated once with every channel of the study (its series and the gland;
+``reports/<run>/data``); each input
 composition and seed is then its own run folder ``reports/<run>/ablation/<composition>__seed<k>``
 whose ``data`` links to the shared dataset and whose training, evaluation and statistics
 notebooks get ``channels`` (the composition) and ``seed`` as params. Finished members are
 not rerun, so an interrupted batch resumes where it stopped. ``ablation.html`` is the
 executed ``notebooks/60-ablation.ipynb``.
+
+The compositions are those the params name, checked against the study's series
+(:func:`study_compositions`); params that name none compare
+:func:`parotidlib.config.default_compositions` of the series: the paper's Table 3 for the
+paper's series, else each series alone, all series, and all series with the gland.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parotidlib.config import composition_channels
+from parotidlib.config import composition_channels, default_compositions
 from parotidlib.io import write_text_atomic
 from parotidlib.paths import NOTEBOOKS_DIR
 from parotidlib.paths import reports_dir as default_reports_dir
@@ -73,7 +79,9 @@ def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1
         else f"{params_path.stem}_ablation" + (f"_cv{folds}" if folds else ""), "batch name")
     reports_dir = Path(reports_dir or default_reports_dir()).resolve()
     logger.info("ablation batch in %s", reports_dir / run_name)
-    by_channels = {tuple(composition_channels(c)): c for c in params["compositions"]}
+    series = tuple(params["series"])
+    by_channels = {composition_channels(c, series): c
+                   for c in study_compositions(params_path, params)}
     grid = {"channels": [list(c) for c in by_channels],
             **({"fold": list(range(folds))} if folds else {}), "seed": list(params["seeds"])}
     # the batch folder stays locked from the members to the report
@@ -95,6 +103,26 @@ def run_ablation(params_path: str | Path, name: str | None = None, jobs: int = 1
         return export_html(run_dir / stage.notebook, run_dir / stage.output)
 
 
+def study_compositions(params_path: str | Path, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The compositions an ablation compares: the params file's ``compositions`` when it names
+    them, else :func:`~parotidlib.config.default_compositions` of its ``series``.
+
+    Raises
+    ------
+    parotidlib.config.ParamsError
+        A composition that is not a subset of the series plus gland in their order (naming
+        the composition and the channels).
+    """
+    from parotidlib.params import read_params_file
+
+    series = tuple(params["series"])
+    given = "compositions" in read_params_file(params_path)
+    compositions = tuple(params["compositions"]) if given else default_compositions(series)
+    for composition in compositions:
+        composition_channels(composition, series)
+    return compositions
+
+
 def _pool_compositions(run_dir: Path, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pool each composition's and seed's out-of-fold predictions (cross-validated
     ablation); one record per composition and seed, pointing at its pooled table."""
@@ -108,7 +136,7 @@ def _pool_compositions(run_dir: Path, members: list[dict[str, Any]]) -> list[dic
         groups.setdefault((m["composition"], m["seed"]), []).append(m)
     for (composition, seed), group in groups.items():
         frame = pool_predictions(run_dir, group, members_dir="ablation")
-        name = member_name({"channels": composition_channels(composition), "seed": seed})
+        name = member_name({"channels": composition.split("+"), "seed": seed})
         rel = f"pooled/{name}.csv"
         with atomic_path(run_dir / "ablation" / rel) as tmp:
             frame.to_csv(tmp, index=False)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parotidlib.config import BatchConfig, CurationConfig, field_names, section
-from parotidlib.constants import CHANNELS
+from parotidlib.constants import GLAND_CHANNEL
 from parotidlib.io import sha256_json, write_text_atomic
 from parotidlib.paths import NOTEBOOKS_DIR
 from parotidlib.paths import reports_dir as default_reports_dir
@@ -901,11 +901,9 @@ def _run_batch_in(params_path: Path, batch: BatchConfig, members: list[Member], 
 
     logs = batch_dir / "logs"
     base = dict(overrides or {})
-    # A grid over channels curates all four once; each member selects its own at load.
-    curate_overrides = {**base, **({"channels": list(CHANNELS)} if "channels" in batch.grid
-                                   else {})}
-
-    # Curation: once per distinct curation (split settings aside), by the batch itself.
+    # Curation: once per distinct curation (split settings aside), by the batch itself. A grid
+    # over channels curates every channel of the member's study (its series and the gland)
+    # once; each member selects its own at load.
     groups: dict[str, dict[str, Any]] = {}
     member_params = {}
     for m in members:
@@ -914,9 +912,10 @@ def _run_batch_in(params_path: Path, batch: BatchConfig, members: list[Member], 
                          and k != "channels"}
         eff = load_params(params_path, {**base, **m.overrides})
         member_params[m.name] = eff
-        sig = _curation_signature(load_params(params_path, {**curate_overrides,
-                                                            **curation_keys}))
-        groups.setdefault(sig, {"overrides": {**curate_overrides, **curation_keys},
+        curate_overrides = {**base, **({"channels": [*eff["series"], GLAND_CHANNEL]}
+                                       if "channels" in batch.grid else {}), **curation_keys}
+        sig = _curation_signature(load_params(params_path, curate_overrides))
+        groups.setdefault(sig, {"overrides": curate_overrides,
                                 "members": []})["members"].append(m.name)
     single = len(groups) == 1
     data_of: dict[str, tuple[Path, str]] = {}

@@ -5,11 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from parotidlib.config import AblationConfig, composition_channels
+from parotidlib.config import (
+    COMPOSITIONS,
+    AblationConfig,
+    composition_channels,
+    default_compositions,
+)
 from parotidlib.evaluation.paired import MCNEMAR_COLUMN
 from parotidlib.evaluation.stats import wilson_interval
+from parotidlib.params import load_params
 from parotidlib.report import ablation as A
-from parotidlib.run.ablation import run_ablation
+from parotidlib.run.ablation import run_ablation, study_compositions
 from parotidlib.run.batch import member_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,3 +104,45 @@ def test_cross_validated_ablation_rests_on_every_patient(batch, tmp_path, monkey
     paired = A.paired_comparisons(run_dir, members, resamples=100)
     assert paired.loc[0, "slices"] == slices and paired.loc[0, "patients"] == 12
     assert "Cross-validated" in html.read_text()
+
+
+def test_compositions_follow_the_studys_series(tmp_path, monkeypatch):
+    series = ("t1", "t2", "adc")
+    assert composition_channels("t2+adc+gland", series) == ("t2", "adc", "gland")
+    with pytest.raises(ValueError, match="unknown"):
+        composition_channels("ce_t1", series)
+    assert default_compositions() == COMPOSITIONS
+    assert default_compositions(series) == ("t1", "t2", "adc", "t1+t2+adc", "t1+t2+adc+gland")
+    assert default_compositions(("t1",)) == ("t1", "t1+gland")
+    AblationConfig(compositions=("adc", "t1+adc+gland"))  # checked against series at the run
+    for wrong in ("gland+t1", "T1", "t1+t1", ""):
+        with pytest.raises(ValueError, match="compositions entry"):
+            AblationConfig(compositions=(wrong,))
+    study = "series: [t1, t2, adc]\nchannels: [t1, t2, adc, gland]\n"
+    (tmp_path / "default.yaml").write_text(study)
+    params = load_params(tmp_path / "default.yaml")
+    assert study_compositions(tmp_path / "default.yaml", params) == default_compositions(series)
+    (tmp_path / "given.yaml").write_text(study + "compositions: [adc, t2+adc]\n")
+    assert study_compositions(tmp_path / "given.yaml", load_params(tmp_path / "given.yaml")) == (
+        "adc", "t2+adc")
+    (tmp_path / "paper.yaml").write_text(study + "compositions: [t1+ce_t1]\n")
+    with pytest.raises(ValueError, match=r"unknown channel\(s\) \['ce_t1'\]"):
+        study_compositions(tmp_path / "paper.yaml", load_params(tmp_path / "paper.yaml"))
+
+
+def test_a_channel_grid_curates_the_studys_series(tmp_path, monkeypatch):
+    import parotidlib.run.pipeline as pipeline
+    from parotidlib.run.batch import run_batch
+
+    curated = []
+
+    def stop(*args, overrides=None, **kwargs):
+        curated.append(overrides)
+        raise RuntimeError("stop after the curation's overrides")
+
+    monkeypatch.setattr(pipeline, "run_study", stop)
+    (tmp_path / "p.yaml").write_text("series: [t1, t2, adc]\nchannels: [t1, t2, adc, gland]\n")
+    with pytest.raises(RuntimeError, match="stop"):
+        run_batch(tmp_path / "p.yaml", {"channels": [["adc"], ["t1", "gland"]]}, name="b",
+                  reports_dir=tmp_path / "reports")
+    assert curated == [{"channels": ["t1", "t2", "adc", "gland"]}]
