@@ -97,7 +97,8 @@ def draw_predict_figures(run_dir: str | Path, results: Mapping[str, Any], strip_
                                 dataset.channels, str(pid), d["predicted_histology"],
                                 sum(int(d[f"n_pred_{c}"]) for c in scheme.malignant),
                                 int(results["malignant_threshold"]),
-                                true_histology=d["histology"], slice_labels=labels),
+                                true_histology=d["histology"], slice_labels=labels,
+                                scheme=scheme),
              f"patient_{pid}")
     if not results.get("validated"):
         return saved
