@@ -160,7 +160,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         notebook("00-explore-cohort.ipynb", folder, cohort_manifest=str(manifest),
-                 synth_patients=233, synth_seed=0)
+                 synth_patients=233, synth_seed=0, series=["t1", "ce_t1", "t2"],
+                 labels_from="", classes="paper")
         notebook("90-explore-run.ipynb", folder, run_dir=str(run), malignant_threshold=2)
         with served(folder) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True,

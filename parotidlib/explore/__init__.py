@@ -16,8 +16,11 @@ or a run folder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from parotidlib.constants import SERIES
 
 #: The explorer notebooks (not pipeline stages).
 NOTEBOOKS: tuple[str, ...] = ("00-explore-cohort.ipynb", "90-explore-run.ipynb")
@@ -34,16 +37,25 @@ def _resolve(path: str | Path) -> Path:
 
 
 def cohort_explorer(cohort_manifest: str = "", synth_patients: int = 233, synth_seed: int = 0,
-                    **kwargs: Any):
+                    series: Sequence[str] = SERIES, labels_from: str = "",
+                    classes: Any = "paper", **kwargs: Any):
     """The :class:`~parotidlib.explore.cohort_app.CohortExplorer` of a cohort manifest, or of
-    the built-in synthetic cohort (generated on first use) when ``cohort_manifest`` is ""."""
+    the built-in synthetic cohort (generated on first use) when ``cohort_manifest`` is "".
+
+    ``series``, ``labels_from`` and ``classes`` are the params of the same names
+    (params/default.yaml; :class:`parotidlib.study.Study`, :func:`parotidlib.study.class_scheme`),
+    checked as the pipeline checks them (:class:`parotidlib.checks.ParamsError` naming the
+    value).
+    """
     from parotidlib.data.sources import manifest_path
     from parotidlib.explore.cohort_app import CohortExplorer
+    from parotidlib.study import Study, class_scheme
 
+    study, scheme = Study(tuple(series), labels_from or ""), class_scheme(classes)
     manifest = (_resolve(cohort_manifest) if cohort_manifest else
                 manifest_path({"cohort_manifest": "", "synth_patients": synth_patients,
                                "synth_seed": synth_seed}))
-    return CohortExplorer(manifest, **kwargs)
+    return CohortExplorer(manifest, study=study, scheme=scheme, **kwargs)
 
 
 def newest_run(reports: Path | None = None) -> Path:

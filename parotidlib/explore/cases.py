@@ -2,19 +2,25 @@
 demand, shown at one physical position.
 
 :class:`CohortData` reads a cohort manifest (the built-in synthetic cohort, a NIfTI cohort, an
-``import-dicom`` output) without loading any image: the patient table
-(:meth:`CohortData.table`) comes from the manifest, with the tumour volume read from a label
-map only when asked (:meth:`CohortData.tumour_volume_ml`, cached), and the import report's
-refused or skipped patients listed beside it (:meth:`CohortData.not_imported`). A patient's
-volumes are read by :meth:`CohortData.case` and kept for the last few patients only
-(:data:`CACHE_PATIENTS`).
+``import-dicom`` output) as the study defines it (:class:`parotidlib.study.Study`: the
+``series`` and ``labels_from`` params; :class:`parotidlib.study.ClassScheme`: the ``classes``
+param) without loading any image: the patient table (:meth:`CohortData.table`) comes from
+the manifest, each histology with its class in the scheme (or marked excluded, or without a
+class), with the tumour volume read from a label map only when asked
+(:meth:`CohortData.tumour_volume_ml`, cached), and the import report's refused or skipped
+patients listed beside it (:meth:`CohortData.not_imported`). A patient's volumes are read by
+:meth:`CohortData.case` and kept for the last few patients only (:data:`CACHE_PATIENTS`).
 
-:func:`render_case` draws T1, CE-T1 and T2 side by side, each on its own grid, at the same
-world position along the body axis (RAS+ z, through each series' affine; DICOM patient z is
-the same axis), in the radiological convention (the patient's right on the image's left,
-anterior up), with the right gland, left gland and tumour contours in fixed colours
-(:data:`LABEL_COLOURS`), dashed where the label map was carried over from another series
-rather than drawn on it. Nothing here writes into the cohort.
+:func:`render_case` draws the study's series (the paper's T1, CE-T1 and T2 by default) side by
+side, each on its own grid, at the same world position along the body axis (RAS+ z, through
+each series' affine; DICOM patient z is the same axis), in the radiological convention (the
+patient's right on the image's left, anterior up), with the right gland, left gland and
+tumour contours in fixed colours (:data:`LABEL_COLOURS`), dashed where the label map was
+carried over from another series rather than drawn on it (``import-dicom``'s record, or
+``labels_from``: that series' label map carried onto each grid through the affines, nearest
+voxel). A quantitative series (:data:`parotidlib.study.QUANTITATIVE`: the ADC) is windowed in
+physical units (0 to 3.0 x 10^-3 mm²/s through its ``adc_scale_mm2_s``) and captioned with
+them. Nothing here writes into the cohort.
 """
 
 from __future__ import annotations
@@ -34,9 +40,17 @@ from parotidlib.constants import (
     LABEL_LEFT_GLAND,
     LABEL_RIGHT_GLAND,
     LABEL_TUMOR,
-    SERIES,
+    REFERENCE_SERIES,
 )
 from parotidlib.data.manifest import read_manifest_table
+from parotidlib.study import (
+    DEFAULT_STUDY,
+    PAPER_CLASSES,
+    QUANTITATIVE,
+    ClassScheme,
+    Quantity,
+    Study,
+)
 
 #: How many patients' volumes are kept in memory (the one shown and the last few).
 CACHE_PATIENTS = 4
@@ -45,9 +59,43 @@ LABEL_COLOURS: dict[int, str] = {LABEL_RIGHT_GLAND: "#0072B2", LABEL_LEFT_GLAND:
                                  LABEL_TUMOR: "#D55E00"}
 LABEL_NAMES: dict[int, str] = {LABEL_RIGHT_GLAND: "right gland", LABEL_LEFT_GLAND: "left gland",
                                LABEL_TUMOR: "tumour"}
-SERIES_TITLES = {"t1": "T1", "ce_t1": "CE-T1", "t2": "T2"}
 #: Manifest columns shown in the patient table, when the manifest has them.
 TABLE_COLUMNS = ("patient_id", "histology", "tumor_side", "scanner", "age", "sex")
+#: The class column's word for a histology the class scheme excludes (its patients are left
+#: out of the study at curation, and counted).
+EXCLUDED = "excluded"
+#: The class column's words for a histology the scheme neither maps nor excludes (curation
+#: refuses its patients, naming the scheme).
+NO_CLASS = "no class in the scheme"
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def series_title(name: str) -> str:
+    """A panel's title for a series: its name in capitals, hyphenated (``t1`` -> "T1",
+    ``ce_t1`` -> "CE-T1", ``adc`` -> "ADC")."""
+    return name.upper().replace("_", "-")
+
+
+def class_label(histology: Any, scheme: ClassScheme = PAPER_CLASSES) -> str:
+    """What the patient table says of a histology under ``scheme``: its class, :data:`EXCLUDED`,
+    :data:`NO_CLASS`, or "" for an empty cell."""
+    if not isinstance(histology, str) or not histology:
+        return ""
+    if histology in scheme.histologies:
+        return scheme.class_of(histology)
+    return EXCLUDED if histology in scheme.exclude else NO_CLASS
+
+
+def quantity_caption(name: str, quantity: Quantity, window: tuple[float, float]) -> str:
+    """The caption of a quantitative series' grey scale, in place of a colour bar: the
+    physical values at black and white, in a power of ten that is a multiple of three
+    (``"ADC ×10⁻³ mm²/s: black 0.00, white 3.00"``)."""
+    top = max(abs(window[0]), abs(window[1]), abs(quantity.window[1])) or 1.0
+    exponent = 3 * int(np.floor(np.log10(top) / 3))
+    factor = 10.0 ** exponent
+    power = f" ×10{str(exponent).translate(_SUPERSCRIPT)}" if exponent else ""
+    return (f"{series_title(name)}{power} {quantity.unit}: black {window[0] / factor:.2f}, "
+            f"white {window[1] / factor:.2f}")
 
 
 @dataclass
@@ -57,7 +105,7 @@ class SeriesView:
     Attributes
     ----------
     name : str
-        ``t1``, ``ce_t1`` or ``t2``.
+        The series (a manifest column: ``t1``, ``ce_t1``, ``t2``, ``adc``, ...).
     image : numpy.ndarray
         float32 volume in the closest RAS+ axes (:func:`nibabel.as_closest_canonical`): index
         i grows towards the patient's right, j anterior, k superior.
@@ -66,9 +114,16 @@ class SeriesView:
     affine : numpy.ndarray
         The canonical voxel-to-RAS+ affine.
     labels_source : str
-        "drawn", "carried over from t1" (import-dicom), or "" when not recorded.
+        "drawn", "carried over from t1" (import-dicom's record or ``labels_from``), or ""
+        when not recorded.
     info : dict
-        What is shown beside the image: TR/TE, scanner, pixel size and slice thickness.
+        What is shown beside the image: the protocol facts the manifest has (TR/TE, flip
+        angle, b-value), scanner, pixel size and slice thickness.
+    quantity : Quantity or None
+        How a quantitative series' stored values are physical (:data:`QUANTITATIVE`).
+    scale : float or None
+        The physical value of one stored unit (the manifest's scale column), None when
+        unknown.
     """
 
     name: str
@@ -77,14 +132,33 @@ class SeriesView:
     affine: np.ndarray
     labels_source: str = ""
     info: dict[str, str] = field(default_factory=dict)
+    quantity: Quantity | None = None
+    scale: float | None = None
     _window: tuple[float, float] | None = field(default=None, repr=False)
 
     @property
+    def physical(self) -> bool:
+        """Whether the series is shown in physical units (quantitative, with a scale)."""
+        return self.quantity is not None and self.scale is not None
+
+    @property
     def window(self) -> tuple[float, float]:
-        """The default display window (:func:`auto_window`, computed once)."""
+        """The default display window in stored values: a quantitative series' physical
+        window (:attr:`Quantity.window`) through its scale, else :func:`auto_window`
+        (computed once)."""
         if self._window is None:
-            self._window = auto_window(self.image)
+            self._window = (
+                (self.quantity.window[0] / self.scale, self.quantity.window[1] / self.scale)
+                if self.physical else auto_window(self.image))
         return self._window
+
+    def caption(self, window: tuple[float, float]) -> str:
+        """The grey scale of ``window`` (stored values) in physical units
+        (:func:`quantity_caption`), "" for a series without them."""
+        if not self.physical:
+            return ""
+        return quantity_caption(self.name, self.quantity,
+                                (window[0] * self.scale, window[1] * self.scale))
 
     @property
     def carried_over(self) -> bool:
@@ -148,20 +222,43 @@ def _fmt(value: Any, unit: str = "") -> str:
     return "?" if not np.isfinite(number) else f"{number:g}{unit}"
 
 
+def _given(row: Mapping[str, Any], column: str) -> bool:
+    """Whether the manifest row has a number in ``column``."""
+    return _fmt(row.get(column)) != "?"
+
+
 def _series_info(name: str, row: Mapping[str, Any], affine: np.ndarray) -> dict[str, str]:
-    """TR/TE, scanner, pixel size and slice thickness: manifest columns where the import or the
-    synthetic cohort recorded them, the affine otherwise. (Descriptions are free text and the
-    import keeps none; the series' role is its name.)"""
+    """The protocol facts the manifest records for the series (``<series>_tr_ms`` and
+    ``_te_ms``, ``_flip_deg``, ``_b_value_s_mm2``, where the import or the synthetic cohort
+    wrote them; omitted otherwise), the scanner, and the pixel size and slice thickness
+    (manifest columns, T1's unprefixed, else the affine). Descriptions are free text and the
+    import keeps none; the series' role is its name."""
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    prefix = "" if name == "t1" else f"{name}_"
-    pixel = row.get(f"{prefix}pixel_size_mm") if name != "ce_t1" else None
-    thickness = row.get(f"{prefix}slice_thickness_mm") if name != "ce_t1" else None
-    return {"TR/TE": f"{_fmt(row.get(f'{name}_tr_ms'))}/{_fmt(row.get(f'{name}_te_ms'))} ms",
-            "scanner": str(row.get("scanner", "") or "?"),
-            "pixel": (_fmt(pixel, " mm") if pixel not in (None, "") else
-                      f"{zooms[0]:.2f} x {zooms[1]:.2f} mm"),
-            "slice": (_fmt(thickness, " mm") if thickness not in (None, "") else
-                      f"{zooms[2]:.2f} mm")}
+    info = {}
+    if _given(row, f"{name}_tr_ms") or _given(row, f"{name}_te_ms"):
+        info["TR/TE"] = f"{_fmt(row.get(f'{name}_tr_ms'))}/{_fmt(row.get(f'{name}_te_ms'))} ms"
+    if _given(row, f"{name}_flip_deg"):
+        info["flip"] = _fmt(row.get(f"{name}_flip_deg"), "°")
+    if _given(row, f"{name}_b_value_s_mm2"):
+        info["b"] = _fmt(row.get(f"{name}_b_value_s_mm2"), " s/mm²")
+    prefix = "" if name == REFERENCE_SERIES else f"{name}_"
+    pixel, thickness = f"{prefix}pixel_size_mm", f"{prefix}slice_thickness_mm"
+    info["scanner"] = str(row.get("scanner", "") or "?")
+    info["pixel"] = (_fmt(row.get(pixel), " mm") if _given(row, pixel) else
+                     f"{zooms[0]:.2f} x {zooms[1]:.2f} mm")
+    info["slice"] = (_fmt(row.get(thickness), " mm") if _given(row, thickness) else
+                     f"{zooms[2]:.2f} mm")
+    return info
+
+
+def _scale(name: str, row: Mapping[str, Any]) -> float | None:
+    """The physical value of one stored unit of a quantitative series (its manifest scale
+    column), None when the series is not quantitative or the row gives no positive number."""
+    quantity = QUANTITATIVE.get(name)
+    if quantity is None or not _given(row, quantity.scale_column):
+        return None
+    value = float(row[quantity.scale_column])
+    return value if value > 0 else None
 
 
 class CohortData:
@@ -171,6 +268,10 @@ class CohortData:
     ----------
     manifest : path
         The cohort's ``manifest.csv``.
+    study : Study
+        The cohort's series and the source of their label maps (default the paper's).
+    scheme : ClassScheme
+        The class scheme the table's class column follows (default the paper's).
 
     Raises
     ------
@@ -178,15 +279,40 @@ class CohortData:
         The manifest does not exist (the message names it).
     """
 
-    def __init__(self, manifest: str | Path) -> None:
+    def __init__(self, manifest: str | Path, study: Study = DEFAULT_STUDY,
+                 scheme: ClassScheme = PAPER_CLASSES) -> None:
         self.manifest = Path(manifest).resolve()
         if not self.manifest.is_file():
             raise FileNotFoundError(f"cohort manifest not found: {self.manifest}")
+        self.study, self.scheme = study, scheme
         self.root = self.manifest.parent
         self.rows = read_manifest_table(self.manifest)
         self.rows["patient_id"] = self.rows["patient_id"].astype(str)
         self._cases: OrderedDict[str, Case] = OrderedDict()
         self._volumes: dict[str, float | None] = {}
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The study's series, in order."""
+        return self.study.series
+
+    def missing_columns(self) -> list[str]:
+        """The study's file and scale columns the manifest lacks (named by the explorer)."""
+        return [c for c in (*self.study.file_columns, *self.study.scale_columns)
+                if c not in self.rows.columns]
+
+    def histologies(self) -> list[str]:
+        """Every histology of the cohort: the scheme's mapped ones in its order, then the
+        others (excluded, or without a class) alphabetically."""
+        present = set(self.rows["histology"].dropna().astype(str)) - {""} \
+            if "histology" in self.rows else set()
+        mapped = [h for h in self.scheme.histologies if h in present]
+        return [*mapped, *sorted(present - set(mapped))]
+
+    def shows_classes(self) -> bool:
+        """Whether the table needs a class column: some histology of the cohort is not its
+        own class (another scheme than the paper's, or a histology it leaves out)."""
+        return any(class_label(h, self.scheme) != h for h in self.histologies())
 
     @property
     def patient_ids(self) -> list[str]:
@@ -207,17 +333,53 @@ class CohortData:
         return path if path.is_absolute() else self.root / path
 
     def labels_sources(self, patient_id: str) -> dict[str, str]:
-        """Series -> "drawn" / "carried over from ..." where the manifest records it."""
+        """Series -> "drawn" / "carried over from ..." where the manifest records it; with
+        ``labels_from``, every other series' labels are carried over from that series."""
         row = self.row(patient_id)
-        return {s: str(row.get(f"{s}_labels_source", "") or "") for s in SERIES}
+        source = self.study.labels_from
+        return {s: (f"carried over from {source}" if source and s != source else
+                    str(row.get(f"{s}_labels_source", "") or "")) for s in self.series}
+
+    def _file(self, row: Mapping[str, Any], column: str) -> Path | None:
+        """The file a row names in ``column``; None when it names none.
+
+        Raises
+        ------
+        FileNotFoundError
+            The file does not exist (the message names the patient, column and file, and
+            that ``import-dicom`` or the synthetic generator writes it).
+        """
+        path = self._path(row.get(column))
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(
+                f"patient {row['patient_id']}, column {column}: file {path} not found (the "
+                f"manifest {self.manifest} names it; import-dicom or the synthetic "
+                f"generator writes it)")
+        return path
+
+    def _labels(self, row: Mapping[str, Any], series: str,
+                image: nib.Nifti1Image) -> np.ndarray | None:
+        """The label map of ``series`` on its (canonical) grid: its own, or ``labels_from``'s
+        carried over through the affines (nearest voxel, 0 outside); None without one."""
+        source = self.study.labels_of(series)
+        path = self._file(row, f"{source}_labels")
+        if path is None:
+            return None
+        labels = nib.as_closest_canonical(nib.load(str(path)))
+        if source != series:
+            from nibabel.processing import resample_from_to
+
+            labels = resample_from_to(labels, (image.shape[:3], image.affine), order=0,
+                                      mode="constant", cval=0)
+        return np.asarray(labels.dataobj).astype(np.uint8)
 
     def tumour_volume_ml(self, patient_id: str) -> float | None:
         """Tumour volume (ml) from the first label map with a tumour label (read once)."""
         if patient_id not in self._volumes:
             volume = None
             row = self.row(patient_id)
-            for series in SERIES:
-                path = self._path(row.get(f"{series}_labels"))
+            for column in self.study.label_columns:
+                path = self._path(row.get(column))
                 if path is None or not path.is_file():
                     continue
                 image = nib.load(str(path))
@@ -230,10 +392,14 @@ class CohortData:
         return self._volumes[patient_id]
 
     def table(self, volumes: bool = False) -> pd.DataFrame:
-        """The patient table: manifest columns, labels drawn or carried over, and the tumour
-        volume (ml) where ``volumes`` is true or it has been read already."""
+        """The patient table: manifest columns, the class of each histology where the scheme
+        makes one (:meth:`shows_classes`; :func:`class_label`), labels drawn or carried over,
+        and the tumour volume (ml) where ``volumes`` is true or it has been read already."""
         columns = [c for c in TABLE_COLUMNS if c in self.rows.columns]
         table = self.rows[columns].copy()
+        if self.shows_classes():
+            table.insert(columns.index("histology") + 1, "class",
+                         [class_label(h, self.scheme) for h in table["histology"]])
         table["labels"] = [
             ", ".join(sorted({v for v in self.labels_sources(p).values() if v})) or "drawn"
             for p in table["patient_id"]]
@@ -252,8 +418,9 @@ class CohortData:
         return table.loc[keep, ["patient_id", "status", "problems"]].reset_index(drop=True)
 
     def case(self, patient_id: str) -> Case:
-        """The patient's three series and label maps, read now or from the cache of the last
-        :data:`CACHE_PATIENTS` patients.
+        """The patient's series and label maps (the study's; with ``labels_from`` that
+        series' label map carried onto every other series' grid through the affines, nearest
+        voxel), read now or from the cache of the last :data:`CACHE_PATIENTS` patients.
 
         Raises
         ------
@@ -268,24 +435,16 @@ class CohortData:
         row = self.row(patient_id)
         sources = self.labels_sources(patient_id)
         views = {}
-        for series in SERIES:
-            path = self._path(row.get(series))
+        for series in self.series:
+            path = self._file(row, series)
             if path is None:
                 continue
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"patient {patient_id}, column {series}: file {path} not found (the "
-                    f"manifest {self.manifest} names it; import-dicom or the synthetic "
-                    f"generator writes it)")
             image = nib.as_closest_canonical(nib.load(str(path)))
-            labels = None
-            label_path = self._path(row.get(f"{series}_labels"))
-            if label_path is not None and label_path.is_file():
-                label_image = nib.as_closest_canonical(nib.load(str(label_path)))
-                labels = np.asarray(label_image.dataobj).astype(np.uint8)
             views[series] = SeriesView(series, np.asarray(image.dataobj, dtype=np.float32),
-                                       labels, image.affine, sources.get(series, ""),
-                                       _series_info(series, row, image.affine))
+                                       self._labels(row, series, image), image.affine,
+                                       sources.get(series, ""),
+                                       _series_info(series, row, image.affine),
+                                       QUANTITATIVE.get(series), _scale(series, row))
         case = Case(patient_id, views, row)
         self._cases[patient_id] = case
         while len(self._cases) > CACHE_PATIENTS:
@@ -347,7 +506,7 @@ def png(rgb: np.ndarray, size: int = 256) -> bytes:
 
 
 def render_case(case: Case, z_mm: float, windows: Mapping[str, tuple[float, float]] | None = None,
-                show_labels: bool = True, series: Sequence[str] = SERIES
+                show_labels: bool = True, series: Sequence[str] | None = None
                 ) -> dict[str, tuple[int | None, np.ndarray | None]]:
     """Each series at world z ``z_mm`` (see the module docstring): series -> (slice index or
     None when ``z_mm`` lies outside it, RGB panel from :func:`panel_rgb` or None).
@@ -361,11 +520,11 @@ def render_case(case: Case, z_mm: float, windows: Mapping[str, tuple[float, floa
         Series -> (low, high) display window; default :func:`auto_window` per series.
     show_labels : bool
         Draw the contours of the label maps.
-    series : sequence of str
-        Which series, in order.
+    series : sequence of str, optional
+        Which series, in order; default the case's.
     """
     out: dict[str, tuple[int | None, np.ndarray | None]] = {}
-    for name in series:
+    for name in case.series if series is None else series:
         view = case.series.get(name)
         if view is None:
             continue

@@ -3,8 +3,11 @@
 :class:`CohortExplorer` is plain ipywidgets over :mod:`parotidlib.explore.cases`; every
 control is an attribute, so tests (and a notebook) set ``explorer.patient.value`` or
 ``explorer.z_mm.value`` and read what is shown (``explorer.panels[series].value`` is the PNG,
-``explorer.titles[series].value`` the caption) without a browser. ``notebooks/00-explore-
-cohort.ipynb`` shows ``explorer.widget``; ``make explore`` serves it with Voila.
+``explorer.titles[series].value`` the caption) without a browser. The panels are the
+study's series (``series`` and ``labels_from``, :class:`parotidlib.study.Study`); the table's
+histology filter offers every histology of the cohort, those the class scheme (``classes``)
+excludes or gives no class marked. ``notebooks/00-explore-cohort.ipynb`` shows
+``explorer.widget``; ``make explore`` serves it with Voila.
 """
 
 from __future__ import annotations
@@ -16,31 +19,67 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import SERIES
 from parotidlib.explore.cases import (
+    EXCLUDED,
     LABEL_COLOURS,
     LABEL_NAMES,
-    SERIES_TITLES,
+    NO_CLASS,
     CohortData,
+    class_label,
     png,
     render_case,
+    series_title,
 )
+from parotidlib.study import DEFAULT_STUDY, PAPER_CLASSES, ClassScheme, Study
 
 ALL = "(all)"
 
 
 def table_html(table: pd.DataFrame, selected: str | None = None, max_rows: int = 400) -> str:
-    """The patient table as HTML, the selected patient's row highlighted."""
+    """The patient table as HTML, the selected patient's row highlighted and the rows of an
+    excluded histology (class column :data:`~parotidlib.explore.cases.EXCLUDED`) greyed."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     rows = []
     for _, row in table.head(max_rows).iterrows():
-        style = ' style="background:#ffe9a8"' if str(row["patient_id"]) == selected else ""
+        style = ' style="background:#ffe9a8"' if str(row["patient_id"]) == selected else \
+            ' style="color:#888"' if row.get("class") == EXCLUDED else ""
         cells = "".join(f"<td>{html.escape('' if pd.isna(v) else str(v))}</td>" for v in row)
         rows.append(f"<tr{style}>{cells}</tr>")
     more = (f"<p>{len(table) - max_rows} more rows: filter to see them</p>"
             if len(table) > max_rows else "")
     return (f'<div style="max-height:240px;overflow:auto"><table class="parotid-table">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}")
+
+
+def scheme_html(data: CohortData) -> str:
+    """The class scheme in words where the table shows classes (another scheme than the
+    paper's, or a histology it leaves out): each class with its histologies in the cohort,
+    then the excluded histologies and those without a class, with their patient counts."""
+    if not data.shows_classes():
+        return ""
+    counts = data.rows["histology"].astype(str).value_counts()
+    scheme = data.scheme
+    parts = []
+    for cls in scheme.classes[1:]:
+        members = [h for h in data.histologies() if class_label(h, scheme) == cls]
+        kind = "malignant" if cls in scheme.malignant else "benign"
+        parts.append(f"{cls} ({kind}: {', '.join(members) or 'none in this cohort'})")
+    out = [f"<b>Classes</b> ({html.escape(scheme.name)}): free, "
+           f"{html.escape('; '.join(parts))}."]
+    for word, meaning in ((EXCLUDED, "left out of the study at curation"),
+                          (NO_CLASS, "curation refuses these patients")):
+        left = [f"{h} ({counts.get(h, 0)} patient(s))" for h in data.histologies()
+                if class_label(h, scheme) == word]
+        if left:
+            out.append(f"<b>{word}</b> ({meaning}): {html.escape(', '.join(left))}.")
+    return "<p>" + " ".join(out) + "</p>"
+
+
+def histology_options(data: CohortData) -> list[tuple[str, str]]:
+    """The histology filter's (label, value) choices: every histology of the cohort, those
+    the scheme excludes or gives no class marked so in their label."""
+    return [(h if class_label(h, data.scheme) not in (EXCLUDED, NO_CLASS) else
+             f"{h} ({class_label(h, data.scheme)})", h) for h in data.histologies()]
 
 
 def legend_html() -> str:
@@ -61,17 +100,22 @@ class CohortExplorer:
         Read every label map at start to fill the tumour-volume column (slow for a large
         cohort; otherwise volumes appear for the patients looked at, and the checkbox reads
         them all).
+    study : Study
+        The cohort's series and the source of their label maps (the ``series`` and
+        ``labels_from`` params; default the paper's).
+    scheme : ClassScheme
+        The class scheme (the ``classes`` param; default the paper's).
     """
 
-    def __init__(self, manifest: str | Path, volumes: bool = False) -> None:
+    def __init__(self, manifest: str | Path, volumes: bool = False,
+                 study: Study = DEFAULT_STUDY, scheme: ClassScheme = PAPER_CLASSES) -> None:
         import ipywidgets as w
 
-        self.data = CohortData(manifest)
+        self.data = CohortData(manifest, study, scheme)
+        self.series = self.data.series
         self._table = self.data.table(volumes=volumes)
-        histologies = sorted(self._table["histology"].dropna().unique()) \
-            if "histology" in self._table else []
-        self.histology = w.Dropdown(options=[ALL, *histologies], value=ALL,
-                                    description="histology")
+        self.histology = w.Dropdown(options=[(ALL, ALL), *histology_options(self.data)],
+                                    value=ALL, description="histology")
         self.search = w.Text(value="", placeholder="patient, scanner, side...",
                              description="filter")
         self.sort_by = w.Dropdown(options=list(self._table.columns), value="patient_id",
@@ -88,12 +132,14 @@ class CohortExplorer:
         self.width = w.IntSlider(value=100, min=10, max=300, step=5, description="width %",
                                  continuous_update=False)
         self.contours = w.Checkbox(value=True, description="contours")
-        self.panels = {s: w.Image(format="png") for s in SERIES}
-        self.titles = {s: w.HTML() for s in SERIES}
-        self.infos = {s: w.HTML() for s in SERIES}
+        self.panels = {s: w.Image(format="png") for s in self.series}
+        self.titles = {s: w.HTML() for s in self.series}
+        self.infos = {s: w.HTML() for s in self.series}
         self.message = w.HTML()
         self.excluded = w.HTML(self._excluded_html())
-        self.volume_series = w.Dropdown(options=list(SERIES), value="t1", description="3-D")
+        self.scheme = w.HTML(scheme_html(self.data))
+        self.volume_series = w.Dropdown(options=list(self.series), value=self.series[0],
+                                        description="3-D")
         self.volume_button = w.Button(description="volume view (NiiVue)",
                                       tooltip="multiplanar view of the series with its labels")
         self.volume_view = w.VBox()
@@ -106,15 +152,17 @@ class CohortExplorer:
             control.observe(lambda _: self.show_slice(), names="value")
         self.previous.on_click(lambda _: self.step(-1))
         self.next.on_click(lambda _: self.step(+1))
-        columns = [w.VBox([self.titles[s], self.panels[s], self.infos[s]]) for s in SERIES]
+        columns = [w.VBox([self.titles[s], self.panels[s], self.infos[s]])
+                   for s in self.series]
         self.widget = w.VBox([
             w.HTML(f"<b>Cohort</b> {html.escape(str(self.data.manifest))}: "
-                   f"{len(self.data.patient_ids)} patients"),
+                   f"{len(self.data.patient_ids)} patients{self._study_html()}"),
             w.HBox([self.histology, self.search]), w.HBox([self.sort_by, self.volumes]),
-            self.table, self.excluded,
+            self.table, self.scheme, self.excluded,
             w.HBox([self.previous, self.patient, self.next]),
             w.HBox([self.z_mm, self.contours]), w.HBox([self.level, self.width]),
-            w.HTML(legend_html()), self.message, w.HBox(columns),
+            w.HTML(legend_html()), self.message,
+            w.HBox(columns, layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.volume_series, self.volume_button]), self.volume_view])
         self.refresh_table()
         self.show_patient()
@@ -192,29 +240,36 @@ class CohortExplorer:
         return out
 
     def show_slice(self) -> None:
-        """Draw the three series at the slider's world position."""
+        """Draw the study's series at the slider's world position; a quantitative one (the
+        ADC) with its grey scale in physical units beneath (:meth:`SeriesView.caption`)."""
         case = getattr(self, "_case", None)
         if case is None:
             return
-        shown = render_case(case, self.z_mm.value, self.windows(), self.contours.value)
-        for name in SERIES:
+        windows = self.windows()
+        shown = render_case(case, self.z_mm.value, windows, self.contours.value, self.series)
+        for name in self.series:
             k, rgb = shown.get(name, (None, None))
             view = case.series.get(name)
+            title = series_title(name)
             if view is None:
-                self.titles[name].value = f"<b>{SERIES_TITLES[name]}</b>: not in the manifest"
+                self.titles[name].value = f"<b>{title}</b>: not in the manifest"
                 self.panels[name].value = b""
+                self.infos[name].value = ""
                 continue
             source = f" (labels {view.labels_source})" if view.labels_source else ""
             if k is None:
-                self.titles[name].value = (f"<b>{SERIES_TITLES[name]}</b>: z "
-                                           f"{self.z_mm.value:.1f} mm is outside the series")
+                self.titles[name].value = (f"<b>{title}</b>: z {self.z_mm.value:.1f} mm is "
+                                           f"outside the series")
                 self.panels[name].value = png(np.zeros((8, 8, 3), np.uint8))
             else:
-                self.titles[name].value = (f"<b>{SERIES_TITLES[name]}</b> slice {k + 1}/"
+                self.titles[name].value = (f"<b>{title}</b> slice {k + 1}/"
                                            f"{view.image.shape[2]}{html.escape(source)}")
                 self.panels[name].value = png(rgb)
+            caption = view.caption(windows[name])
             self.infos[name].value = "<br>".join(
-                f"{html.escape(key)}: {html.escape(value)}" for key, value in view.info.items())
+                ([f"<b>{html.escape(caption)}</b>"] if caption else [])
+                + [f"{html.escape(key)}: {html.escape(value)}"
+                   for key, value in view.info.items()])
 
     def show_volume(self) -> None:
         """A multiplanar view of the selected series with its label map overlaid, in NiiVue
@@ -231,16 +286,32 @@ class CohortExplorer:
         row = self.data.row(self.patient.value)
         series = self.volume_series.value
         volumes = [{"path": str(self.data._path(row.get(series)))}]
-        labels = self.data._path(row.get(f"{series}_labels"))
+        labels = self.data._path(row.get(f"{self.data.study.labels_of(series)}_labels"))
         if labels is not None and labels.is_file():
             volumes.append({"path": str(labels), "colormap": "warm", "opacity": 0.5})
         viewer = NiiVue(height=360)
         viewer.opts.is_radiological_convention = True  # as the panels: patient's right left
         viewer.load_volumes(volumes)
         self.volume_view.children = [
-            w.HTML(f"<p>{html.escape(self.patient.value)} {SERIES_TITLES[series]} with its "
+            w.HTML(f"<p>{html.escape(self.patient.value)} {series_title(series)} with its "
                    f"labels (NiiVue: drag to move the crosshair, scroll to change slice)</p>"),
             viewer]
+
+    def _study_html(self) -> str:
+        """The study's series where they are not the paper's, and the columns the manifest
+        lacks (named with the params that ask for them)."""
+        study = self.data.study
+        out = ""
+        if study != DEFAULT_STUDY:
+            out = (f"; series {', '.join(study.series)}" + (
+                f", every label map from {study.labels_from}" if study.labels_from else ""))
+        missing = self.data.missing_columns()
+        if missing:
+            out += (f'<br><span style="color:#b00">the manifest has no column '
+                    f'{html.escape(", ".join(missing))}, which the study asks for (params '
+                    f'series, labels_from); a synthetic cohort with DWI and ADC: python -m '
+                    f'parotidlib synth --diffusion</span>')
+        return out
 
     def _excluded_html(self) -> str:
         table = self.data.not_imported()

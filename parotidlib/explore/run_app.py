@@ -5,6 +5,9 @@ errors with Grad-CAM and the radiomics baseline, provenance (ipywidgets).
 are attributes (``threshold``, ``patient``, ``split``, ...) and what it shows is in widget
 values (``table5.value``, ``confusion.value``, ``decision.value`` are HTML; ``inputs.value``,
 ``probabilities.value`` and ``gallery.value`` PNG), so tests drive it without a browser.
+The classes, their colours and display names (:mod:`parotidlib.report.figures.style`), the
+decision rule and Table 5 follow the run's class scheme (:attr:`RunData.scheme`), and the
+inputs are captioned with the run's series and channels (its dataset's).
 ``notebooks/90-explore-run.ipynb`` shows ``explorer.widget``; ``make explore`` serves it
 with Voila. A section the run cannot fill (no saliency maps, no radiomics, an unlabelled
 predict run) says why; the rest works.
@@ -19,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from parotidlib.constants import CLASSES
+from parotidlib.evaluation.classes import is_paper
 from parotidlib.explore.cases import png
 from parotidlib.explore.runs import Missing, RunData
+from parotidlib.report.figures.style import class_colours, pretty_name
+from parotidlib.study import DEFAULT_STUDY, PAPER_CLASSES, ClassScheme
 
 #: The decision threshold's slider range (Figure 5 sweeps 0..10 slices).
 THRESHOLDS = (0, 10)
 #: Slices shown at once in the input mosaic and the error gallery.
 GALLERY = 8
-CLASS_COLOURS = {"free": "#999999", "pleomorphic_adenoma": "#0072B2", "warthin": "#009E73",
-                 "malignant": "#D55E00"}
 
 
 def frame_html(frame: pd.DataFrame | Missing, float_format: str = "{:.3f}") -> str:
@@ -65,26 +68,30 @@ def _png_width(data: bytes) -> int:
     return int.from_bytes(data[16:20], "big")
 
 
-def probability_plot(frame: pd.DataFrame, title: str) -> bytes:
+def probability_plot(frame: pd.DataFrame, title: str,
+                     scheme: ClassScheme = PAPER_CLASSES) -> bytes:
     """PNG of one patient's slice-by-slice class probabilities along the body axis (z, mm),
-    one panel per side, the true class of each slice marked along the top."""
+    one panel per side, one line per class of ``scheme`` in its colour and display name
+    (:func:`~parotidlib.report.figures.style.class_colours`), the true class of each slice
+    marked along the top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colours = class_colours(scheme.classes)
     sides = sorted(frame["side"].dropna().unique()) if "side" in frame else ["all"]
     fig, axes = plt.subplots(1, len(sides), figsize=(4.2 * len(sides), 2.8), dpi=100,
                              squeeze=False)
     for ax, side in zip(axes[0], sides, strict=True):
         part = frame[frame["side"] == side] if "side" in frame else frame
         part = part.sort_values("z_mm")
-        for name in CLASSES:
+        for name in scheme.classes:
             ax.plot(part["z_mm"], part[f"prob_{name}"], marker="o", ms=3,
-                    color=CLASS_COLOURS[name], label=name.replace("_", " "))
+                    color=colours[name], label=pretty_name(name))
         if "true_label" in part and part["true_label"].notna().all():
             for z, label in zip(part["z_mm"], part["true_label"], strict=True):
-                ax.plot([z], [1.04], marker="s", ms=4, color=CLASS_COLOURS.get(label, "k"),
+                ax.plot([z], [1.04], marker="s", ms=4, color=colours.get(label, "k"),
                         clip_on=False)
         ax.set_ylim(0, 1)
         ax.set_xlabel("z (mm, body axis)")
@@ -128,7 +135,8 @@ class RunExplorer:
         self.patients = w.HTML()
         self.table5 = w.HTML()
         self.confusion = w.HTML()
-        self.input_class = w.Dropdown(options=["(all)", *CLASSES], description="class")
+        self.input_class = w.Dropdown(options=["(all)", *self.data.scheme.classes],
+                                      description="class")
         self.input_patient = w.Dropdown(description="patient")
         self.input_split = w.Dropdown(options=["(all)", "train", "val", "test"],
                                       description="split")
@@ -162,8 +170,8 @@ class RunExplorer:
             w.VBox([self.provenance])])
         for i, title in enumerate(("Patients", "Inputs", "Errors", "Provenance")):
             tabs.set_title(i, title)
-        self.widget = w.VBox([w.HTML(f"<b>Run</b> {html.escape(str(self.data.run_dir))}"),
-                              tabs])
+        self.widget = w.VBox([w.HTML(f"<b>Run</b> {html.escape(str(self.data.run_dir))}"
+                                     f"{self._study_html()}"), tabs])
         self.refresh_patients()
         self._fill_input_patients()
         self.show_inputs()
@@ -211,14 +219,18 @@ class RunExplorer:
         verdict = ("" if not isinstance(truth, str) or not truth else
                    " (correct)" if truth == row["predicted_histology"] else
                    f" (wrong: the histology is {truth})")
+        malignant = self.data.scheme.malignant
+        said = ("malignant" if malignant == ("malignant",) else
+                f"in a malignant class ({', '.join(malignant) or 'none in the scheme'})")
         self.decision.value = (f"<p><b>{html.escape(pid)}</b>: diagnosed "
                                f"<b>{html.escape(str(row['predicted_histology']))}</b>{verdict}"
                                f" by Figure 5's rule, malignant when more than "
-                               f"{self.threshold.value} slices are predicted malignant; "
-                               f"{int(row['n_pred_malignant'])} of {int(row['n_slices'])} "
-                               f"slices are.</p>")
+                               f"{self.threshold.value} slices are predicted "
+                               f"{html.escape(said)}; {self.data.malignant_slices(row)} of "
+                               f"{int(row['n_slices'])} slices are.</p>")
         if pid not in self._plots:
-            self._plots[pid] = probability_plot(frame, f"{pid}: class probabilities")
+            self._plots[pid] = probability_plot(frame, f"{pid}: class probabilities",
+                                                self.data.scheme)
         self.probabilities.value = self._plots[pid]
         self.probabilities.layout.width = f"{_png_width(self._plots[pid])}px"
 
@@ -250,11 +262,13 @@ class RunExplorer:
             self.inputs.value = b""
             return
         channels = ", ".join(self.data.channels())
+        series = ", ".join(self.data.study().series)
         listed = "; ".join(f"{slices.at[i, 'patient_id']} slice {slices.at[i, 'slice_index']} "
                            f"{slices.at[i, 'side']} ({slices.at[i, 'label']}, "
                            f"{slices.at[i, 'split']})" for i in rows)
         self.inputs_caption.value = (f"<p>{int(keep.sum())} slices match; rows: "
-                                     f"{html.escape(listed)}. Columns: {channels}.</p>")
+                                     f"{html.escape(listed)}. Columns: {channels} (the "
+                                     f"network's channels, of the series {series}).</p>")
         self.inputs.value = png(mosaic(np.asarray(images[rows])), size=512)
 
     # ------------------------------------------------------------------ errors
@@ -338,7 +352,8 @@ class RunExplorer:
         curated = self.data.channels()
         select = [curated.index(c) for c in channels if c in curated]
         batch = np.asarray(images[rows])[:, select]
-        targets = np.array([CLASSES.index(r.true_label) for r in errors.itertuples()
+        classes = list(meta.get("classes") or self.data.scheme.classes)
+        targets = np.array([classes.index(r.true_label) for r in errors.itertuples()
                             if self.data.image_index(r.patient_id, r.slice_index, r.side)
                             is not None])
         maps = gradcam(model, batch, targets, device=device)
@@ -346,6 +361,18 @@ class RunExplorer:
         self.show_errors()
 
     # ------------------------------------------------------------------ provenance
+
+    def _study_html(self) -> str:
+        """The run's class scheme and series where they are not the paper's (its dataset's)."""
+        scheme, study = self.data.scheme, self.data.study()
+        parts = []
+        if not is_paper(scheme):
+            parts.append(f"classes ({scheme.name}): {', '.join(scheme.classes)}, malignant "
+                         f"{', '.join(scheme.malignant) or 'none'}")
+        if study != DEFAULT_STUDY:
+            parts.append(f"series {', '.join(study.series)}" + (
+                f" (labels from {study.labels_from})" if study.labels_from else ""))
+        return "".join(f"<br>{html.escape(p)}" for p in parts)
 
     def _provenance_html(self) -> str:
         info = self.data.provenance()

@@ -4,17 +4,23 @@ probabilities, the patient decisions at any threshold, its errors, and where it 
 :class:`RunData` opens a study run, a predict run or a CV member folder and reads only what
 is asked, each piece from the file the pipeline writes; a piece that is absent says why
 (:class:`Missing`: the file, and the stage or command that writes it) instead of failing the
-rest. The patient decisions at a threshold (:meth:`RunData.decisions`) are
-:func:`parotidlib.evaluation.decision.diagnose_patients`, and Table 5 and the patient
-confusion matrix are :func:`parotidlib.evaluation.diagnostic_accuracy.patient_table5` and
-:func:`~parotidlib.evaluation.diagnostic_accuracy.patient_confusion` on them: the explorer shows the
-library's numbers, never its own. Nothing here writes into the run folder.
+rest. The run's class scheme is the one its ``data/dataset.json`` records
+(:func:`parotidlib.evaluation.classes.run_scheme`; the paper's four classes when it records
+none), and its series and channels are those curated (:meth:`RunData.study`,
+:meth:`RunData.channels`). The patient decisions at a threshold (:meth:`RunData.decisions`)
+are :func:`parotidlib.evaluation.decision.diagnose_patients` under that scheme, and Table 5
+and the patient confusion matrix are
+:func:`parotidlib.evaluation.diagnostic_accuracy.patient_table5` and
+:func:`~parotidlib.evaluation.diagnostic_accuracy.patient_confusion` on them, with the same
+scheme: the explorer shows the library's numbers, never its own. Nothing here writes into the
+run folder.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from parotidlib.constants import CLASSES, HISTOLOGIES
+from parotidlib.study import ClassScheme, Study
 
 #: The file each piece comes from and what writes it (for the "why not shown" messages).
 SOURCES: dict[str, tuple[str, str]] = {
@@ -107,12 +113,33 @@ class RunData:
                                      else self.missing("images"))
         return self._cache["images"]
 
+    def dataset(self) -> dict[str, Any]:
+        """The curation's record (data/dataset.json), {} when the run has no dataset."""
+        if "dataset" not in self._cache:
+            path = self.path("dataset")
+            self._cache["dataset"] = json.loads(path.read_text()) if path.is_file() else {}
+        return self._cache["dataset"]
+
     def channels(self) -> list[str]:
         """The curated channels (data/dataset.json), [] when the run has no dataset."""
-        path = self.path("dataset")
-        if not path.is_file():
-            return []
-        return list(json.loads(path.read_text()).get("channels", []))
+        return list(self.dataset().get("channels", []))
+
+    def study(self) -> Study:
+        """The curated study (series and labels_from) from data/dataset.json; the paper's for
+        a run curated before the study definition or without a dataset."""
+        return Study.from_config(self.dataset().get("config") or {})
+
+    @cached_property
+    def scheme(self) -> ClassScheme:
+        """The run's class scheme (:func:`parotidlib.evaluation.classes.run_scheme`: from
+        data/dataset.json, the paper's when the run records none)."""
+        from parotidlib.evaluation.classes import run_scheme
+
+        return run_scheme(self.run_dir)
+
+    def malignant_slices(self, row: Any) -> int:
+        """The slices a decision row (:meth:`decisions`) counts in any malignant class."""
+        return int(sum(int(row[f"n_pred_{c}"]) for c in self.scheme.malignant))
 
     def params(self) -> dict[str, Any] | Missing:
         """The run's params (params.yaml)."""
@@ -167,10 +194,11 @@ class RunData:
     # ------------------------------------------------------------------ decisions
 
     def decisions(self, threshold: int, split: str = "test") -> pd.DataFrame | Missing:
-        """Patient decisions by Figure 5's rule at ``threshold``, every patient of the split:
-        :func:`parotidlib.evaluation.decision.diagnose_patients` where every patient has a
-        histology, else :func:`parotidlib.evaluation.external.patient_diagnoses` (patients
-        without one get an empty ``true_histology``)."""
+        """Patient decisions by Figure 5's rule at ``threshold`` under the run's scheme, every
+        patient of the split: :func:`parotidlib.evaluation.decision.diagnose_patients` where
+        every patient has a histology, else
+        :func:`parotidlib.evaluation.external.patient_diagnoses` (patients without one get an
+        empty ``true_histology``)."""
         from parotidlib.evaluation.decision import diagnose_patients
         from parotidlib.evaluation.external import patient_diagnoses
 
@@ -179,8 +207,8 @@ class RunData:
             return predictions
         frame = self.in_split(predictions, split)
         if len(self._labelled_rows(frame)) == len(frame):
-            return diagnose_patients(frame, malignant_threshold=threshold)
-        out = patient_diagnoses(frame, threshold).rename(columns={"histology":
+            return diagnose_patients(frame, malignant_threshold=threshold, scheme=self.scheme)
+        out = patient_diagnoses(frame, threshold, self.scheme).rename(columns={"histology":
                                                                    "true_histology"})
         return out[["patient_id", "true_histology", "predicted_histology", "n_slices",
                     *[c for c in out.columns if c.startswith("n_pred_")]]]
@@ -190,10 +218,10 @@ class RunData:
         from parotidlib.evaluation.decision import diagnose_patients
 
         frame = self._labelled_rows(self.in_split(self.predictions(), split))
-        return diagnose_patients(frame, malignant_threshold=threshold)
+        return diagnose_patients(frame, malignant_threshold=threshold, scheme=self.scheme)
 
     def table5(self, threshold: int, split: str = "test") -> pd.DataFrame | Missing:
-        """Table 5 at ``threshold``
+        """Table 5 at ``threshold`` under the run's scheme
         (:func:`parotidlib.evaluation.diagnostic_accuracy.patient_table5`)."""
         from parotidlib.evaluation.diagnostic_accuracy import patient_table5
 
@@ -202,7 +230,7 @@ class RunData:
                                                "unlabelled predict run): no Table 5")
         decisions = self._scored(threshold, split)
         rows = []
-        for row in patient_table5(decisions):
+        for row in patient_table5(decisions, scheme=self.scheme):
             accuracy = row["accuracy"]
             value = accuracy.get("value") if isinstance(accuracy, dict) else None
             ci = accuracy.get("ci95") if isinstance(accuracy, dict) else None
@@ -213,15 +241,17 @@ class RunData:
         return pd.DataFrame(rows)
 
     def confusion(self, threshold: int, split: str = "test") -> pd.DataFrame | Missing:
-        """The patient confusion matrix at ``threshold`` (rows true, columns predicted)."""
+        """The patient confusion matrix at ``threshold`` (rows true, columns predicted; the
+        scheme's lesion classes)."""
         from parotidlib.evaluation.diagnostic_accuracy import patient_confusion
 
         if not self.labelled():
             return self.missing("predictions", "the predictions carry no histology: no "
                                                "confusion matrix")
-        matrix = patient_confusion(self._scored(threshold, split))
-        return pd.DataFrame(matrix, index=[f"true {h}" for h in HISTOLOGIES],
-                            columns=[f"predicted {h}" for h in HISTOLOGIES])
+        matrix = patient_confusion(self._scored(threshold, split), scheme=self.scheme)
+        lesion = self.scheme.classes[1:]
+        return pd.DataFrame(matrix, index=[f"true {c}" for c in lesion],
+                            columns=[f"predicted {c}" for c in lesion])
 
     def errors(self, split: str = "test") -> pd.DataFrame | Missing:
         """Misclassified slices of ``split``, with the radiomics baseline's prediction for the
@@ -254,8 +284,10 @@ class RunData:
         return int(hit[0]) if len(hit) else None
 
     def probability_columns(self) -> list[str]:
-        """``prob_<class>`` columns, in class order."""
-        return [f"prob_{c}" for c in CLASSES]
+        """``prob_<class>`` columns, in the scheme's class order."""
+        from parotidlib.evaluation.classes import probability_columns
+
+        return list(probability_columns(self.scheme))
 
     # ------------------------------------------------------------------ provenance
 

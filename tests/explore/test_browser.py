@@ -122,7 +122,8 @@ def voila(tmp_path_factory, tiny_cohort, tiny_run):
     folder = tmp_path_factory.mktemp("voila")
     split, start, target = _threshold_move(tiny_run)
     _with_parameters("00-explore-cohort.ipynb", folder,
-                     f"cohort_manifest = {str(tiny_cohort)!r}\nsynth_patients = 6\nsynth_seed = 3")
+                     f"cohort_manifest = {str(tiny_cohort)!r}\nsynth_patients = 6\nsynth_seed = 3\n"
+                     f"series = ['t1', 'ce_t1', 't2']\nlabels_from = ''\nclasses = 'paper'")
     _with_parameters("90-explore-run.ipynb", folder,
                      f"run_dir = {str(tiny_run)!r}\nmalignant_threshold = {start}")
     port = _free_port()

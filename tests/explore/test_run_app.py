@@ -1,6 +1,8 @@
 """The run explorer without a browser: the threshold slider's patient table, Table 5 and
 confusion matrix equal parotidlib.evaluation at that threshold; inputs, errors with Grad-CAM
-and the radiomics baseline; sections a run cannot fill say why; nothing is written."""
+and the radiomics baseline; sections a run cannot fill say why; nothing is written. A
+three-class run (benign_malignant, series t1, t2 and ADC) shows its classes, colours, series
+and Table 5 under its scheme; a paper run its four classes."""
 
 import io
 import re
@@ -11,10 +13,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from parotidlib.evaluation.classes import run_scheme
 from parotidlib.evaluation.decision import diagnose_patients
 from parotidlib.evaluation.diagnostic_accuracy import patient_confusion, patient_table5
 from parotidlib.explore import newest_run, run_explorer
-from parotidlib.explore.run_app import RunExplorer
+from parotidlib.explore.run_app import THRESHOLDS, RunExplorer
+from parotidlib.report.figures.style import class_colours
+from parotidlib.study import PAPER_CLASSES
 
 
 def snapshot(folder):
@@ -113,3 +118,71 @@ def test_the_notebook_helpers_resolve_the_newest_run(tiny_run, tmp_path):
     with pytest.raises(FileNotFoundError, match="make report"):
         newest_run(tmp_path / "empty")
     assert run_explorer(str(tiny_run), 3).threshold.value == 3
+
+
+# ---------------------------------------------------------------------- the class scheme
+
+def test_a_three_class_run_follows_its_scheme(study_run):
+    scheme = run_scheme(study_run)
+    assert scheme.classes == ("free", "benign", "malignant")
+    before = snapshot(study_run)
+    explorer = RunExplorer(study_run)
+    assert explorer.data.scheme == scheme
+    assert list(explorer.input_class.options) == ["(all)", *scheme.classes]
+    header = explorer.widget.children[0].value
+    assert "classes (benign_malignant): free, benign, malignant" in header
+    assert "series t1, t2, adc" in header
+    assert "Columns: t1, t2, adc, gland" in explorer.inputs_caption.value
+    assert "series t1, t2, adc" in explorer.inputs_caption.value
+    predictions = pd.read_csv(study_run / "predictions.csv")
+    tables = set()
+    for split in explorer.split.options:
+        explorer.split.value = split
+        frame = predictions[predictions["split"] == split]
+        for threshold in range(THRESHOLDS[0], THRESHOLDS[1] + 1):
+            explorer.threshold.value = threshold
+            decisions = diagnose_patients(frame, malignant_threshold=threshold, scheme=scheme)
+            expected = patient_table5(decisions, scheme=scheme)
+            table5 = explorer.shown["table5"]
+            assert table5["type"].tolist() == [r["type"] for r in expected]
+            assert table5["patients"].tolist() == [r["patients"] for r in expected]
+            assert table5["correct"].tolist() == [r["correct"] for r in expected]
+            np.testing.assert_allclose(
+                table5["accuracy"].to_numpy(float),
+                [np.nan if r["accuracy"].get("value") is None else r["accuracy"]["value"]
+                 for r in expected])
+            matrix = patient_confusion(decisions, scheme=scheme)
+            assert matrix.shape == (2, 2)
+            shown = explorer.shown["confusion"]
+            np.testing.assert_array_equal(shown.to_numpy(), matrix)
+            assert shown.index.tolist() == ["true benign", "true malignant"]
+            columns = explorer.shown["decisions"].columns
+            assert [c for c in columns if c.startswith("n_pred_")] == \
+                ["n_pred_free", "n_pred_benign", "n_pred_malignant"]
+            pid = explorer.patient.value
+            row = decisions[decisions["patient_id"].astype(str) == pid].iloc[0]
+            assert (f"more than {threshold} slices are predicted malignant; "
+                    f"{row['n_pred_malignant']} of {row['n_slices']} slices are"
+                    ) in explorer.decision.value
+            tables.add(explorer.table5.value)
+    assert len(tables) > 1  # the seeded probabilities make the slider matter
+    assert snapshot(study_run) == before
+
+
+def test_the_probability_plot_draws_the_schemes_classes_in_their_colours(study_run):
+    explorer = RunExplorer(study_run)
+    picture = np.asarray(Image.open(io.BytesIO(explorer.probabilities.value)).convert("RGB"))
+    colours = class_colours(("free", "benign", "malignant"))
+    for name, colour in colours.items():
+        rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+        assert (picture == rgb).all(axis=-1).sum() > 20, name  # its markers
+    assert len(set(colours.values())) == 3
+
+
+def test_a_paper_run_keeps_the_papers_classes(tiny_run):
+    explorer = RunExplorer(tiny_run)
+    assert explorer.data.scheme == PAPER_CLASSES
+    assert explorer.widget.children[0].value == f"<b>Run</b> {tiny_run.resolve()}"
+    assert list(explorer.input_class.options) == ["(all)", *PAPER_CLASSES.classes]
+    assert explorer.shown["confusion"].index.tolist() == [
+        "true pleomorphic_adenoma", "true warthin", "true malignant"]
