@@ -80,6 +80,8 @@ def start(namespace: Mapping[str, Any], *, cohort: bool = False, params_file: bo
 
     Notes
     -----
+    Keys the notebook does not declare take the run's ``params.yaml`` values (the defaults
+    without one), so that a stage given ``channels`` is checked against the run's ``series``.
     The params a notebook runs with are merged into the run's ``params.yaml`` when they
     differ from it (or it is absent), so the report of notebooks run by hand shows the values
     they ran with. Under the pipeline they agree with it and nothing is written.
@@ -104,7 +106,9 @@ def start(namespace: Mapping[str, Any], *, cohort: bool = False, params_file: bo
                                     f"40-statistics) into this run folder first")
         params = P.load_params(path)
     else:
-        params = P.from_namespace(namespace)
+        # keys the notebook does not declare (a training stage gets channels, not series)
+        # take the run's values, so that they are checked together with the declared ones
+        params = P.from_namespace({**_run_params(run_dir), **namespace})
         _record_params(run_dir, params, [k for k in P.valid_keys() if k in namespace])
     manifest = sources.manifest_path(params) if cohort else None
     if manifest is not None:
@@ -119,12 +123,18 @@ def start(namespace: Mapping[str, Any], *, cohort: bool = False, params_file: bo
     return Session(run_dir=run_dir, params=params, synthetic=synthetic, manifest=manifest)
 
 
-def _record_params(run_dir: Path, params: Mapping[str, Any], declared: list[str]) -> None:
+def _run_params(run_dir: Path) -> dict[str, Any]:
+    """The run's ``params.yaml`` resolved; the defaults when it is absent or invalid."""
     path = run_dir / "params.yaml"
     try:
-        current = P.load_params(path) if path.is_file() else P.defaults()
+        return P.load_params(path) if path.is_file() else P.defaults()
     except P.ParamsError:
-        current = P.defaults()
+        return P.defaults()
+
+
+def _record_params(run_dir: Path, params: Mapping[str, Any], declared: list[str]) -> None:
+    path = run_dir / "params.yaml"
+    current = _run_params(run_dir)
     merged = {**current, **{k: params[k] for k in declared}}
     if merged != current or not path.is_file():
         write_text_atomic(path, P.to_yaml(merged))
