@@ -10,6 +10,11 @@ headed by ``grouping.label`` (``leave-one-scanner-out (internal-external validat
 the held-out groups side by side (:func:`group_frames`, :func:`group_paragraph`): the
 internal-external validation of Steyerberg & Harrell (2016) that TRIPOD+AI (Collins et al.
 2024) recommends for multicentre data.
+
+The classes are those of the curated dataset the members were trained on
+(:func:`cv_scheme`: ``cv_class_scheme.json``, which ``run.cv`` writes from the members' data);
+a scheme other than the paper's is said in words (:func:`scheme_paragraph`) and its results
+stand alone, without the paper's values.
 """
 
 from __future__ import annotations
@@ -21,21 +26,24 @@ from typing import Any
 
 import pandas as pd
 
-from parotidlib.evaluation.classes import is_paper, scheme_of
+from parotidlib.evaluation.classes import SCHEME_KEY, is_paper, run_scheme, scheme_of
 from parotidlib.evaluation.frames import model_column, table4_frame, table5_frame
 from parotidlib.evaluation.paired import MCNEMAR_COLUMN
 from parotidlib.evaluation.text import block_text, number_text
 from parotidlib.report.paper import PAPER
 from parotidlib.study import PAPER_CLASSES, ClassScheme
 
-__all__ = ["RADIOMICS_SECTION", "draw_cv_figures", "fold_frame", "group_frames",
-           "group_paragraph", "pooled_frame",
+__all__ = ["CV_SCHEME", "RADIOMICS_SECTION", "cv_scheme", "draw_cv_figures", "fold_frame",
+           "group_frames", "group_paragraph", "pooled_frame", "scheme_paragraph",
+           "scheme_record",
            "radiomics_difference_frame", "radiomics_frame", "radiomics_paragraph",
            "single_split_metrics", "spread_frame", "summary_paragraph", "table4_by_seed",
            "table4_cnn_vs_radiomics", "table5_by_seed", "width_frame"]
 
 #: The copy of the profile's newest single-split run's metrics (run.cv writes it).
 SINGLE_SPLIT_METRICS = "single_split_metrics.json"
+#: The class scheme of the members' curated data (run.cv writes it, :func:`scheme_record`).
+CV_SCHEME = "cv_class_scheme.json"
 _TYPES = ("pleomorphic_adenoma", "warthin", "malignant")
 #: Heading of the report's comparison with the radiomics baseline (present only with one).
 RADIOMICS_SECTION = "CNN vs radiomics, out of fold (all patients)"
@@ -50,6 +58,56 @@ def single_split_metrics(run_dir: str | Path) -> dict[str, Any] | None:
         return None
 
 
+def scheme_record(scheme: ClassScheme) -> dict[str, Any]:
+    """The content of :data:`CV_SCHEME`: the scheme under ``class_scheme`` (as dataset.json
+    records it, so that :func:`parotidlib.evaluation.classes.scheme_of` reads it)."""
+    return {SCHEME_KEY: scheme.record()}
+
+
+def cv_scheme(run_dir: str | Path) -> ClassScheme:
+    """The class scheme of a cross-validation batch: the one its members' curated data
+    record (:data:`CV_SCHEME`); for a batch folder without that file, its own curated data's
+    (:func:`parotidlib.evaluation.classes.run_scheme`: the paper's when it has none)."""
+    path = Path(run_dir) / CV_SCHEME
+    if path.is_file():
+        return scheme_of(json.loads(path.read_text()))
+    return run_scheme(run_dir)
+
+
+def _class_words(scheme: ClassScheme, cls: str) -> str:
+    histologies = [h.replace("_", " ") for h, c in scheme.mapping if c == cls]
+    words = cls.replace("_", " ")
+    return words if histologies == [words] else f"{words} ({', '.join(histologies)})"
+
+
+def scheme_paragraph(metrics: Mapping[str, Any]) -> str:
+    """The class scheme of the cross-validation in words (Markdown): empty for the paper's
+    four classes; else each lesion class, benign or malignant, with its histologies, the
+    excluded histologies, and that the paper's values are not shown beside the results."""
+    scheme = scheme_of(metrics)
+    if is_paper(scheme):
+        return ""
+    benign = "; ".join(_class_words(scheme, c) for c in scheme.benign) or "none"
+    malignant = "; ".join(_class_words(scheme, c) for c in scheme.malignant) or "none"
+    text = (f"**Class scheme `{scheme.name}`**: the slices are {len(scheme.classes)} classes, "
+            f"{', '.join(c.replace('_', ' ') for c in scheme.classes)}. Benign: {benign}. "
+            f"Malignant: {malignant}.")
+    if scheme.exclude:
+        text += (" Left out of the study: "
+                 f"{', '.join(h.replace('_', ' ') for h in scheme.exclude)}.")
+    return text + (" The paper's four classes differ, so its values are not shown beside "
+                   "these results, and a patient's diagnosis is right when it names the "
+                   "patient's class.")
+
+
+def _patient_label(metrics: Mapping[str, Any]) -> str:
+    """The row of the exact patient diagnosis: the paper's three types, else the lesion
+    classes of the scheme."""
+    scheme = scheme_of(metrics)
+    return ("patient accuracy (3 types)" if is_paper(scheme)
+            else f"patient accuracy ({len(scheme.classes) - 1} classes)")
+
+
 def _first_seed(metrics: Mapping[str, Any]) -> str:
     return str(metrics["seeds"][0])
 
@@ -60,6 +118,7 @@ def pooled_frame(metrics: Mapping[str, Any], single: Mapping[str, Any] | None = 
     single-split run's (slice accuracy, micro- and macro-AUC, patient accuracy); the paper's
     column only for the paper's class scheme."""
     columns: dict[str, dict[str, str]] = {}
+    patient = _patient_label(metrics)
     paper_acc, paper_ci = PAPER["slice_accuracy"]["test"]
     if is_paper(scheme_of(metrics)):
         columns["paper (21 test patients)"] = {
@@ -75,14 +134,14 @@ def pooled_frame(metrics: Mapping[str, Any], single: Mapping[str, Any] | None = 
             "patients": str(test["patients"]),
             "slice accuracy [95% CI]": block_text(test["accuracy"]),
             "micro-AUC [95% CI]": block_text(test["micro_auc"]),
-            "macro-AUC": number_text(test, "macro_auc"), "patient accuracy (3 types)": ""}
+            "macro-AUC": number_text(test, "macro_auc"), patient: ""}
     for seed, block in metrics["per_seed"].items():
         s = block["slice"]
         columns[f"cross-validation, seed {seed} (all patients)"] = {
             "patients": str(s["patients"]), "slice accuracy [95% CI]": block_text(s["accuracy"]),
             "micro-AUC [95% CI]": block_text(s["micro_auc"]),
             "macro-AUC": number_text(s, "macro_auc"),
-            "patient accuracy (3 types)": block_text(block["patient"]["accuracy"])}
+            patient: block_text(block["patient"]["accuracy"])}
     frame = pd.DataFrame(columns)
     frame.index.name = "measure"
     return frame
@@ -162,10 +221,10 @@ def summary_paragraph(metrics: Mapping[str, Any]) -> str:
     return text
 
 
-def _group_column(row: Mapping[str, Any]) -> dict[str, str]:
+def _group_column(row: Mapping[str, Any], patient: str) -> dict[str, str]:
     s = row["slice"]
     hist = row.get("histology", {})
-    types = _TYPES if set(hist) <= set(_TYPES) else tuple(hist)
+    types = tuple(hist)  # the lesion classes in the scheme's order (the paper's: _TYPES)
     label = ("PA / Warthin / malignant" if types == _TYPES
              else " / ".join(t.replace("_", " ") for t in types))
     return {"patients": str(row["patients"]),
@@ -174,7 +233,7 @@ def _group_column(row: Mapping[str, Any]) -> dict[str, str]:
             "slice accuracy [95% Wilson CI]": block_text(s["accuracy"]),
             "micro-AUC [95% CI]": block_text(s["micro_auc"]),
             "macro-AUC": number_text(s, "macro_auc"),
-            "patient accuracy (3 types)": block_text(row["patient_accuracy"])}
+            patient: block_text(row["patient_accuracy"])}
 
 
 def group_frames(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
@@ -183,15 +242,16 @@ def group_frames(metrics: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     if "per_group" not in metrics:
         return {}
     out = {}
+    patient, lesions = _patient_label(metrics), scheme_of(metrics).classes[1:]
     for seed, pooled in metrics["per_seed"].items():
-        columns = {f"{r['group']} (fold {r['fold']})": _group_column(r)
+        columns = {f"{r['group']} (fold {r['fold']})": _group_column(r, patient)
                    for r in metrics["per_group"] if str(r["seed"]) == seed}
         hist = {t: sum(r["histology"].get(t, 0) for r in metrics["per_group"]
-                       if str(r["seed"]) == seed) for t in _TYPES}
+                       if str(r["seed"]) == seed) for t in lesions}
         columns["pooled (all groups)"] = _group_column({
             "patients": pooled["slice"]["patients"], "histology": hist,
             "slices": pooled["slice"]["slices"], "slice": pooled["slice"],
-            "patient_accuracy": pooled["patient"]["accuracy"]})
+            "patient_accuracy": pooled["patient"]["accuracy"]}, patient)
         frame = pd.DataFrame(columns)
         frame.index.name = f"held out by {metrics['grouping']['column']}"
         out[seed] = frame
@@ -254,11 +314,11 @@ def _synthetic_suffix(metrics: Mapping[str, Any]) -> str:
     return " (synthetic cohort)" if metrics.get("synthetic") else ""
 
 
-def _model_column(block: Mapping[str, Any]) -> dict[str, str]:
+def _model_column(block: Mapping[str, Any], patient: str) -> dict[str, str]:
     s = block["slice"]
     col = {"patients": str(s["patients"]), "slices": str(s["slices"]),
            **model_column(s, block)}
-    col["patient accuracy (3 types)"] = block_text(block["patient"]["accuracy"])
+    col[patient] = block_text(block["patient"]["accuracy"])
     return col
 
 
@@ -268,12 +328,12 @@ def radiomics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
     without a baseline (``radiomics: false``)."""
     if "radiomics" not in metrics:
         return pd.DataFrame()
-    suffix = _synthetic_suffix(metrics)
+    suffix, patient = _synthetic_suffix(metrics), _patient_label(metrics)
     columns: dict[str, dict[str, str]] = {}
     for seed, block in metrics["per_seed"].items():
-        columns[f"CNN, seed {seed}{suffix}"] = _model_column(block)
+        columns[f"CNN, seed {seed}{suffix}"] = _model_column(block, patient)
         columns[f"radiomics, seed {seed}{suffix}"] = _model_column(
-            metrics["radiomics"]["per_seed"][seed])
+            metrics["radiomics"]["per_seed"][seed], patient)
     frame = pd.DataFrame(columns)
     frame.index.name = "out-of-fold, all patients"
     return frame

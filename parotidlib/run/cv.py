@@ -21,10 +21,17 @@ recommends for multicentre data. The members get the params ``cv_folds`` (the nu
 groups) and ``cv_group_by``; the batch folder is ``<params name>_by-<column>`` and records
 the groups in ``cv_groups.json``, from which 80-cv adds the per-group table. The seeds retrain
 every fold as for k folds; the held-out groups stay the same.
+
+The classes are those of the members' curated data (the ``classes`` param the batch curated
+with; :func:`members_scheme`, the same for every member or refused): the pooled tables'
+``prob_<class>`` columns are the members' own, and the scheme is recorded in
+``cv_class_scheme.json`` (:data:`parotidlib.report.cv_report.CV_SCHEME`), which 80-cv reads
+for the pooled metrics and the report.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -34,16 +41,17 @@ from typing import Any
 import pandas as pd
 
 from parotidlib.data.split import MIN_GROUP_PATIENTS
-from parotidlib.io import atomic_path
+from parotidlib.io import atomic_path, write_text_atomic
 from parotidlib.paths import NOTEBOOKS_DIR
 from parotidlib.paths import reports_dir as default_reports_dir
-from parotidlib.report.cv_report import SINGLE_SPLIT_METRICS
+from parotidlib.report.cv_report import CV_SCHEME, SINGLE_SPLIT_METRICS, scheme_record
 from parotidlib.run.stages import CV_REPORT
+from parotidlib.study import ClassScheme
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CV_PREDICTIONS", "CV_RADIOMICS_PREDICTIONS", "GROUP_KEY", "check_grouped_folds",
-           "grouped_folds", "pool_predictions", "run_cv"]
+           "grouped_folds", "members_scheme", "pool_predictions", "run_cv"]
 
 #: The pooled out-of-fold predictions of a cross-validation batch.
 CV_PREDICTIONS = "cv_predictions.csv"
@@ -111,6 +119,32 @@ def pool_predictions(batch_dir: str | Path, members: Sequence[Mapping[str, Any]]
     return pooled.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
+def members_scheme(batch_dir: str | Path, members: Sequence[Mapping[str, Any]],
+                   members_dir: str = "folds") -> ClassScheme:
+    """The class scheme of the members' curated data (each member's ``data/dataset.json``;
+    the paper's for data curated before the scheme existed).
+
+    Raises
+    ------
+    ValueError
+        No members, or members whose data differ in their class scheme (names two of them
+        and their schemes).
+    """
+    from parotidlib.evaluation.classes import run_scheme
+
+    if not members:
+        raise ValueError(f"the batch {batch_dir} has no members")
+    root = Path(batch_dir) / members_dir
+    schemes = {m["run_dir"]: run_scheme(root / m["run_dir"]) for m in members}
+    (first, scheme), *others = schemes.items()
+    for name, other in others:
+        if other != scheme:
+            raise ValueError(f"the members' data differ in their class scheme: {first} has "
+                             f"{scheme.name} {list(scheme.classes)}, {name} has {other.name} "
+                             f"{list(other.classes)}")
+    return scheme
+
+
 def _pool_radiomics(params_path: Path, folds: int, batch_dir: Path,
                     members: Sequence[Mapping[str, Any]]) -> None:
     """Pool the members' radiomics predictions (``radiomics: true``); else remove a stale
@@ -129,9 +163,6 @@ def _pool_radiomics(params_path: Path, folds: int, batch_dir: Path,
 
 
 def _copy_single_split(reports: Path, profile: str, batch_dir: Path) -> None:
-    import json
-
-    from parotidlib.io import write_text_atomic
     from parotidlib.run.predict import newest_run
 
     run = newest_run(reports, profile)
@@ -271,6 +302,9 @@ def run_cv(params_path: str | Path, folds: int | None = None, seeds: Sequence[in
                            jobs=jobs, cluster=cluster, force=force, reports_dir=reports,
                            notebooks_dir=notebooks_dir)
         pooled = pool_predictions(result.batch_dir, result.members)
+        scheme = members_scheme(result.batch_dir, result.members)
+        write_text_atomic(result.batch_dir / CV_SCHEME,
+                          json.dumps(scheme_record(scheme), indent=2))
         if group_by is not None:
             check_grouped_folds(pooled, table, groups)
             write_cv_groups(result.batch_dir, group_by, table)

@@ -31,8 +31,9 @@ def plot_ablation(members: pd.DataFrame, summary: pd.DataFrame, title: str | Non
         ax.hlines(g["accuracy"].mean(), i - 0.25, i + 0.25, color="tab:blue", lw=2,
                   label="this run, mean over seeds" if i == 0 else None)
     paper = summary["paper accuracy"].to_numpy(dtype=float)
-    ax.scatter(np.arange(len(labels)), paper, marker="D", color="tab:red", zorder=3,
-               label="paper (Table 3)")
+    if np.isfinite(paper).any():  # another study than the paper's has no Table 3 values
+        ax.scatter(np.arange(len(labels)), paper, marker="D", color="tab:red", zorder=3,
+                   label="paper (Table 3)")
     ax.set_xticks(np.arange(len(labels)),
                   [f"({r}) {c}" if r else c for r, c in zip(summary["row"], labels, strict=True)],
                   rotation=30, ha="right")
