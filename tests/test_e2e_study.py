@@ -122,3 +122,19 @@ def test_refusals_name_what_is_wrong(cohort, tmp_path, extra, message):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-2000:]
+
+
+def test_the_three_class_bundle_predicts_another_cohort(benign_malignant, cohort, tmp_path):
+    from parotidlib.run.predict import run_predict
+
+    result, params, _ = benign_malignant
+    run = run_predict(result.run_dir, cohort, name="again", params_path=params,
+                      reports_dir=tmp_path / "reports")
+    predictions = pd.read_csv(run.run_dir / "predictions.csv")
+    assert [c for c in predictions.columns if c.startswith("prob_")] == \
+        ["prob_free", "prob_benign", "prob_malignant"]
+    assert set(predictions["predicted_label"]) <= {"free", "benign", "malignant"}
+    external = json.loads((run.run_dir / "external.json").read_text())
+    assert external["validated"] and external["class_scheme"]["name"] == "benign_malignant"
+    assert {d["predicted_histology"] for d in external["diagnoses"]} <= {"benign", "malignant"}
+    assert "benign_malignant" in (run.run_dir / "report.html").read_text()

@@ -118,7 +118,7 @@ def predict_cohort(bundle: Bundle, run_dir: str | Path, batch_size: int = 256,
     dev = resolve_device(device)
     probs = predict_proba(bundle.model, np.asarray(images), batch_size=batch_size, device=dev)
     slices = dataset.slices.copy()
-    return predictions_frame(slices, probs)
+    return predictions_frame(slices, probs, bundle.classes)
 
 
 def model_record(bundle: Bundle) -> dict[str, Any]:
