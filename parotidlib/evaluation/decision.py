@@ -22,7 +22,6 @@ names of the scheme or their indices.
 from __future__ import annotations
 
 import logging
-import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parotidlib.config import check_int
+from parotidlib.config import check_int, is_int
 from parotidlib.constants import CLASSES
 from parotidlib.evaluation.classes import patient_class, probability_columns
 from parotidlib.study import PAPER_CLASSES, ClassScheme
@@ -91,7 +90,7 @@ def as_class_names(labels: Any, name: str = "labels",
             if v not in classes:
                 raise ValueError(f"{name}[{i}] must be one of {list(classes)}, got {v!r}")
             out.append(v)
-        elif isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_):
+        elif is_int(v):
             if not 0 <= int(v) < len(classes):
                 raise ValueError(
                     f"{name}[{i}] must be a class index in 0..{len(classes) - 1}, got {v!r}"

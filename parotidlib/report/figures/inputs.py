@@ -19,7 +19,6 @@ Xia X, Feng B, Wang J, et al. Deep learning for differentiating benign from mali
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -169,9 +168,7 @@ def _check_strip_args(images: Any, probabilities: Any, channels: Any, slice_labe
                                  f"got {label!r}")
     for name, value, low in (("max_slices", max_slices, 1), ("n_malignant", n_malignant, 0),
                              ("threshold", threshold, 0)):
-        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) \
-                or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_int(name, value, low)
     return images, prob, names, labels
 
 
