@@ -718,6 +718,11 @@ def _wait(jobs: dict[str, Any], tasks: Mapping[str, dict[str, Any]], slurm: bool
                 if slurm and outcome.get("status") == "cancelled":  # SIGTERM in the job
                     state = (row or {}).get("state") or (acct.get(job.job_id) if queue
                                                            is not None else None)
+                    # the member answered before SLURM finished ending the job (COMPLETING):
+                    # wait for SLURM's end state (CANCELLED, TIMEOUT...), at most GRACE_S
+                    if (queue is None or (state or "").split(" ")[0] in S.ACTIVE_STATES) \
+                            and now - ended_at.setdefault(name, now) < GRACE_S:
+                        continue
                     outcome = _with_slurm_state(job, name, outcome, state)
                 finish(name, outcome)
                 continue

@@ -361,3 +361,30 @@ def test_a_members_own_cancelled_result_is_headed_by_the_slurm_state(tmp_path, m
                                    "SLURM: CANCELLED)\nSLURM: slurmstepd-localhost: error: "
                                    "*** JOB 15 ON localhost CANCELLED AT")
     assert "its job received SIGTERM" in out["error"]
+
+
+def test_a_cancelled_result_waits_for_the_job_to_end_completing_is_not_its_state(
+        tmp_path, monkeypatch, fast):
+    """The member answers SIGTERM before slurmctld has ended the job (squeue: COMPLETING);
+    the batch waits for the end state SLURM gives it, then heads the account with it (CI saw
+    'state from SLURM: COMPLETING')."""
+    monkeypatch.setattr(B, "GRACE_S", 3600.0)
+    job = FakeJob(tmp_path, "9_0")
+    job.finish({"status": "cancelled", "error": "its job received SIGTERM\n"})
+    calls = _queue(monkeypatch, [{"9_0": ("COMPLETING", "None")}, {"9_0": ("COMPLETING",
+                                                                           "None")},
+                                 {"9_0": ("CANCELLED", "None")}])
+    out = _wait({"a": job})["a"]
+    assert len(calls) == 3
+    assert out["error"].startswith("job 9_0 of batch member 'a' was cancelled (state from "
+                                   "SLURM: CANCELLED)")
+
+
+def test_a_cancelled_result_is_taken_after_the_grace_period_if_the_job_never_ends(
+        tmp_path, monkeypatch, fast):
+    monkeypatch.setattr(B, "GRACE_S", 0.0)
+    job = FakeJob(tmp_path, "9_0")
+    job.finish({"status": "cancelled", "error": "its job received SIGTERM\n"})
+    _queue(monkeypatch, [{"9_0": ("COMPLETING", "None")}])
+    out = _wait({"a": job})["a"]
+    assert out["status"] == "cancelled" and "(state from SLURM: COMPLETING)" in out["error"]
