@@ -88,6 +88,21 @@ def image_kind(image_type: str) -> str:
     return ""
 
 
+#: Two b-values closer than this (s/mm²) are one.
+B_TOLERANCE = 1.0
+
+
+def split_directional(files):
+    """``(kept, directional)``: the images (files or frames) of one b-value split into the
+    directional ones (DiffusionDirectionality DIRECTIONAL or BMATRIX, PS3.3 C.8.13.5.9,
+    whose ImageType is not a trace) and the rest (the trace / isotropic image, or images that
+    say nothing)."""
+    directional = [f for f in files if getattr(f, "diffusion_directionality", "") in (
+        "DIRECTIONAL", "BMATRIX") and image_kind(getattr(f, "image_type", "")) != "trace"]
+    kept = [f for f in files if f not in directional]
+    return kept, directional
+
+
 def _get(ds, keyword: str):
     try:
         value = ds.get(keyword)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from parotidlib.dicom.diffusion import UNIT_MM2_S, image_kind
+from parotidlib.dicom.diffusion import B_TOLERANCE, UNIT_MM2_S, image_kind, split_directional
 from parotidlib.dicom.rules import Rules, SeriesRule, normalise_description
 
 #: What an ImageType kind makes of a series: a role, or the reason it is none.
@@ -37,8 +37,6 @@ _KIND_REFUSED = {
                 "measured DWI",
     "tensor": "a tensor map (ImageType FA/COLFA/TENSOR), neither DWI nor ADC",
 }
-#: Two b-values closer than this (s/mm²) are one.
-B_TOLERANCE = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,9 +76,24 @@ def _kinds(series: Any) -> set[str]:
     return {image_kind(t) for t in types} - {""}
 
 
+def _images(series: Any) -> tuple[Any, ...]:
+    """The series' images: its files, or the frames of its one multi-frame object (each with
+    its own b-value and directionality)."""
+    files = _files(series)
+    if any(getattr(f, "number_of_frames", 1) > 1 for f in files):
+        from parotidlib.dicom.volume import frames_of
+
+        return tuple(frames_of(series) or files)
+    return files
+
+
 def b_values(series: Any) -> list[float]:
-    """The distinct b-values (s/mm²) of the series' files, ascending; [] when none has one."""
-    found = sorted({round(float(f.b_value)) for f in _files(series)
+    """The distinct b-values (s/mm²) of the series' files (frames), ascending; [] when none
+    has one; ``[frames_b_value]`` where :func:`pick_b_value` took one of a multi-frame
+    object's b-values."""
+    if getattr(series, "frames_b_value", None) is not None:
+        return [float(series.frames_b_value)]
+    found = sorted({round(float(f.b_value)) for f in _images(series)
                     if getattr(f, "b_value", None) is not None})
     return [float(b) for b in found]
 
@@ -146,10 +159,6 @@ def _tag_names(series: Any) -> str:
     return ", ".join(tags) or "no b-value element"
 
 
-def _fmt(b: float | None) -> str:
-    return "not recorded" if b is None else f"{b:g}"
-
-
 def describe(series: Any) -> str:
     """One line naming a series for a diffusion message (no personal data)."""
     bs = b_values(series)
@@ -206,36 +215,21 @@ def _choose_b(found: list[float], rule: SeriesRule, every: Sequence[float] = ()
 
 
 def pick_b_value(series: Any, rules: Rules) -> tuple[Any | None, str]:
-    """``(series, note)``: the DWI series reduced to the files of the b-value the rule picks
+    """``(series, note)``: the DWI series reduced to the images of the b-value the rule picks
     (the trace images where directional ones are beside them), or ``(None, reason)``.
 
-    A multi-frame object holding several b-values is refused (its frames are not split);
-    b = 0 is never the DWI; several images at one position of the b-value picked
-    (directional images without a DiffusionDirectionality) are refused.
+    The images are the files of a classic series, or the frames of one multi-frame object
+    (Enhanced MR: each frame's MR Diffusion Macro, PS3.3 C.8.13.5.9), which are split the same
+    way: the series returned keeps its file and names the b-value whose frames are read
+    (``frames_b_value``, see :func:`parotidlib.dicom.volume.read_volume`). b = 0 is never the
+    DWI; several images at one position of the b-value picked (directional images without a
+    DiffusionDirectionality) are refused.
     """
     rule = rules.series["dwi"]
-    files = _files(series)
-    if any(getattr(f, "number_of_frames", 1) > 1 for f in files):
-        from parotidlib.dicom.volume import frames_of
-
-        frames = frames_of(series)
-        found = sorted({round(f.b_value) for f in frames or () if f.b_value is not None})
-        if len(found) > 1:
-            return None, (f"is one multi-frame object holding b-values "
-                          f"{', '.join(f'{b:g}' for b in found)} s/mm², which the import "
-                          f"does not split; export each b-value (or the trace of one) as its "
-                          f"own series")
-        b = float(found[0]) if found else None
-        if b is not None and b <= 0:
-            return None, "holds only b = 0 images (not diffusion-weighted)"
-        if b is None and isinstance(rule.b_value, float):
-            return None, (f"records no b-value; series.dwi.b_value {rule.b_value:g} cannot "
-                          f"be checked")
-        if b is not None and _choose_b([b], rule)[0] is None:
-            return None, _choose_b([b], rule)[1]
-        return series, f"b = {_fmt(b)} s/mm² (one multi-frame object)"
-    groups, zero_note = _b_groups(files)
-    if None in groups:  # no file has a b-value: a DWI by its description
+    multiframe = any(getattr(f, "number_of_frames", 1) > 1 for f in _files(series))
+    images = _images(series)
+    groups, zero_note = _b_groups(images)
+    if None in groups:  # no image has a b-value: a DWI by its description
         if isinstance(rule.b_value, float):
             return None, (f"records no b-value; series.dwi.b_value {rule.b_value:g} cannot "
                           f"be checked")
@@ -250,10 +244,8 @@ def pick_b_value(series: Any, rules: Rules) -> tuple[Any | None, str]:
         chosen = groups[b]
         if zero_note and len(groups) > 1:
             note += f"; {zero_note}"
-    directional = [f for f in chosen if getattr(f, "diffusion_directionality", "") in (
-        "DIRECTIONAL", "BMATRIX") and image_kind(getattr(f, "image_type", "")) != "trace"]
+    kept, directional = split_directional(chosen)
     if directional:
-        kept = [f for f in chosen if f not in directional]
         if not kept:
             return None, (f"holds only directional images at that b-value ({note}); the "
                           f"trace (isotropic) image is needed: export the scanner's trace "
@@ -270,11 +262,17 @@ def pick_b_value(series: Any, rules: Rules) -> tuple[Any | None, str]:
         return None, (f"holds {max(per_position.values())} images at one position for that "
                       f"b-value ({note}; {len(crowded)} positions): directional images "
                       f"without a DiffusionDirectionality tag? Export the trace series")
-    if len(chosen) == len(files):
+    if multiframe:
+        note += (f" ({len(chosen)} of the {len(images)} frames of one multi-frame object)"
+                 if len(chosen) < len(images) else " (one multi-frame object)")
+    if len(chosen) == len(images):
         return series, note
-    if dataclasses.is_dataclass(series):
-        return dataclasses.replace(series, files=tuple(chosen)), note
-    return series, note
+    if not dataclasses.is_dataclass(series):
+        return series, note
+    if multiframe:
+        return dataclasses.replace(series, frames_b_value=float(  # type: ignore[arg-type]
+            round(chosen[0].b_value))), note
+    return dataclasses.replace(series, files=tuple(chosen)), note
 
 
 def adc_scale(series: Any, rules: Rules) -> tuple[float | None, str]:

@@ -176,6 +176,10 @@ class Series:
     lossy_compression: str = ""
     """How the pixel data were compressed lossily ("" when not): the transfer syntax or
     LossyImageCompression of any of the files (a reviewer asks)."""
+    frames_b_value: float | None = None
+    """For one multi-frame DWI object holding several b-values: the b-value whose frames are
+    the volume (the trace ones where directional frames are beside them), set by
+    :func:`parotidlib.dicom.diffusion_roles.pick_b_value`; None reads every frame."""
     identity_tokens: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     """The union of its files' :attr:`DicomFile.identity_tokens`."""
 

@@ -229,7 +229,7 @@ def assign_roles(series: Sequence[Any], rules: Rules, patient_id: str
             notes[role] = note
     used: dict[str, str] = {}
     for role, s in roles.items():
-        key = (s.series_uid, getattr(s, "echo_time_ms", None))
+        key = (s.series_uid, getattr(s, "echo_time_ms", None), getattr(s, "frames_b_value", None))
         if key in used:
             problems.append(f"{role}: the same series as {used[key]} ({describe_series(s)})")
         used[key] = role

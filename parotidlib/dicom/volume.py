@@ -55,6 +55,7 @@ import nibabel as nib
 import numpy as np
 
 from parotidlib.data.problems import Problem
+from parotidlib.dicom.diffusion import B_TOLERANCE, split_directional
 from parotidlib.dicom.headers import (
     NON_IMAGE_MODALITIES,
     RTSTRUCT_SOP_CLASS,
@@ -278,7 +279,8 @@ def _check_files(series: Series, units: Sequence[DicomFile]) -> list[Problem]:
 def _units(series: Series, echo_time_ms: float | None
            ) -> tuple[list[DicomFile] | None, list[Problem]]:
     """The slices to stack: the series' files, or its multi-frame object's frames, of the
-    echo ``echo_time_ms`` when given."""
+    echo ``echo_time_ms`` when given; of a multi-frame DWI, the frames of the series'
+    ``frames_b_value`` when set (its trace frames where directional ones are beside them)."""
     files = list(series.files)
     if not files:
         return None, [_problem(series, None, "the series has no files")]
@@ -302,6 +304,16 @@ def _units(series: Series, echo_time_ms: float | None
                                    f"{_fmt(echo_time_ms)} ms (the series has "
                                    f"{_tes(units) if units else 'no files'})")]
         units = kept
+    b = getattr(series, "frames_b_value", None)
+    if b is not None and frames is not None:
+        kept = [f for f in units if f.b_value is not None and abs(f.b_value - b) <= B_TOLERANCE]
+        if not kept:
+            found = sorted({round(f.b_value) for f in units if f.b_value is not None})
+            return None, [_problem(series, units[0].path,
+                                   f"no frame has b = {_fmt(b)} s/mm² (the object has "
+                                   f"{', '.join(str(v) for v in found) or 'none'})")]
+        trace, directional = split_directional(kept)
+        units = trace if trace and directional else kept
     return units, []
 
 
