@@ -42,6 +42,7 @@ row x column direction:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -134,6 +135,23 @@ def _grouped(series: Series, units: Sequence[DicomFile], bad: Sequence[DicomFile
                     f"{len(bad)} of {len(units)} {_noun(units)} {what} (first: {first.where})")
 
 
+@functools.lru_cache(maxsize=8)
+def _frame_headers(f: DicomFile, stamp: tuple[int, int] | None
+                   ) -> tuple[tuple[DicomFile, ...] | None, str | None]:
+    """``(frame headers, None)`` of a multi-frame file, or ``(None, why not)``; cached per
+    file record and ``stamp`` (mtime, size), so that the roles, the b-value and echo choices
+    and the reader, which all ask, parse the functional groups once and a changed file
+    again."""
+    ds, message = read_header(f.path)
+    if ds is None:
+        return None, message
+    try:
+        return frame_headers(f, ds), None
+    except Exception as exc:  # a functional group too malformed to take apart
+        return None, (f"cannot read the functional groups of the multi-frame object: "
+                      f"{type(exc).__name__}: {exc}")
+
+
 def _multiframe_units(series: Series) -> tuple[list[DicomFile] | None, list[Problem]]:
     """The frames of the series' one multi-frame file, or (None, []) for a classic series.
 
@@ -154,15 +172,14 @@ def _multiframe_units(series: Series) -> tuple[list[DicomFile] | None, list[Prob
             f"from one multi-frame object or from single-frame files, one per slice, not "
             f"from a mixture or several objects")]
     f = multi[0]
-    ds, message = read_header(f.path)
-    if ds is None:
-        return None, [_problem(series, f.path, message or "cannot read the header")]
     try:
-        frames = list(frame_headers(f, ds))
-    except Exception as exc:  # a functional group too malformed to take apart
-        return None, [_problem(series, f.path, f"cannot read the functional groups of the "
-                                               f"multi-frame object: {type(exc).__name__}: "
-                                               f"{exc}")]
+        stat = os.stat(f.path)
+        headers, message = _frame_headers(f, (stat.st_mtime_ns, stat.st_size))
+    except OSError:
+        headers, message = _frame_headers.__wrapped__(f, None)
+    if headers is None:
+        return None, [_problem(series, f.path, message or "cannot read the header")]
+    frames = list(headers)
     stacks = sorted({fr.stack_id for fr in frames if fr.stack_id})
     if len(stacks) > 1:
         counts = Counter(fr.stack_id for fr in frames)

@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from parotidlib.config import check_int, is_int
-from parotidlib.constants import CLASSES
 from parotidlib.evaluation.classes import patient_class, probability_columns
 from parotidlib.study import PAPER_CLASSES, ClassScheme
 
@@ -47,7 +46,7 @@ __all__ = [
 ]
 
 #: Per-class probability columns of the paper scheme's predictions table, in CLASSES order.
-PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"prob_{c}" for c in CLASSES)
+PROBABILITY_COLUMNS: tuple[str, ...] = probability_columns(PAPER_CLASSES)
 #: Columns every predictions table must have.
 PREDICTION_COLUMNS: tuple[str, ...] = ("patient_id", "true_label", "predicted_label")
 #: Benign type chosen on a PA/Warthin tie that probabilities cannot break: pleomorphic
